@@ -1,6 +1,7 @@
 import type { FactStore } from './facts.js';
 import type { ExecOptions, ExecResult } from './exec.js';
 import type { Observation } from './types.js';
+import type { Remediation } from './remediation/types.js';
 import type { Thresholds } from '../policy/schema.js';
 
 /** Everything a collector may touch, injected so unit tests can hand it recorded outputs. */
@@ -18,5 +19,11 @@ export interface CollectContext {
 
 export type Collector = (ctx: CollectContext) => Promise<Observation>;
 
-/** One collector per check id, for one platform. */
-export type CollectorTable = Readonly<Record<string, Collector>>;
+/** A check's implementation on one platform: its one collector and the fix-it content shown beside it. */
+export interface PlatformCheck {
+  collect: Collector;
+  remediation: Remediation;
+}
+
+/** Keyed by check id (see catalog.ts). */
+export type PlatformChecks = Readonly<Record<string, PlatformCheck>>;

@@ -1,13 +1,13 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { run } from './exec.js';
-import type { CollectContext, CollectorTable } from './collector.js';
+import type { CollectContext, PlatformChecks } from './collector.js';
 import type { FactStore } from './facts.js';
 import type { CheckDefinition, CheckResult } from './types.js';
 import type { Thresholds } from '../policy/schema.js';
 
 export interface ScanOptions {
   checks: readonly CheckDefinition[];
-  collectors: CollectorTable;
+  implementations: PlatformChecks;
   facts: FactStore;
   thresholds: Thresholds;
   /** Collectors running at once; probes are processes, and a laptop has other work to do. */
@@ -46,7 +46,7 @@ async function runOne(check: CheckDefinition, opts: ScanOptions): Promise<CheckR
   const started = now();
   const t0 = performance.now();
   const base = { id: check.id, title: check.title, checkedAt: started.toISOString() };
-  const collector = opts.collectors[check.id];
+  const collector = opts.implementations[check.id]?.collect;
   if (!collector) {
     return { ...base, status: 'error', evidence: {}, reason: 'no collector for this platform', durationMs: 0 };
   }

@@ -1,6 +1,6 @@
-import type { CollectorTable } from '../collector.js';
+import type { PlatformChecks } from '../collector.js';
 import { osVersion } from './os-version.js';
 
-export const linuxCollectors: CollectorTable = {
+export const linuxChecks: PlatformChecks = {
   'os-version': osVersion,
 };

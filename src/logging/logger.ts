@@ -1,0 +1,67 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import winston from 'winston';
+import { redact } from './redact.js';
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export type Logger = winston.Logger;
+
+/** Applied first in every pipeline: nothing downstream ever sees an unredacted record. */
+const redactFormat = winston.format((info) => {
+  const clean = redact({ ...info }) as Record<string, unknown>;
+  for (const key of Object.keys(info)) {
+    if (typeof key === 'string') (info as Record<string, unknown>)[key] = clean[key];
+  }
+  return info;
+});
+
+const human = winston.format.printf((info) => {
+  const { level, message, component, timestamp: _t, ...rest } = info as Record<string, unknown>;
+  const extra = Object.entries(rest)
+    .filter(([k]) => typeof k === 'string')
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  const prefix = typeof component === 'string' ? `${component}: ` : '';
+  return `vigil ${String(level)}: ${prefix}${String(message)}${extra ? ` (${extra})` : ''}`;
+});
+
+export interface LoggerOptions {
+  level: LogLevel;
+  /** Human-readable lines on stderr (the CLI). */
+  console: boolean;
+  /** JSON lines with size-based rotation (the daemon). */
+  file?: { dir: string; maxBytes?: number; maxFiles?: number };
+}
+
+export function createLogger(opts: LoggerOptions): Logger {
+  const transports: winston.transport[] = [];
+  if (opts.console) {
+    transports.push(
+      new winston.transports.Console({
+        stderrLevels: [...LOG_LEVELS],
+        format: winston.format.combine(redactFormat(), human),
+      }),
+    );
+  }
+  if (opts.file) {
+    mkdirSync(opts.file.dir, { recursive: true, mode: 0o700 });
+    transports.push(
+      new winston.transports.File({
+        filename: join(opts.file.dir, 'vigil.log'),
+        maxsize: opts.file.maxBytes ?? 5 * 1024 * 1024,
+        maxFiles: opts.file.maxFiles ?? 5,
+        tailable: true,
+        format: winston.format.combine(redactFormat(), winston.format.timestamp(), winston.format.json()),
+      }),
+    );
+  }
+  if (transports.length === 0) transports.push(new winston.transports.Console({ silent: true }));
+  return winston.createLogger({ level: opts.level, transports });
+}
+
+/** For library code and tests that must not print. */
+export function silentLogger(): Logger {
+  return createLogger({ level: 'error', console: false });
+}
