@@ -31,7 +31,7 @@ export const CHECKS = [
   },
   {
     id: 'not-rooted',
-    title: 'System integrity intact (not jailbroken or rooted)',
+    title: 'System integrity intact (not rooted)',
     category: 'integrity',
     severity: 'critical',
     platforms: ['linux', 'darwin', 'win32'],

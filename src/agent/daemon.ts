@@ -1,0 +1,104 @@
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Agent, type ScanOutcome } from './agent.js';
+import { Scheduler } from './scheduler.js';
+import { saveStatus, type Runtime } from '../runtime.js';
+import { writeFileAtomic } from '../state/atomic.js';
+import type { Logger } from '../logging/logger.js';
+
+/** Lets identity renewal and reporting hang their jobs on the daemon without it knowing about them. */
+export type DaemonExtension = (ctx: { runtime: Runtime; agent: Agent; scheduler: Scheduler; logger: Logger }) => Promise<{ stop?: () => Promise<void> } | undefined>;
+
+export interface DaemonHandle {
+  agent: Agent;
+  scheduler: Scheduler;
+  /** Stops every job, waits for runs in progress, removes the pid file. */
+  stop(): Promise<void>;
+}
+
+export const SCAN_JOB = 'posture-scan';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function readDaemonPid(stateDir: string): Promise<number | undefined> {
+  try {
+    const pid = Number.parseInt(await readFile(join(stateDir, 'daemon.pid'), 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function logOutcome(logger: Logger, outcome: ScanOutcome): void {
+  for (const c of outcome.changes) {
+    const result = outcome.report.results.find((r) => r.id === c.id);
+    logger.info(`check ${c.id}: ${c.from} -> ${c.to}`, { check: c.id, from: c.from, to: c.to, reason: result?.reason });
+  }
+  if (outcome.level) {
+    const log = outcome.level.from !== 'none' && outcome.level.to !== 'full' ? logger.warn.bind(logger) : logger.info.bind(logger);
+    log(`access level: ${outcome.level.from} -> ${outcome.level.to}`, {
+      accessLevel: outcome.level.to,
+      reasons: outcome.report.reasons.map((r) => r.message),
+    });
+  }
+}
+
+/** The long-lived agent: scans on a schedule, logs every change, and keeps status.json current. */
+export async function startDaemon(runtime: Runtime, extensions: readonly DaemonExtension[] = []): Promise<DaemonHandle> {
+  const { logger, loaded } = runtime;
+  const other = await readDaemonPid(loaded.stateDir);
+  if (other !== undefined && other !== process.pid) {
+    throw new Error(`another vigil daemon is running (pid ${other}) with state dir ${loaded.stateDir}; stop it or use --state-dir`);
+  }
+  const pidFile = join(loaded.stateDir, 'daemon.pid');
+  await writeFileAtomic(pidFile, `${process.pid}\n`, 0o644);
+
+  const agent = runtime.createAgent();
+  const scheduler = new Scheduler();
+  scheduler.on('error', (job, err) => {
+    logger.error(`job ${job} failed: ${err instanceof Error ? err.message : String(err)}`, { job });
+  });
+  scheduler.on('wake', (ms) => {
+    logger.info(`woke after about ${Math.round(ms / 1000)} s asleep; re-running wake-sensitive jobs`);
+  });
+  agent.on('scanned', (outcome) => {
+    logOutcome(logger, outcome);
+    saveStatus(runtime.statusFile, outcome.report).catch((err: unknown) => {
+      logger.error(`cannot save status: ${(err as Error).message}`, { file: runtime.statusFile });
+    });
+  });
+
+  const intervalMs = loaded.config.scan.intervalSeconds * 1000;
+  scheduler.add({ name: SCAN_JOB, run: async () => void (await agent.scan()), nextDelayMs: () => intervalMs, runOnWake: true });
+
+  const stops: (() => Promise<void>)[] = [];
+  for (const ext of extensions) {
+    const handle = await ext({ runtime, agent, scheduler, logger });
+    if (handle?.stop) stops.push(handle.stop);
+  }
+  logger.info(`daemon started (pid ${process.pid}); scanning every ${loaded.config.scan.intervalSeconds} s`, {
+    stateDir: loaded.stateDir,
+    logDir: loaded.logDir,
+    policy: `${runtime.policy.name} ${runtime.policy.version}`,
+  });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    agent,
+    scheduler,
+    stop: () =>
+      (stopping ??= (async () => {
+        await scheduler.stop();
+        for (const s of stops) await s();
+        await rm(pidFile, { force: true });
+        logger.info('daemon stopped');
+      })()),
+  };
+}

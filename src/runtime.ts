@@ -1,0 +1,87 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Agent } from './agent/agent.js';
+import { loadConfig, type LoadedConfig } from './config/load.js';
+import { createLogger, type LogLevel, type Logger } from './logging/logger.js';
+import { bundledPolicy, BUNDLED_POLICY_SOURCE, loadPolicyFile } from './policy/load.js';
+import type { Policy } from './policy/schema.js';
+import { currentPlatform, platformSupport, type PlatformSupport } from './posture/platforms.js';
+import type { Platform } from './posture/types.js';
+import { postureReportSchema, type PostureReport } from './protocol/report.js';
+import { writeFileAtomic } from './state/atomic.js';
+
+export interface GlobalOptions {
+  config?: string;
+  stateDir?: string;
+  logLevel?: string;
+}
+
+export interface Runtime {
+  loaded: LoadedConfig;
+  logger: Logger;
+  platform: Platform;
+  support: PlatformSupport;
+  policy: Policy;
+  policySource: string;
+  createAgent(): Agent;
+  statusFile: string;
+}
+
+/** Config, logging and policy, resolved once per command from the global flags. */
+export async function loadRuntime(opts: GlobalOptions, mode: 'cli' | 'daemon'): Promise<Runtime> {
+  const loaded = await loadConfig({
+    ...(opts.config ? { configFile: opts.config } : {}),
+    flags: { logLevel: opts.logLevel, stateDir: opts.stateDir },
+  });
+  const level: LogLevel = loaded.config.logLevel;
+  const logger = createLogger({
+    level,
+    console: true,
+    ...(mode === 'daemon' ? { file: { dir: loaded.logDir } } : {}),
+  });
+  for (const w of loaded.warnings) logger.warn(w);
+  const policySource = loaded.config.policyFile ?? BUNDLED_POLICY_SOURCE;
+  const policy = loaded.config.policyFile ? await loadPolicyFile(loaded.config.policyFile) : bundledPolicy();
+  const platform = currentPlatform();
+  const support = platformSupport(platform);
+  const scan = loaded.config.scan;
+  return {
+    loaded,
+    logger,
+    platform,
+    support,
+    policy,
+    policySource,
+    statusFile: join(loaded.stateDir, 'status.json'),
+    createAgent: () => new Agent(policy, platform, support, scan),
+  };
+}
+
+export async function saveStatus(file: string, report: PostureReport): Promise<void> {
+  await writeFileAtomic(file, `${JSON.stringify(report)}\n`, 0o600);
+}
+
+export type StoredStatus = { ok: true; report: PostureReport } | { ok: false; problem: string };
+
+/** The last report a scan saved; a corrupt file is described, never fatal: the next scan rewrites it. */
+export async function readStatus(file: string): Promise<StoredStatus | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    return { ok: false, problem: `${file}: cannot read: ${(err as Error).message}` };
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return { ok: false, problem: `${file}: not valid JSON (corrupted?); the next scan will replace it` };
+  }
+  const parsed = postureReportSchema.safeParse(doc);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    return { ok: false, problem: `${file}: not a Vigil report (${first ? `${first.path.join('.')}: ${first.message}` : 'invalid'}); the next scan will replace it` };
+  }
+  return { ok: true, report: parsed.data };
+}
