@@ -76,7 +76,9 @@ export async function startDaemon(runtime: Runtime, extensions: readonly DaemonE
   });
 
   const intervalMs = loaded.config.scan.intervalSeconds * 1000;
-  scheduler.add({ name: SCAN_JOB, run: async () => void (await agent.scan()), nextDelayMs: () => intervalMs, runOnWake: true });
+  scheduler.add({ name: SCAN_JOB, run: async () => {
+      await agent.scan();
+    }, nextDelayMs: () => intervalMs, runOnWake: true });
 
   const stops: (() => Promise<void>)[] = [];
   for (const ext of extensions) {

@@ -63,7 +63,7 @@ export class Scheduler extends EventEmitter<{ error: [job: string, err: unknown]
     this.stopped = true;
     clearInterval(this.watchdog);
     for (const e of this.entries.values()) clearTimeout(e.timer);
-    await Promise.allSettled([...this.entries.values()].map((e) => e.running));
+    await Promise.allSettled([...this.entries.values()].flatMap((e) => (e.running ? [e.running] : [])));
   }
 
   private arm(entry: Entry, delayMs: number): void {
@@ -103,6 +103,6 @@ export class Scheduler extends EventEmitter<{ error: [job: string, err: unknown]
         }
       }
     }, this.watchdogMs);
-    this.watchdog.unref?.();
+    this.watchdog.unref();
   }
 }

@@ -212,7 +212,7 @@ function safeSupport(platform: Platform): ReturnType<typeof platformSupport> | u
 export async function runCli(argv: readonly string[], io: ProgramIO = { stdout: (s) => process.stdout.write(s) }): Promise<number> {
   const program = buildProgram(io);
   try {
-    await program.parseAsync(argv as string[], { from: 'user' });
+    await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (err) {
     if (err instanceof CommanderError) {

@@ -46,5 +46,5 @@ export function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[
     if (!next) return [];
     cur = unwrap(next);
   }
-  return cur instanceof z.ZodObject ? Object.keys(cur.shape as object) : [];
+  return cur instanceof z.ZodObject ? Object.keys(cur.shape) : [];
 }

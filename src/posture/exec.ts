@@ -42,13 +42,13 @@ export function run(command: string, args: readonly string[], opts: ExecOptions 
       },
       (err, stdout, stderr) => {
         if (err) {
-          const e = err as NodeJS.ErrnoException & { code?: unknown; killed?: boolean };
+          const e: Error & { code?: unknown; killed?: boolean } = err;
           if (e.code === 'ENOENT') {
             reject(new CommandNotFoundError(command));
             return;
           }
           if (e.name === 'AbortError' || e.killed === true || typeof e.code !== 'number') {
-            reject(err);
+            reject(e);
             return;
           }
           resolve({ code: e.code, stdout, stderr });
