@@ -20,6 +20,8 @@ export const DEEP_LINKS = {
   'kde-screenlocker': { platform: 'linux', target: { kind: 'command', argv: ['systemsettings', 'kcm_screenlocker'] } },
   'kde-firewall': { platform: 'linux', target: { kind: 'command', argv: ['systemsettings', 'kcm_firewall'] } },
   'kde-updates': { platform: 'linux', target: { kind: 'command', argv: ['plasma-discover', '--mode', 'update'] } },
+  gufw: { platform: 'linux', target: { kind: 'command', argv: ['gufw'] } },
+  'firewall-config': { platform: 'linux', target: { kind: 'command', argv: ['firewall-config'] } },
 } as const satisfies Record<string, DeepLink>;
 
 export type DeepLinkKey = keyof typeof DEEP_LINKS;
