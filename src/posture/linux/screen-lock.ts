@@ -41,8 +41,15 @@ export interface LockSettings {
   lockDisabledByPolicy?: boolean;
 }
 
+/**
+ * A grace period this short is the desktops' own default (KDE 5 s, GNOME 0 s) and leaves no real window,
+ * so the policy's idle limit applies to the idle time alone; a longer one is added, since until it ends
+ * anyone can wake the screen without a password.
+ */
+export const IGNORED_GRACE_SECONDS = 30;
+
 export function judgeScreenLock(s: LockSettings, maxSeconds: number): Observation {
-  const effective = s.idleSeconds + s.lockDelaySeconds;
+  const effective = s.idleSeconds + (s.lockDelaySeconds > IGNORED_GRACE_SECONDS ? s.lockDelaySeconds : 0);
   const evidence = {
     desktop: s.desktop,
     lockEnabled: s.lockEnabled,

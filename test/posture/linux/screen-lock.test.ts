@@ -61,9 +61,16 @@ describe('KDE settings', () => {
 });
 
 describe('judgeScreenLock', () => {
-  it('adds the lock delay to the idle delay', () => {
-    const obs = judgeScreenLock({ desktop: 'gnome', lockEnabled: true, idleSeconds: 300, lockDelaySeconds: 30 }, 300);
-    expect(obs).toMatchObject({ status: 'fail', evidence: { effectiveLockSeconds: 330 } });
+  it('ignores a short grace period, as the desktops ship one (KDE: 5 min idle + 5 s grace passes 300 s)', () => {
+    const kde = judgeScreenLock({ desktop: 'kde', lockEnabled: true, idleSeconds: 300, lockDelaySeconds: 5 }, 300);
+    expect(kde).toMatchObject({ status: 'pass', evidence: { effectiveLockSeconds: 300 } });
+    const gnome = judgeScreenLock({ desktop: 'gnome', lockEnabled: true, idleSeconds: 300, lockDelaySeconds: 30 }, 300);
+    expect(gnome).toMatchObject({ status: 'pass', evidence: { effectiveLockSeconds: 300 } });
+  });
+
+  it('adds a longer grace period to the idle delay', () => {
+    const obs = judgeScreenLock({ desktop: 'gnome', lockEnabled: true, idleSeconds: 300, lockDelaySeconds: 45 }, 300);
+    expect(obs).toMatchObject({ status: 'fail', evidence: { effectiveLockSeconds: 345 } });
   });
 });
 
@@ -86,7 +93,7 @@ describe('collector', () => {
     const off = await screenLock.collect(fakeContext({ env, commands: gnomeCommands({ enabled: 'gsettings-lock-enabled-off.txt' }) }));
     expect(off).toMatchObject({ status: 'fail', reason: 'automatic screen lock is off' });
     const slow = await screenLock.collect(fakeContext({ env, commands: gnomeCommands({ idle: 'gsettings-idle-delay-900.txt', delay: 'gsettings-lock-delay-30.txt' }) }));
-    expect(slow).toMatchObject({ status: 'fail', evidence: { effectiveLockSeconds: 930, maxSeconds: 300 } });
+    expect(slow).toMatchObject({ status: 'fail', evidence: { effectiveLockSeconds: 900, maxSeconds: 300 } });
   });
 
   it('reads KDE settings from XDG_CONFIG_HOME', async () => {
