@@ -42,9 +42,9 @@ export function decodeTaint(value: number): string[] {
 /** Libraries named in /etc/ld.so.preload (comments and blank lines dropped). */
 export function parseLdSoPreload(text: string): string[] {
   return text
-    .split(/[\s:]+/)
-    .map((s) => s.trim())
-    .filter((s) => s && !s.startsWith('#'));
+    .split('\n')
+    .flatMap((line) => line.replace(/#.*/, '').split(/[\s:]+/))
+    .filter(Boolean);
 }
 
 /** `[none] integrity confidentiality` -> "none". */
