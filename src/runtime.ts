@@ -53,7 +53,7 @@ export async function loadRuntime(opts: GlobalOptions, mode: 'cli' | 'daemon'): 
     policy,
     policySource,
     statusFile: join(loaded.stateDir, 'status.json'),
-    createAgent: () => new Agent(policy, platform, support, scan),
+    createAgent: () => new Agent(policy, platform, support, { ...scan, factCacheFile: join(loaded.stateDir, 'facts-cache.json') }),
   };
 }
 

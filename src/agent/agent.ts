@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { CHECKS } from '../posture/catalog.js';
 import { runScan } from '../posture/engine.js';
 import { FactStore } from '../posture/facts.js';
+import { jsonFactCache } from '../state/fact-cache.js';
 import { run } from '../posture/exec.js';
 import { readFile } from 'node:fs/promises';
 import type { PlatformSupport } from '../posture/platforms.js';
@@ -16,6 +17,8 @@ export interface ScanSettings {
   concurrency: number;
   timeoutMs: number;
   staticFactsTtlSeconds: number;
+  /** Keeps costly facts (package-manager simulations) across restarts; none when unset. */
+  factCacheFile?: string;
 }
 
 export interface CheckChange {
@@ -53,7 +56,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     private readonly settings: ScanSettings,
   ) {
     super();
-    this.facts = new FactStore(settings.staticFactsTtlSeconds * 1000);
+    this.facts = new FactStore(settings.staticFactsTtlSeconds * 1000, Date.now, settings.factCacheFile ? jsonFactCache(settings.factCacheFile) : undefined);
   }
 
   get policy(): Policy {

@@ -20,6 +20,8 @@ export const CHECKS = [
     severity: 'critical',
     platforms: ['linux', 'darwin', 'win32'],
     why: 'Most attacks use flaws that already have a published fix.',
+    // apt and dnf simulations take seconds on a busy machine; the result is cached until packages change.
+    timeoutMs: 60_000,
   },
   {
     id: 'disk-encryption',

@@ -55,18 +55,19 @@ async function runOne(check: CheckDefinition, opts: ScanOptions): Promise<CheckR
     facts: opts.facts,
     thresholds: opts.thresholds,
     signal: abort.signal,
-    run: opts.context?.run ?? ((cmd, args, o) => run(cmd, args, { timeoutMs: opts.timeoutMs, ...o, signal: abort.signal })),
+    run: opts.context?.run ?? ((cmd, args, o) => run(cmd, args, { timeoutMs, ...o, signal: abort.signal })),
     readFile: opts.context?.readFile ?? ((p) => readFile(p, 'utf8')),
     readdir: opts.context?.readdir ?? ((p) => readdir(p)),
     env: opts.context?.env ?? process.env,
     now,
   };
+  const timeoutMs = check.timeoutMs ?? opts.timeoutMs;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      reject(new CheckTimeoutError(opts.timeoutMs));
+      reject(new CheckTimeoutError(timeoutMs));
       abort.abort();
-    }, opts.timeoutMs);
+    }, timeoutMs);
   });
   try {
     const obs = await Promise.race([collector(ctx), timeout]);

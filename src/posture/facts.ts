@@ -1,3 +1,9 @@
+/** Where persistent facts live between runs; a cache, so failures to read or write only cost time. */
+export interface FactPersistence {
+  read(): Promise<Record<string, { version: string; value: unknown }>>;
+  write(entries: Record<string, { version: string; value: unknown }>): Promise<void>;
+}
+
 /**
  * A memo of facts shared by the collectors of a scan. Static facts (hardware, OS release) are kept for a
  * TTL so a warm scan only re-reads what changes; volatile ones live for the duration of one scan, so two
@@ -5,11 +11,29 @@
  */
 export class FactStore {
   private readonly entries = new Map<string, { expires: number; value: Promise<unknown> }>();
+  private disk?: Promise<Map<string, { version: string; value: unknown }>>;
+  private writing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly staticTtlMs: number,
     private readonly now: () => number = Date.now,
+    private readonly persistence?: FactPersistence,
   ) {}
+
+  /**
+   * A costly fact whose validity is known exactly: `version` names the inputs it was derived from (say the
+   * mtimes of the package database), and the value is kept, on disk when persistence is set, until the
+   * version changes. So a restart does not repeat a multi-second probe whose answer cannot have changed.
+   */
+  persistent<T>(family: string, version: string, load: () => Promise<T>): Promise<T> {
+    return this.memo(`persistent:${family}:${version}`, Number.POSITIVE_INFINITY, async () => {
+      const stored = this.persistence ? (await this.loadDisk()).get(family) : undefined;
+      if (stored?.version === version) return stored.value as T;
+      const value = await load();
+      if (this.persistence) await this.saveDisk(family, version, value);
+      return value;
+    });
+  }
 
   /** A fact that changes rarely: cached for the static TTL. Failed loads are not cached. */
   static<T>(key: string, load: () => Promise<T>): Promise<T> {
@@ -29,6 +53,27 @@ export class FactStore {
   /** Forgets everything, so the next scan is cold. */
   clear(): void {
     this.entries.clear();
+  }
+
+  private loadDisk(): Promise<Map<string, { version: string; value: unknown }>> {
+    const persistence = this.persistence;
+    this.disk ??= persistence
+      ? persistence.read().then(
+          (entries) => new Map(Object.entries(entries)),
+          () => new Map(),
+        )
+      : Promise.resolve(new Map());
+    return this.disk;
+  }
+
+  private async saveDisk(family: string, version: string, value: unknown): Promise<void> {
+    const map = await this.loadDisk();
+    map.set(family, { version, value });
+    const persistence = this.persistence;
+    if (!persistence) return;
+    // Writes are chained so two facts finishing together cannot interleave their renames.
+    this.writing = this.writing.then(() => persistence.write(Object.fromEntries(map))).catch(() => undefined);
+    await this.writing;
   }
 
   private memo<T>(key: string, ttlMs: number, load: () => Promise<T>): Promise<T> {

@@ -26,6 +26,8 @@ export interface CheckDefinition {
   platforms: readonly Platform[];
   /** One sentence an employee can read: why this matters. */
   why: string;
+  /** For the few checks whose probe is slow by nature (a package-manager simulation); else scan.timeoutMs. */
+  timeoutMs?: number;
 }
 
 export interface CheckResult {

@@ -73,3 +73,20 @@ describe('fact store', () => {
     expect(await facts.static('x', () => Promise.resolve(7))).toBe(7);
   });
 });
+
+describe('persistent facts', () => {
+  it('survive a new store (a restart) while their version holds, and reload when it changes', async () => {
+    const { jsonFactCache } = await import('../../src/state/fact-cache.js');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const file = join(mkdtempSync(join(tmpdir(), 'vigil-facts-')), 'facts-cache.json');
+    let loads = 0;
+    const load = () => Promise.resolve({ pending: ++loads });
+    expect(await new FactStore(0, Date.now, jsonFactCache(file)).persistent('apt', 'v1', load)).toEqual({ pending: 1 });
+    expect(await new FactStore(0, Date.now, jsonFactCache(file)).persistent('apt', 'v1', load)).toEqual({ pending: 1 });
+    expect(await new FactStore(0, Date.now, jsonFactCache(file)).persistent('apt', 'v2', load)).toEqual({ pending: 2 });
+    writeFileSync(file, '{"agentVersion": "0.1.0", "facts": {"apt": {"vers');
+    expect(await new FactStore(0, Date.now, jsonFactCache(file)).persistent('apt', 'v2', load)).toEqual({ pending: 3 });
+  });
+});

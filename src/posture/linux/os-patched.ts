@@ -244,11 +244,11 @@ async function aptHistory(ctx: Pick<CollectContext, 'readFile'>): Promise<Upgrad
 
 /**
  * apt takes seconds (4 s on a 2-core CI box: it rebuilds its cache in memory when it cannot write
- * pkgcache.bin), so the simulation result is a static fact keyed by the mtimes of dpkg's status file and the
- * package lists: the answer cannot change unless one of them does.
+ * pkgcache.bin), so the simulation result is a persistent fact versioned by the mtimes of dpkg's status file
+ * and the package lists: the answer cannot change unless one of them does, across restarts too.
  */
 async function aptPending(ctx: Pick<CollectContext, 'facts' | 'run'>, statusMtime: number | null, listsMtime: number | null) {
-  return ctx.facts.static(`linux.apt-sim:${statusMtime}:${listsMtime}`, async () => {
+  return ctx.facts.persistent('linux.apt-sim', `${statusMtime}:${listsMtime}`, async () => {
     const res = await ctx.run('apt-get', ['-s', '-o', 'Debug::NoLocking=1', 'dist-upgrade'], { timeoutMs: 60_000 });
     if (res.code !== 0) throw new Error(`apt-get -s dist-upgrade exited ${res.code}: ${res.stderr.trim().split('\n')[0] ?? ''}`);
     return parseAptSimulation(res.stdout);
