@@ -1,4 +1,8 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { jsonFactCache } from '../../src/state/fact-cache.js';
 import { runScan } from '../../src/posture/engine.js';
 import { FactStore } from '../../src/posture/facts.js';
 import type { PlatformCheck } from '../../src/posture/collector.js';
@@ -76,10 +80,6 @@ describe('fact store', () => {
 
 describe('persistent facts', () => {
   it('survive a new store (a restart) while their version holds, and reload when it changes', async () => {
-    const { jsonFactCache } = await import('../../src/state/fact-cache.js');
-    const { mkdtempSync, writeFileSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const { tmpdir } = await import('node:os');
     const file = join(mkdtempSync(join(tmpdir(), 'vigil-facts-')), 'facts-cache.json');
     let loads = 0;
     const load = () => Promise.resolve({ pending: ++loads });
