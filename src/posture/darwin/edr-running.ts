@@ -1,5 +1,6 @@
 import type { PlatformCheck } from '../collector.js';
 import type { Observation } from '../types.js';
+import { findEdr } from '../edr-processes.js';
 import { readDarwinPosture } from './probe.js';
 
 /** Process names (ps -c) of endpoint protection agents on macOS, mapped to the product. */
@@ -18,12 +19,6 @@ export const DARWIN_EDR_PROCESSES: Readonly<Record<string, string>> = {
   'cortex-xdr': 'Palo Alto Cortex XDR',
   'com.paloaltonetworks.cortex.pmd': 'Palo Alto Cortex XDR',
 };
-
-export function findEdr(processes: string | null, known: Readonly<Record<string, string>>): string[] {
-  if (processes === null) return [];
-  const running = new Set(processes.split(/\r?\n/).map((p) => p.trim()));
-  return [...new Set(Object.entries(known).filter(([name]) => running.has(name)).map(([, product]) => product))].sort();
-}
 
 /**
  * XProtect ships with every Mac and cannot respond to incidents, so it alone does not pass: it is reported
