@@ -11,6 +11,8 @@ const LIST_WAIT_MS = 3000;
 interface PlistUpdates {
   lastSuccessfulCheck: string | null;
   pending: string[];
+  /** LastRecommendedUpdatesAvailable: macOS sometimes counts updates without listing them. */
+  recommendedCount: number;
 }
 
 /**
@@ -28,7 +30,19 @@ export function plistUpdates(xml: string | null): PlistUpdates | undefined {
     const version = r['Display Version'];
     return `${typeof name === 'string' ? name : '?'}${typeof version === 'string' ? ` ${version}` : ''}`;
   });
-  return { lastSuccessfulCheck: typeof last === 'string' ? last : null, pending };
+  const count = d.LastRecommendedUpdatesAvailable;
+  return {
+    lastSuccessfulCheck: typeof last === 'string' ? last : null,
+    pending,
+    recommendedCount: Math.max(pending.length, typeof count === 'number' ? count : 0),
+  };
+}
+
+/** "macOS Sonoma 14.0" offered to a Mac on 13.x is an upgrade, judged by os-version, not a missing patch. */
+export function isMajorUpgrade(title: string, productVersion: string | null): boolean {
+  const offered = /^macOS\b.*?\b(\d+)(?:\.\d+)*\s*$/.exec(title.trim())?.[1];
+  const current = productVersion?.split('.')[0];
+  return offered !== undefined && current !== undefined && offered !== current;
 }
 
 /**
@@ -39,6 +53,7 @@ export function plistUpdates(xml: string | null): PlistUpdates | undefined {
 export function judgeDarwinPatches(
   list: DarwinUpdates | undefined,
   softwareUpdatePlist: string | null,
+  productVersion: string | null,
   now: Date,
   maxPatchAgeDays: number,
 ): Observation {
@@ -51,18 +66,24 @@ export function judgeDarwinPatches(
     const parsed = parseSoftwareUpdateList(list.stdout, list.stderr ?? '');
     if (parsed.state === 'none') return { status: 'pass', evidence: { ...evidence, pending: [] }, reason: 'no updates are pending' };
     if (parsed.state === 'pending') {
-      const recommended = parsed.updates.filter((u) => u.recommended || u.restart).map((u) => u.title);
+      const recommended = parsed.updates
+        .filter((u) => (u.recommended || u.restart) && !isMajorUpgrade(u.title, productVersion))
+        .map((u) => u.title);
       evidence.pending = parsed.updates.map((u) => u.title);
       return recommended.length > 0
         ? { status: 'fail', evidence, reason: `updates are waiting to be installed: ${recommended.join(', ')}` }
-        : { status: 'pass', evidence, reason: 'only optional updates are pending' };
+        : { status: 'pass', evidence, reason: 'only optional updates or major upgrades are pending' };
     }
   }
   if (!fromPlist) return { status: 'unknown', evidence, reason: 'could not read the software update status' };
   evidence.source = 'com.apple.SoftwareUpdate';
   evidence.pending = fromPlist.pending;
-  if (fromPlist.pending.length > 0) {
-    return { status: 'fail', evidence, reason: `updates are waiting to be installed: ${fromPlist.pending.join(', ')}` };
+  evidence.recommendedCount = fromPlist.recommendedCount;
+  const patches = fromPlist.pending.filter((t) => !isMajorUpgrade(t, productVersion));
+  if (patches.length > 0) return { status: 'fail', evidence, reason: `updates are waiting to be installed: ${patches.join(', ')}` };
+  // A count without a list cannot be told apart from a major upgrade, so it counts as pending.
+  if (fromPlist.pending.length === 0 && fromPlist.recommendedCount > 0) {
+    return { status: 'fail', evidence, reason: `${fromPlist.recommendedCount} recommended update(s) are waiting to be installed` };
   }
   const last = fromPlist.lastSuccessfulCheck === null ? Number.NaN : Date.parse(fromPlist.lastSuccessfulCheck);
   if (Number.isNaN(last)) return { status: 'unknown', evidence, reason: 'macOS has no record of a successful update check' };
@@ -85,7 +106,7 @@ export const osPatched: PlatformCheck = {
       new Promise<undefined>((resolve) => (timer = setTimeout(() => { resolve(undefined); }, LIST_WAIT_MS))),
     ]);
     clearTimeout(timer);
-    return judgeDarwinPatches(list, posture.softwareUpdate, ctx.now(), ctx.thresholds.maxPatchAgeDays);
+    return judgeDarwinPatches(list, posture.softwareUpdate, posture.productVersion, ctx.now(), ctx.thresholds.maxPatchAgeDays);
   },
   remediation: {
     guides: [
