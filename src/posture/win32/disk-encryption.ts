@@ -57,11 +57,11 @@ const FIXED_VOLUME_TYPES = new Set([0, 1]);
 export function judgeBitLocker(p: Pick<Win32Posture, 'bitlocker' | 'bitlockerShell'>): Observation {
   let volumes: { volume: string; state: VolumeState; percent: number | null }[] | undefined;
   let source = 'Win32_EncryptableVolume';
-  if (p.bitlocker.error === null && p.bitlocker.value !== null && p.bitlocker.value.length > 0) {
+  if (p.bitlocker.error === null && p.bitlocker.value.length > 0) {
     volumes = p.bitlocker.value
       .filter((v) => v.VolumeType === null || FIXED_VOLUME_TYPES.has(v.VolumeType))
       .map((v) => ({ volume: v.DriveLetter ?? v.DeviceID ?? '?', state: cimVolumeState(v), percent: v.EncryptionPercentage }));
-  } else if (p.bitlockerShell.value !== null && p.bitlockerShell.value.length > 0) {
+  } else if (p.bitlockerShell.value.length > 0) {
     source = 'Shell System.Volume.BitLockerProtection';
     volumes = p.bitlockerShell.value.map((v) => ({ volume: v.DriveLetter, state: shellVolumeState(v.BitLockerProtection), percent: null }));
   }

@@ -27,12 +27,12 @@ const ACTIVE_MODES = new Set(['Normal', 'EDR Block Mode']);
  */
 export function judgeWin32Edr(p: Pick<Win32Posture, 'defender' | 'antivirusProducts' | 'processes'>, maxSignatureAgeDays: number): Observation {
   const d = p.defender.value;
-  const products = (p.antivirusProducts.value ?? []).map((a) => {
+  const products = p.antivirusProducts.value.map((a) => {
     const s = a.productState === null ? undefined : decodeProductState(a.productState);
     return { name: a.displayName ?? '?', state: s?.state ?? 'unknown', upToDate: s?.upToDate ?? null, microsoft: s?.microsoft ?? null };
   });
   const thirdParty = products.filter((a) => a.microsoft === false && a.state === 'on' && a.upToDate === true).map((a) => a.name);
-  const edr = findEdr((p.processes.value ?? []).join('\n'), WIN32_EDR_PROCESSES);
+  const edr = findEdr(p.processes.value.join('\n'), WIN32_EDR_PROCESSES);
   const defenderActive =
     d !== null &&
     d.AMServiceEnabled === true &&

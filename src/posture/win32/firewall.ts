@@ -8,8 +8,8 @@ import { readWin32Posture, type Win32Posture } from './probe.js';
  * SecurityCenter2 lists a third-party firewall that is on: Windows turns its own off when one registers.
  */
 export function judgeWin32Firewall(p: Pick<Win32Posture, 'firewallProfiles' | 'firewallProducts'>): Observation {
-  const profiles = p.firewallProfiles.value ?? [];
-  const thirdParty = (p.firewallProducts.value ?? [])
+  const profiles = p.firewallProfiles.value;
+  const thirdParty = p.firewallProducts.value
     .filter((f) => f.productState !== null && decodeProductState(f.productState).state === 'on' && !decodeProductState(f.productState).microsoft)
     .map((f) => f.displayName ?? '?');
   const evidence = {

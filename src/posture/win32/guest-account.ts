@@ -4,7 +4,7 @@ import { readWin32Posture, type Win32Posture } from './probe.js';
 
 /** The built-in Guest account (RID 501, whatever its localized name) must be disabled or absent. */
 export function judgeWin32Guest(p: Pick<Win32Posture, 'guest'>): Observation {
-  if (p.guest.value === null) return { status: 'unknown', evidence: {}, reason: 'could not list local accounts' };
+  if (p.guest.error !== null) return { status: 'unknown', evidence: {}, reason: 'could not list local accounts' };
   const enabled = p.guest.value.filter((g) => !g.Disabled);
   const evidence = { guestAccounts: p.guest.value.length, enabled: enabled.length };
   return enabled.length === 0

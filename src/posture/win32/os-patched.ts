@@ -9,7 +9,7 @@ import { readWin32Posture, type Win32Posture } from './probe.js';
  * Microsoft ships security fixes every month, so an install older than the policy's limit means missed fixes.
  */
 export function judgeWindowsPatches(p: Pick<Win32Posture, 'hotfixes'>, now: Date, maxPatchAgeDays: number): Observation {
-  const fixes = (p.hotfixes.value ?? [])
+  const fixes = p.hotfixes.value
     .map((h) => ({ id: h.HotFixID ?? '?', installedOn: parsePsDate(h.InstalledOn) }))
     .filter((h): h is { id: string; installedOn: Date } => h.installedOn !== undefined)
     .sort((a, b) => b.installedOn.getTime() - a.installedOn.getTime());

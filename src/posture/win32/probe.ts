@@ -16,6 +16,11 @@ function list<T extends z.ZodType>(item: T) {
   return z.preprocess((v) => (v === null || v === undefined ? [] : Array.isArray(v) ? (v as unknown[]) : [v]), z.array(item));
 }
 
+/** A section whose value is a pipeline: always a list, empty when the pipeline was empty or the section failed. */
+function listSection<T extends z.ZodType>(item: T) {
+  return z.object({ value: list(item), error: sectionError.nullable() });
+}
+
 /** A registry value as Get-ItemProperty returns it: REG_DWORD as a number, REG_SZ as a string, absent as null. */
 const reg = z.union([z.number(), z.string()]).nullable();
 const str = z.string().nullable();
@@ -40,8 +45,7 @@ export const win32PostureSchema = z.strictObject({
       InstallationType: reg,
     }),
   ),
-  bitlocker: section(
-    list(
+  bitlocker: listSection(
       z.object({
         DeviceID: str,
         DriveLetter: str,
@@ -50,9 +54,8 @@ export const win32PostureSchema = z.strictObject({
         ConversionStatus: num,
         EncryptionPercentage: num,
       }),
-    ),
   ),
-  bitlockerShell: section(list(z.object({ DriveLetter: z.string(), BitLockerProtection: num }))),
+  bitlockerShell: listSection(z.object({ DriveLetter: z.string(), BitLockerProtection: num })),
   defender: section(
     z.object({
       AMServiceEnabled: bool,
@@ -64,9 +67,9 @@ export const win32PostureSchema = z.strictObject({
       IsTamperProtected: bool,
     }),
   ),
-  antivirusProducts: section(list(product)),
-  firewallProducts: section(list(product)),
-  firewallProfiles: section(list(z.object({ Name: z.string(), Enabled: z.number() }))),
+  antivirusProducts: listSection(product),
+  firewallProducts: listSection(product),
+  firewallProfiles: listSection(z.object({ Name: z.string(), Enabled: z.number() })),
   secureBoot: section(z.object({ UEFISecureBootEnabled: reg, confirmSecureBootUEFI: bool, confirmError: sectionError.nullable() })),
   tpm: section(
     z.object({
@@ -77,12 +80,12 @@ export const win32PostureSchema = z.strictObject({
   ),
   screenLock: section(z.object({ machinePolicy: z.object({ InactivityTimeoutSecs: reg }), userPolicy: desktop, user: desktop })),
   windowsUpdate: section(z.object({ policy: z.object({ NoAutoUpdate: reg, AUOptions: reg }), serviceStartMode: str })),
-  hotfixes: section(list(z.object({ HotFixID: str, Description: str, InstalledOn: str }))),
+  hotfixes: listSection(z.object({ HotFixID: str, Description: str, InstalledOn: str })),
   uac: section(z.object({ EnableLUA: reg, ConsentPromptBehaviorAdmin: reg, PromptOnSecureDesktop: reg })),
   bootOptions: section(z.string()),
   join: section(z.object({ PartOfDomain: bool, dsregcmd: str })),
-  guest: section(list(z.object({ SID: z.string(), Disabled: z.boolean() }))),
-  processes: section(list(z.string())),
+  guest: listSection(z.object({ SID: z.string(), Disabled: z.boolean() })),
+  processes: listSection(z.string()),
 });
 export type Win32Posture = z.infer<typeof win32PostureSchema>;
 
