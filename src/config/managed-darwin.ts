@@ -12,14 +12,15 @@ export interface ManagedLayer {
 
 type Run = (command: string, args: readonly string[]) => Promise<ExecResult>;
 
-/**
- * The settings of a managed-preferences plist, without the Payload* bookkeeping keys some MDMs copy in.
- * Undefined when the text is not a plist dictionary.
- */
-export function managedValuesFromPlist(xml: string): Record<string, unknown> | undefined {
-  const dict: PlistDict | undefined = plistDict(xml);
-  if (!dict) return undefined;
+/** A managed-preferences dictionary without the Payload* bookkeeping keys some MDMs copy into it. */
+export function stripPayloadKeys(dict: PlistDict): Record<string, unknown> {
   return Object.fromEntries(Object.entries(dict).filter(([k]) => !k.startsWith('Payload')));
+}
+
+/** The settings of a managed-preferences plist; undefined when the text is not a plist dictionary. */
+export function managedValuesFromPlist(xml: string): Record<string, unknown> | undefined {
+  const dict = plistDict(xml);
+  return dict ? stripPayloadKeys(dict) : undefined;
 }
 
 /**

@@ -12,8 +12,8 @@ import { WIN32_DEVICE_PROBE, WIN32_POSTURE_PROBE } from '../../src/posture/win32
 import { collectDarwinDeviceFacts } from '../../src/posture/darwin/device-facts.js';
 import { parsePlistXml } from '../../src/posture/darwin/plist.js';
 
-const SH_PROBES = [DARWIN_POSTURE_PROBE, DARWIN_UPDATES_PROBE, DARWIN_DEVICE_PROBE];
-const PS_PROBES = [WIN32_POSTURE_PROBE, WIN32_DEVICE_PROBE];
+const SH_PROBES: ProbeSpec<z.ZodType<{ probeVersion: 1 }>>[] = [DARWIN_POSTURE_PROBE, DARWIN_UPDATES_PROBE, DARWIN_DEVICE_PROBE];
+const PS_PROBES: ProbeSpec<z.ZodType<{ probeVersion: 1 }>>[] = [WIN32_POSTURE_PROBE, WIN32_DEVICE_PROBE];
 
 function scriptText(spec: ProbeSpec<z.ZodType>): string {
   return readFileSync(join(ROOT, 'native-scripts', spec.script), 'utf8');

@@ -22,7 +22,7 @@ const COMMANDS = ['gnome-control-center', 'gnome-software', 'systemsettings', 'p
 describe('every check has a collector and remediation on every platform it runs on', () => {
   for (const platform of ['linux', 'darwin', 'win32'] as const) {
     it(platform, () => {
-      const expected = CHECKS.filter((c) => (c.platforms as readonly string[]).includes(platform)).map((c) => c.id);
+      const expected: string[] = CHECKS.filter((c) => (c.platforms as readonly string[]).includes(platform)).map((c) => c.id);
       const missing = expected.filter((id) => !TABLES[platform][id]);
       expect(missing).toEqual(platform === 'linux' ? expected.filter((id) => LINUX_PENDING.includes(id)) : []);
       // No collector for a check the catalog does not list on that platform.
