@@ -3,6 +3,8 @@
 
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
+# Redirected output would otherwise use the OEM code page, garbling non-ASCII names for the UTF-8 reader.
+[Console]::OutputEncoding = [System.Text.Encoding]::UTF8
 
 function Get-First([string]$Class, [string[]]$Properties) {
   try { return Get-CimInstance -ClassName $Class | Select-Object -First 1 -Property $Properties } catch { return $null }

@@ -7,6 +7,8 @@
 
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
+# Redirected output would otherwise use the OEM code page, garbling non-ASCII names for the UTF-8 reader.
+[Console]::OutputEncoding = [System.Text.Encoding]::UTF8
 
 # Runs a block; on failure returns the error's non-localized category (e.g. PermissionDenied) and HRESULT.
 function Invoke-Section([scriptblock]$Block) {

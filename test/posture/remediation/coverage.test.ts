@@ -10,12 +10,6 @@ import type { Platform } from '../../../src/posture/types.js';
 
 const TABLES: Record<Platform, PlatformChecks> = { linux: linuxChecks, darwin: darwinChecks, win32: win32Checks };
 
-/**
- * Linux checks other engineers are still writing. The test below fails when one of them lands without being
- * removed from this list, so the list can only shrink.
- */
-const LINUX_PENDING = ['os-patched', 'not-rooted', 'edr-running', 'auto-updates', 'ssh-server', 'root-empty-password', 'guest-account'];
-
 const URL_SCHEMES = ['x-apple.systempreferences:', 'ms-settings:', 'windowsdefender:'];
 const COMMANDS = ['gnome-control-center', 'gnome-software', 'systemsettings', 'plasma-discover', 'gufw', 'firewall-config', 'control.exe', 'UserAccountControlSettings.exe'];
 
@@ -24,7 +18,7 @@ describe('every check has a collector and remediation on every platform it runs 
     it(platform, () => {
       const expected: string[] = CHECKS.filter((c) => (c.platforms as readonly string[]).includes(platform)).map((c) => c.id);
       const missing = expected.filter((id) => !TABLES[platform][id]);
-      expect(missing).toEqual(platform === 'linux' ? expected.filter((id) => LINUX_PENDING.includes(id)) : []);
+      expect(missing).toEqual([]);
       // No collector for a check the catalog does not list on that platform.
       expect(Object.keys(TABLES[platform]).filter((id) => !expected.includes(id))).toEqual([]);
       for (const [id, check] of Object.entries(TABLES[platform])) {
