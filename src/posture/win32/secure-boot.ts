@@ -19,7 +19,7 @@ export function judgeWin32SecureBoot(p: Pick<Win32Posture, 'secureBoot'>): Obser
   const on = s?.confirmSecureBootUEFI ?? (reg === undefined ? undefined : reg === 1);
   if (on === true) return { status: 'pass', evidence, reason: 'Secure Boot is on' };
   if (on === false) return { status: 'fail', evidence, reason: 'Secure Boot is off' };
-  if (s?.confirmError?.category === 'NotImplemented' || s?.confirmError?.category === 'NotSpecified') {
+  if (s?.confirmError?.category === 'NotImplemented') {
     return { status: 'fail', evidence, reason: 'the PC boots in legacy BIOS mode, which has no Secure Boot' };
   }
   return deniedForNonAdmin(s?.confirmError)
