@@ -103,6 +103,48 @@ export const CHECKS = [
     platforms: ['linux', 'darwin', 'win32'],
     why: 'A guest account lets people without credentials use the device.',
   },
+  // Severities of the checks below: each is a defence in depth or a management signal rather than a
+  // protection whose absence exposes data directly, so they default to recommended (limits, never blocks).
+  {
+    id: 'gatekeeper',
+    title: 'Gatekeeper on',
+    category: 'malware',
+    severity: 'recommended',
+    platforms: ['darwin'],
+    why: 'Gatekeeper stops apps from unknown or tampered sources from opening.',
+  },
+  {
+    id: 'mdm-enrolled',
+    title: 'Managed by your organisation',
+    category: 'identity',
+    severity: 'recommended',
+    platforms: ['darwin', 'win32'],
+    why: 'A managed device can receive security settings and be wiped if it is lost.',
+  },
+  {
+    id: 'xprotect',
+    title: 'Built-in malware protection up to date',
+    category: 'malware',
+    severity: 'recommended',
+    platforms: ['darwin'],
+    why: "XProtect blocks known malware only if Apple's latest definitions are installed.",
+  },
+  {
+    id: 'uac',
+    title: 'User Account Control on',
+    category: 'integrity',
+    severity: 'recommended',
+    platforms: ['win32'],
+    why: 'User Account Control stops programs from silently making system-wide changes.',
+  },
+  {
+    id: 'tpm',
+    title: 'Security chip (TPM 2.0) present',
+    category: 'integrity',
+    severity: 'recommended',
+    platforms: ['win32'],
+    why: 'The TPM protects encryption keys and sign-in secrets from being copied off the device.',
+  },
 ] as const satisfies readonly CheckDefinition[];
 
 export type CheckId = (typeof CHECKS)[number]['id'];

@@ -1,0 +1,234 @@
+import { describe, expect, it } from 'vitest';
+import { FactStore } from '../../../src/posture/facts.js';
+import type { CollectContext } from '../../../src/posture/collector.js';
+import { thresholdsSchema } from '../../../src/policy/schema.js';
+import { darwinChecks } from '../../../src/posture/darwin/index.js';
+import { judgeFileVault } from '../../../src/posture/darwin/disk-encryption.js';
+import { judgeSip } from '../../../src/posture/darwin/not-rooted.js';
+import { judgeDarwinFirewall } from '../../../src/posture/darwin/firewall.js';
+import { judgeGatekeeper } from '../../../src/posture/darwin/gatekeeper.js';
+import { judgeDarwinMdm } from '../../../src/posture/darwin/mdm-enrolled.js';
+import { judgeDarwinScreenLock } from '../../../src/posture/darwin/screen-lock.js';
+import { judgeDarwinPatches, isMajorUpgrade, plistUpdates } from '../../../src/posture/darwin/os-patched.js';
+import { judgeMacosVersion } from '../../../src/posture/darwin/os-version.js';
+import { judgeDarwinAutoUpdates } from '../../../src/posture/darwin/auto-updates.js';
+import { judgeRemoteLogin } from '../../../src/posture/darwin/ssh-server.js';
+import { judgeDarwinGuest } from '../../../src/posture/darwin/guest-account.js';
+import { judgeXprotect } from '../../../src/posture/darwin/xprotect.js';
+import { judgeDarwinEdr } from '../../../src/posture/darwin/edr-running.js';
+import { darwinDeviceFactsFrom } from '../../../src/posture/darwin/device-facts.js';
+import { darwinDeviceSchema } from '../../../src/posture/darwin/probe.js';
+import { fixture, plist, posture } from './helpers.js';
+
+const thresholds = thresholdsSchema.parse({ minimumOsVersions: { macos: '14' } });
+
+describe('disk-encryption (FileVault)', () => {
+  it('passes when on, fails while encrypting, paused, decrypting or off', () => {
+    expect(judgeFileVault(fixture('fdesetup/on.txt')).status).toBe('pass');
+    const encrypting = judgeFileVault(fixture('fdesetup/encrypting.txt'));
+    expect(encrypting).toMatchObject({ status: 'fail', evidence: { state: 'encrypting', percent: 42 } });
+    expect(encrypting.reason).toContain('42%');
+    expect(judgeFileVault(fixture('fdesetup/encrypting-pending.txt')).reason).toContain('paused');
+    expect(judgeFileVault(fixture('fdesetup/decrypting.txt')).status).toBe('fail');
+    expect(judgeFileVault(fixture('fdesetup/deferred.txt')).reason).toContain('next login');
+    expect(judgeFileVault(null).status).toBe('unknown');
+  });
+});
+
+describe('not-rooted (SIP)', () => {
+  it('passes only a fully enabled SIP', () => {
+    expect(judgeSip(fixture('csrutil/enabled.txt')).status).toBe('pass');
+    expect(judgeSip(fixture('csrutil/custom-enabled-10.11.txt')).status).toBe('fail');
+    expect(judgeSip(fixture('csrutil/custom-unknown-partial.txt')).reason).toContain('Kext Signing, Filesystem Protections');
+    expect(judgeSip(null).status).toBe('unknown');
+  });
+});
+
+describe('firewall, gatekeeper, mdm-enrolled', () => {
+  it('judges the application firewall, with a profile as fallback', () => {
+    expect(judgeDarwinFirewall(posture({ firewallGlobalState: fixture('socketfilterfw/global-on.txt') })).status).toBe('pass');
+    expect(judgeDarwinFirewall(posture({ firewallGlobalState: fixture('socketfilterfw/global-block-all-15.txt') })).status).toBe('pass');
+    expect(judgeDarwinFirewall(posture({ firewallGlobalState: fixture('socketfilterfw/global-off.txt') })).status).toBe('fail');
+    expect(judgeDarwinFirewall(posture({ firewallManaged: plist({ EnableFirewall: true }) })).status).toBe('pass');
+    expect(judgeDarwinFirewall(posture()).status).toBe('unknown');
+  });
+
+  it('judges Gatekeeper', () => {
+    expect(judgeGatekeeper(fixture('spctl/enabled.txt')).status).toBe('pass');
+    expect(judgeGatekeeper(fixture('spctl/disabled.txt')).status).toBe('fail');
+  });
+
+  it('judges MDM enrollment, requiring user approval for manual enrollment', () => {
+    expect(judgeDarwinMdm(fixture('profiles/dep-user-approved-11.txt')).status).toBe('pass');
+    expect(judgeDarwinMdm('Enrolled via DEP: No\nMDM enrollment: Yes\n').status).toBe('fail');
+    expect(judgeDarwinMdm('Enrolled via DEP: No\nMDM enrollment: No\n').status).toBe('fail');
+    expect(judgeDarwinMdm(null).status).toBe('unknown');
+  });
+});
+
+describe('screen-lock', () => {
+  const byHost = (idle: number): string => plist({ idleTime: idle, CleanExit: 'YES' });
+
+  it('passes with a password required immediately and a short idle time', () => {
+    const obs = judgeDarwinScreenLock(posture({ screenLockStatus: fixture('sysadminctl/immediate.txt'), screensaverByHost: byHost(300) }), 300);
+    expect(obs).toMatchObject({ status: 'pass', evidence: { idleTimeSeconds: 300, passwordDelaySeconds: 0, idleSource: 'user' } });
+  });
+
+  it('adds the password delay and uses the 20-minute default when idleTime was never set', () => {
+    expect(judgeDarwinScreenLock(posture({ screenLockStatus: fixture('sysadminctl/300.txt'), screensaverByHost: byHost(120) }), 300).status).toBe('fail');
+    expect(judgeDarwinScreenLock(posture({ screenLockStatus: fixture('sysadminctl/immediate.txt') }), 300)).toMatchObject({
+      status: 'fail',
+      evidence: { idleSource: 'default', idleTimeSeconds: 1200 },
+    });
+  });
+
+  it('fails when no password is required or the screen saver never starts', () => {
+    expect(judgeDarwinScreenLock(posture({ screenLockStatus: fixture('sysadminctl/off.txt'), screensaverByHost: byHost(60) }), 300).status).toBe('fail');
+    expect(judgeDarwinScreenLock(posture({ screenLockStatus: fixture('sysadminctl/immediate.txt'), screensaverByHost: byHost(0) }), 300).status).toBe('fail');
+  });
+
+  it('lets a configuration profile win over the user, per-user profile first', () => {
+    const obs = judgeDarwinScreenLock(
+      posture({
+        screenLockStatus: fixture('sysadminctl/off.txt'),
+        screensaverByHost: byHost(1200),
+        screensaverManaged: plist({ askForPassword: 1, askForPasswordDelay: 5, idleTime: 600 }),
+        screensaverManagedUser: plist({ idleTime: 240 }),
+      }),
+      300,
+    );
+    expect(obs).toMatchObject({ status: 'pass', evidence: { passwordSource: 'profile', idleSource: 'profile', idleTimeSeconds: 240, passwordDelaySeconds: 5 } });
+  });
+
+  it('is unknown when the password setting cannot be read', () => {
+    expect(judgeDarwinScreenLock(posture({ screensaverByHost: byHost(60) }), 300).status).toBe('unknown');
+  });
+});
+
+describe('os-version and os-patched', () => {
+  it('compares the product version with the policy', () => {
+    expect(judgeMacosVersion('15.1', '24B83', thresholds).status).toBe('pass');
+    expect(judgeMacosVersion('13.6.1', '22G313', thresholds).status).toBe('fail');
+    expect(judgeMacosVersion('15.1', null, thresholdsSchema.parse({})).status).toBe('unknown');
+  });
+
+  const now = new Date('2023-05-10T00:00:00Z');
+  const list = (text: string) => ({ probeVersion: 1 as const, exitCode: 0, stdout: text, stderr: '' });
+
+  it('fails on pending patches but not on an offered major upgrade', () => {
+    expect(judgeDarwinPatches(list(fixture('softwareupdate/ventura-pre-13.6-pending.txt')), null, '13.5.2', now, 30).reason).toBe(
+      'updates are waiting to be installed: Safari, macOS Ventura 13.6',
+    );
+    expect(judgeDarwinPatches(list(fixture('softwareupdate/ventura-13.6-major-only.txt')), null, '13.6', now, 30).status).toBe('pass');
+    expect(judgeDarwinPatches(list(fixture('softwareupdate/none.txt')), null, '13.6', now, 30).status).toBe('pass');
+    expect(isMajorUpgrade('macOS Sequoia 15.3.1', '13.7.3')).toBe(true);
+    expect(isMajorUpgrade('macOS Ventura 13.7.4', '13.7.3')).toBe(false);
+  });
+
+  it('falls back to com.apple.SoftwareUpdate when the list is not ready or offline', () => {
+    const none = fixture('plists/SoftwareUpdate-13.3.1-no-updates.plist');
+    expect(plistUpdates(none)).toEqual({ lastSuccessfulCheck: '2023-05-04T21:40:12Z', pending: [], recommendedCount: 0 });
+    expect(judgeDarwinPatches(undefined, none, '13.3.1', now, 30)).toMatchObject({ status: 'pass', evidence: { lastCheckAgeDays: 5 } });
+    expect(judgeDarwinPatches(list('Software Update Tool\n'), none, '13.3.1', now, 30).status).toBe('pass');
+    expect(judgeDarwinPatches(undefined, none, '13.3.1', new Date('2023-08-01T00:00:00Z'), 30).status).toBe('unknown');
+    // The real plist counts one update without listing it.
+    expect(judgeDarwinPatches(undefined, fixture('plists/SoftwareUpdate-13.3.1-one-update.plist'), '13.3.1', now, 30).status).toBe('fail');
+    expect(judgeDarwinPatches(undefined, null, '13.3.1', now, 30).status).toBe('unknown');
+  });
+});
+
+describe('auto-updates, xprotect, ssh-server, guest-account, edr-running', () => {
+  const su = fixture('plists/SoftwareUpdate-13.3.1-no-updates.plist');
+
+  it('treats absent keys as Apple defaults and lets a profile override', () => {
+    expect(judgeDarwinAutoUpdates(posture({ softwareUpdate: su })).status).toBe('pass');
+    const off = judgeDarwinAutoUpdates(posture({ softwareUpdate: su, softwareUpdateManaged: plist({ CriticalUpdateInstall: false }) }));
+    expect(off).toMatchObject({ status: 'fail', evidence: { CriticalUpdateInstall: false, managedByProfile: true } });
+    expect(judgeDarwinAutoUpdates(posture()).status).toBe('unknown');
+  });
+
+  it('needs XProtect present with definition updates on', () => {
+    const xp = plist({ CFBundleShortVersionString: '2192', CFBundleIdentifier: 'com.apple.XProtectFramework.plugin-bundle' });
+    expect(judgeXprotect(posture({ xprotect: xp, softwareUpdate: su })).status).toBe('pass');
+    expect(judgeXprotect(posture({ xprotect: xp, softwareUpdate: su, softwareUpdateManaged: plist({ ConfigDataInstall: false }) })).status).toBe('fail');
+    expect(judgeXprotect(posture({ softwareUpdate: su })).status).toBe('fail');
+  });
+
+  it('reads Remote Login from launchd and listeners', () => {
+    expect(judgeRemoteLogin(posture({ sshdLaunchd: '"com.openssh.sshd" => disabled', tcpListeners: '' })).status).toBe('pass');
+    expect(judgeRemoteLogin(posture({ sshdLaunchd: '"com.openssh.sshd" => enabled' })).status).toBe('fail');
+    expect(judgeRemoteLogin(posture({ tcpListeners: 'tcp4 0 0 *.22 *.* LISTEN' })).status).toBe('fail');
+    expect(judgeRemoteLogin(posture()).status).toBe('unknown');
+  });
+
+  it('reads GuestEnabled', () => {
+    expect(judgeDarwinGuest(posture({ loginwindow: plist({ GuestEnabled: true }) })).status).toBe('fail');
+    expect(judgeDarwinGuest(posture({ loginwindow: plist({ lastUserName: 'jdoe' }) })).status).toBe('pass');
+    expect(judgeDarwinGuest(posture({ loginwindow: plist({ GuestEnabled: true }), loginwindowManaged: plist({ GuestEnabled: false }) })).status).toBe('pass');
+  });
+
+  it('finds known EDR agents by process name', () => {
+    expect(judgeDarwinEdr('launchd\nfalcond\nFinder\n')).toMatchObject({ status: 'pass', evidence: { products: ['CrowdStrike Falcon'] } });
+    expect(judgeDarwinEdr('launchd\nFinder\n').status).toBe('fail');
+    expect(judgeDarwinEdr(null).status).toBe('unknown');
+  });
+});
+
+describe('collectors run the posture probe once per scan', () => {
+  it('shares one probe run between all checks and validates its contract', async () => {
+    let runs = 0;
+    const out = JSON.stringify(
+      posture({
+        productVersion: '15.1',
+        fdesetupStatus: fixture('fdesetup/on.txt'),
+        csrutilStatus: fixture('csrutil/enabled.txt'),
+        spctlStatus: fixture('spctl/enabled.txt'),
+      }),
+    );
+    const ctx: CollectContext = {
+      facts: new FactStore(60_000),
+      thresholds,
+      signal: new AbortController().signal,
+      run: (cmd, args) => {
+        expect(cmd).toBe('/bin/sh');
+        if (args[0]?.endsWith('posture.sh')) runs++;
+        return Promise.resolve({ code: 0, stdout: args[0]?.endsWith('posture.sh') ? out : '{}', stderr: '' });
+      },
+      readFile: () => Promise.reject(new Error('unused')),
+      readdir: () => Promise.resolve([]),
+      env: {},
+      now: () => new Date(),
+    };
+    const results = await Promise.all(
+      ['disk-encryption', 'not-rooted', 'gatekeeper', 'os-version'].map((id) => darwinChecks[id]?.collect(ctx) ?? Promise.reject(new Error(id))),
+    );
+    expect(results.map((r) => r.status)).toEqual(['pass', 'pass', 'pass', 'pass']);
+    expect(runs).toBe(1);
+  });
+});
+
+describe('device facts', () => {
+  it('maps system_profiler JSON', () => {
+    const hardware: unknown = JSON.parse(fixture('system_profiler/hardware-m2-macbookpro.json'));
+    const device = darwinDeviceSchema.parse({ probeVersion: 1, productVersion: '14.4.1', buildVersion: '23E224', hardware });
+    const facts = darwinDeviceFactsFrom(device, { hostname: 'mbp', arch: 'arm64', kernel: '23.4.0', user: 'jdoe' });
+    expect(facts).toEqual({
+      hostname: 'mbp',
+      platform: 'darwin',
+      arch: 'arm64',
+      os: { name: 'macOS 14.4.1', id: 'macos', version: '14.4.1', kernel: '23.4.0' },
+      hardware: { vendor: 'Apple', model: 'Mac14,7', serial: 'D5XQV1FMFJ', uuid: 'D26E7BC6-425E-51C2-87C5-0B902782B60D' },
+      user: 'jdoe',
+    });
+    const vm: unknown = JSON.parse(fixture('system_profiler/hardware-vm-15.json'));
+    expect(darwinDeviceFactsFrom(darwinDeviceSchema.parse({ probeVersion: 1, productVersion: null, buildVersion: null, hardware: vm }), {
+      hostname: 'vm', arch: 'arm64', kernel: '24.0.0', user: null,
+    }).hardware.serial).toBe('ZNNF3941VQ');
+  });
+
+  it('leaves hardware null when the probe failed', () => {
+    expect(darwinDeviceFactsFrom(undefined, { hostname: 'h', arch: 'x64', kernel: 'k', user: null }).hardware).toEqual({
+      vendor: 'Apple', model: null, serial: null, uuid: null,
+    });
+  });
+});
