@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Agent } from './agent/agent.js';
-import { loadConfig, type LoadedConfig } from './config/load.js';
+import { loadConfig, type ConfigLayer, type LoadedConfig } from './config/load.js';
 import { createLogger, type LogLevel, type Logger } from './logging/logger.js';
 import { bundledPolicy, BUNDLED_POLICY_SOURCE, loadPolicyFile } from './policy/load.js';
 import type { Policy } from './policy/schema.js';
@@ -27,11 +27,20 @@ export interface Runtime {
   statusFile: string;
 }
 
+/** MDM settings kept in the OS's own store; Linux uses /etc/vigil/managed.d, read by the loader itself. */
+async function osManagedSettings(): Promise<ConfigLayer[]> {
+  const platform = process.platform;
+  if (platform !== 'darwin' && platform !== 'win32') return [];
+  const reader = platform === 'darwin' ? await import('./config/managed-darwin.js') : await import('./config/managed-win32.js');
+  return (await reader.readManagedSettings()).map((l) => ({ ...l, kind: 'managed' as const }));
+}
+
 /** Config, logging and policy, resolved once per command from the global flags. */
 export async function loadRuntime(opts: GlobalOptions, mode: 'cli' | 'daemon'): Promise<Runtime> {
   const loaded = await loadConfig({
     ...(opts.config ? { configFile: opts.config } : {}),
     flags: { logLevel: opts.logLevel, stateDir: opts.stateDir },
+    readManaged: osManagedSettings,
   });
   const level: LogLevel = loaded.config.logLevel;
   const logger = createLogger({

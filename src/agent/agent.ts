@@ -121,7 +121,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         facts: this.facts,
         thresholds: policy.thresholds,
         concurrency: this.settings.concurrency,
-        timeoutMs: this.settings.timeoutMs,
+        timeoutMs: Math.max(this.settings.timeoutMs, this.support.minCheckTimeoutMs ?? 0),
       }),
       this.support.deviceFacts(this.factsContext()),
     ]);

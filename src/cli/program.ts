@@ -87,9 +87,9 @@ export function buildProgram(io: ProgramIO): Command {
     .addOption(new Option('--platform <platform>', 'platform to describe').choices(PLATFORMS).default(process.platform))
     .option('--json', 'print JSON')
     .action((opts: { platform: Platform; json?: boolean }) => {
-      const support = safeSupport(opts.platform);
+      const support = platformSupport(opts.platform);
       const rows = CHECKS.filter((c) => (c.platforms as readonly Platform[]).includes(opts.platform)).map((c) => {
-        const remediation = support?.checks[c.id]?.remediation;
+        const remediation = support.checks[c.id]?.remediation;
         return {
           id: c.id,
           title: c.title,
@@ -97,7 +97,7 @@ export function buildProgram(io: ProgramIO): Command {
           severity: c.severity,
           platforms: c.platforms,
           why: c.why,
-          implemented: Boolean(support?.checks[c.id]),
+          implemented: Boolean(support.checks[c.id]),
           remediation: (remediation?.guides ?? []).map((g) => ({
             ...g,
             ...(g.deepLink ? { deepLinkTarget: resolveDeepLink(g.deepLink)?.target } : {}),
@@ -198,14 +198,6 @@ export function buildProgram(io: ProgramIO): Command {
     });
 
   return program;
-}
-
-function safeSupport(platform: Platform): ReturnType<typeof platformSupport> | undefined {
-  try {
-    return platformSupport(platform);
-  } catch {
-    return undefined;
-  }
 }
 
 /** Runs the CLI and returns the exit code; usage and config problems print one line each and give 2. */

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, release } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -19,11 +19,12 @@ describe.runIf(process.platform === 'linux')('vigil CLI on this machine', () => 
     expect(existsSync(CLI), 'run `npm run build` first').toBe(true);
     home = tempDir();
     env = isolatedEnv(home);
-    const res = await runCliProcess(['check', '--json'], env);
+    // The first scan on a fresh state dir runs the package manager's simulation, seconds on a busy machine.
+    const res = await runCliProcess(['check', '--json'], env, 120_000);
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     report = postureReportSchema.parse(JSON.parse(res.stdout));
-  });
+  }, 150_000);
 
   it('reports this machine: os-release, hostname, kernel', () => {
     const rel = parseOsRelease(readFileSync('/etc/os-release', 'utf8'));
@@ -127,6 +128,8 @@ describe.runIf(process.platform === 'linux')('vigil CLI on this machine', () => 
 
   it('the daemon scans, writes status and logs, and stops cleanly on SIGTERM', async () => {
     const state = tempDir();
+    // Reuse the package-manager answer the first scan cached, so this test does not wait for apt again.
+    copyFileSync(join(home, '.local/state/vigil/facts-cache.json'), join(state, 'facts-cache.json'));
     const d = startCliProcess(['daemon', '--state-dir', state], env);
     await waitFor(() => existsSync(join(state, 'status.json')) || undefined, 20_000, 'first scan');
     expect(readFileSync(join(state, 'daemon.pid'), 'utf8').trim()).toBe(String(d.child.pid));

@@ -1,6 +1,5 @@
 import type { Platform } from '../types.js';
-import type { DeviceContext, Remediation, RemediationGuide } from './types.js';
-import { compareVersions } from '../../util/version.js';
+import type { Remediation, RemediationGuide } from './types.js';
 
 /** A locale's translations: message key -> text. English is not a catalog: it is the remediation data itself. */
 export type MessageCatalog = Readonly<Record<string, string>>;
@@ -39,16 +38,4 @@ export function localizeRemediation(platform: Platform, checkId: string, remedia
       }),
     ),
   };
-}
-
-/** The first guide whose `when` matches the device; a field left out of `when` matches anything. */
-export function selectGuide(remediation: Remediation, device: DeviceContext): RemediationGuide | undefined {
-  return remediation.guides.find(({ when }) => {
-    if (!when) return true;
-    if (when.desktop !== undefined && when.desktop !== device.desktop) return false;
-    if (when.distroFamily !== undefined && when.distroFamily !== device.distroFamily) return false;
-    if (when.minOsVersion !== undefined && (device.osVersion === undefined || compareVersions(device.osVersion, when.minOsVersion) < 0)) return false;
-    if (when.maxOsVersion !== undefined && (device.osVersion === undefined || compareVersions(device.osVersion, when.maxOsVersion) > 0)) return false;
-    return true;
-  });
 }

@@ -5,7 +5,8 @@ import { darwinChecks } from '../../../src/posture/darwin/index.js';
 import { linuxChecks } from '../../../src/posture/linux/index.js';
 import { win32Checks } from '../../../src/posture/win32/index.js';
 import { DEEP_LINKS, resolveDeepLink } from '../../../src/posture/remediation/deeplinks.js';
-import { englishMessages, localizeRemediation, remediationKey, selectGuide } from '../../../src/posture/remediation/i18n.js';
+import { englishMessages, localizeRemediation, remediationKey } from '../../../src/posture/remediation/i18n.js';
+import { selectGuide } from '../../../src/posture/remediation/select.js';
 import type { Platform } from '../../../src/posture/types.js';
 
 const TABLES: Record<Platform, PlatformChecks> = { linux: linuxChecks, darwin: darwinChecks, win32: win32Checks };
