@@ -16,6 +16,8 @@ export interface KeyStorage {
   readonly extension: string;
   seal(pkcs8: Buffer): Promise<Buffer>;
   open(data: Buffer, path: string): Promise<Buffer>;
+  /** Structural check without unsealing (no keychain prompt), so status can spot a damaged file. */
+  inspect(data: Buffer, path: string): void;
   /** Forgets whatever the storage holds outside the key file (the keychain entry). */
   destroy(): Promise<void>;
 }
@@ -54,10 +56,17 @@ export function sealWithDataKey(dataKey: Buffer, pkcs8: Buffer): Buffer {
   return Buffer.concat([MAGIC, iv, cipher.getAuthTag(), ct]);
 }
 
-export function openWithDataKey(dataKey: Buffer, blob: Buffer, path: string): Buffer {
-  if (blob.length < MAGIC.length + IV_LEN + TAG_LEN + 1 || !blob.subarray(0, MAGIC.length).equals(MAGIC)) {
-    throw new IdentityError('corrupt-state', `the encrypted key file ${path} is truncated or not a Vigil key file`);
+/** A sealed P-256 PKCS#8 is 138 bytes of plaintext; anything shorter than that is certainly damaged. */
+const MIN_PLAINTEXT = 100;
+
+export function inspectSealed(blob: Buffer, path: string): void {
+  if (blob.length < MAGIC.length + IV_LEN + TAG_LEN + MIN_PLAINTEXT || !blob.subarray(0, MAGIC.length).equals(MAGIC)) {
+    throw new IdentityError('corrupt-state', `the encrypted key file ${path} is truncated or not a Vigil key file; re-enroll with a new token`);
   }
+}
+
+export function openWithDataKey(dataKey: Buffer, blob: Buffer, path: string): Buffer {
+  inspectSealed(blob, path);
   const iv = blob.subarray(MAGIC.length, MAGIC.length + IV_LEN);
   const tag = blob.subarray(MAGIC.length + IV_LEN, MAGIC.length + IV_LEN + TAG_LEN);
   const ct = blob.subarray(MAGIC.length + IV_LEN + TAG_LEN);
@@ -69,7 +78,7 @@ export function openWithDataKey(dataKey: Buffer, blob: Buffer, path: string): Bu
   } catch (err) {
     throw new IdentityError(
       'corrupt-state',
-      `the encrypted key file ${path} fails authentication (corrupted, or sealed under another keychain entry)`,
+      `the encrypted key file ${path} fails authentication (corrupted, or sealed under another keychain entry); re-enroll with a new token`,
       { cause: err },
     );
   }
@@ -127,6 +136,10 @@ export class KeychainKeyStorage implements KeyStorage {
     return openWithDataKey(key, data, path);
   }
 
+  inspect(data: Buffer, path: string): void {
+    inspectSealed(data, path);
+  }
+
   async destroy(): Promise<void> {
     try {
       await (await this.store()).deletePassword(this.service, this.account);
@@ -147,11 +160,21 @@ export class FileKeyStorage implements KeyStorage {
   }
 
   open(data: Buffer, path: string): Promise<Buffer> {
-    const m = /-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----/.exec(data.toString('utf8'));
-    if (!m?.[1]) {
-      return Promise.reject(new IdentityError('corrupt-state', `the key file ${path} is truncated or not a PKCS#8 PEM`));
+    try {
+      return Promise.resolve(this.der(data, path));
+    } catch (err) {
+      return Promise.reject(err);
     }
-    return Promise.resolve(Buffer.from(m[1].replace(/\s/g, ''), 'base64'));
+  }
+
+  inspect(data: Buffer, path: string): void {
+    this.der(data, path);
+  }
+
+  private der(data: Buffer, path: string): Buffer {
+    const m = /-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----/.exec(data.toString('utf8'));
+    if (!m?.[1]) throw new IdentityError('corrupt-state', `the key file ${path} is truncated or not a PKCS#8 PEM; re-enroll with a new token`);
+    return Buffer.from(m[1].replace(/\s/g, ''), 'base64');
   }
 
   destroy(): Promise<void> {

@@ -95,6 +95,8 @@ export class IdentityManager {
   private cached: { pointer: Pointer; info: CertInfo } | undefined;
   private cachedProblem: string | undefined;
   private readonly jitterBySerial = new Map<string, number>();
+  /** A key that failed to unseal stays broken until a new key file replaces it. */
+  private keyProblem: { keyFile: string; message: string } | undefined;
   private renewing = false;
   private failures = 0;
   private retryAt: Date | undefined;
@@ -241,6 +243,20 @@ export class IdentityManager {
   }
 
   private async loadFull(): Promise<Loaded> {
+    try {
+      return await this.loadFullUnchecked();
+    } catch (err) {
+      if (err instanceof IdentityError && err.code === 'corrupt-state') {
+        const pointer = await this.store.readPointer().catch(() => undefined);
+        if (pointer) this.keyProblem = { keyFile: pointer.keyFile, message: err.message };
+        this.cached = undefined;
+        this.cachedProblem = err.message;
+      }
+      throw err;
+    }
+  }
+
+  private async loadFullUnchecked(): Promise<Loaded> {
     const pointer = await this.store.readPointer();
     if (!pointer) throw new IdentityError('not-enrolled', 'this device is not enrolled; run `vigil enroll --token <token>`');
     const rootPem = await this.store.readRoot(pointer.fingerprint);
@@ -282,6 +298,8 @@ export class IdentityManager {
         return;
       }
       const { info } = await this.loadCert(pointer);
+      this.storageFor(pointer.keyStorage).inspect(await this.store.read(pointer.keyFile, 'key file'), this.store.path(pointer.keyFile));
+      if (this.keyProblem?.keyFile === pointer.keyFile) throw new IdentityError('corrupt-state', this.keyProblem.message);
       if (this.cached?.info.serialHex !== info.serialHex) this.resetFailures();
       this.cached = { pointer, info };
       this.cachedProblem = undefined;
