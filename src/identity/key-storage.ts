@@ -160,11 +160,7 @@ export class FileKeyStorage implements KeyStorage {
   }
 
   open(data: Buffer, path: string): Promise<Buffer> {
-    try {
-      return Promise.resolve(this.der(data, path));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return Promise.resolve().then(() => this.der(data, path));
   }
 
   inspect(data: Buffer, path: string): void {
