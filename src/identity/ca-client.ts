@@ -90,7 +90,7 @@ function unreachable(url: string, err: unknown): IdentityError {
   });
 }
 
-function parseSignResponse(body: string): SignResponse {
+export function parseSignResponse(body: string): SignResponse {
   const parsed = JSON.parse(body) as { crt?: unknown; certChain?: unknown; ca?: unknown };
   if (typeof parsed.crt !== 'string') throw new IdentityError('ca-rejected', 'the CA answered without a certificate');
   const chain = Array.isArray(parsed.certChain) ? parsed.certChain.filter((c): c is string => typeof c === 'string') : [];

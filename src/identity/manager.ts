@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { IdentityConfig, KeyStorageKind } from '../config/sections/identity.js';
 import { fingerprintSchema } from '../config/sections/identity.js';
 import { silentLogger, type Logger } from '../logging/logger.js';
-import { CaClient, fetchPinnedRoot, type ClientIdentity, type SignResponse } from './ca-client.js';
+import { CaClient, fetchPinnedRoot, parseSignResponse, type ClientIdentity, type SignResponse } from './ca-client.js';
 import { certInfo, parseCertificate, splitPem, verifyIssued, type CertInfo } from './certs.js';
 import { detectDeviceId, type DeviceId } from './device-id.js';
 import { IdentityError } from './errors.js';
@@ -182,6 +182,8 @@ export class IdentityManager {
       const trust = await this.trustFor(opts);
       const { deviceId, request, tokenSans: sans } = await this.requestedSubject();
       const key = await generateDeviceKey(this.config.keyType);
+      // Sealing first means a missing keychain is found before the one-time token is spent.
+      const sealed = await this.storageFor(this.config.keyStorage).seal(key.pkcs8);
       const csr = await createCsr(key, request);
       const ott = await opts.token.getToken({ caUrl: trust.caUrl, subject: request.commonName, sans, deviceId: deviceId.id });
       const claims = decodeOtt(ott);
@@ -212,7 +214,7 @@ export class IdentityManager {
         requested: request,
         enrolledAt: this.now().toISOString(),
       };
-      await this.persist(pointer, key, leaf, intermediates, true);
+      await this.persist(pointer, key, leaf, intermediates, sealed);
       this.resetFailures();
       const info = certInfo(leaf);
       this.log.info('enrolled device certificate', { serial: info.serialHex, notAfter: info.notAfter.toISOString(), deviceId: deviceId.id });
@@ -225,11 +227,9 @@ export class IdentityManager {
    * Writes the new key (if any) and certificate under fresh names, reads both back and checks they are the
    * pair just verified, then swaps the pointer. Until the swap the previous pair remains the identity.
    */
-  private async persist(pointer: Pointer, key: DeviceKey, leaf: X509Certificate, intermediates: X509Certificate[], newKey: boolean): Promise<void> {
+  private async persist(pointer: Pointer, key: DeviceKey, leaf: X509Certificate, intermediates: X509Certificate[], sealedKey: Buffer | undefined): Promise<void> {
     const storage = this.storageFor(pointer.keyStorage);
-    if (newKey) {
-      pointer.keyFile = await this.store.writeNew('key', storage.extension, await storage.seal(key.pkcs8), 0o600);
-    }
+    if (sealedKey) pointer.keyFile = await this.store.writeNew('key', storage.extension, sealedKey, 0o600);
     const chainPem = [leaf, ...intermediates].map((c) => c.toString()).join('');
     pointer.certFile = await this.store.writeNew('cert', '.crt', chainPem, 0o644);
     const keyBack = deviceKeyFromPkcs8(await storage.open(await this.store.read(pointer.keyFile, 'key file'), this.store.path(pointer.keyFile)));
@@ -393,7 +393,7 @@ export class IdentityManager {
     this.renewing = true;
     try {
       const res = await this.client(loaded.pointer.caUrl, loaded.rootPem).renew(this.clientIdentity(loaded));
-      await this.storeReissued(loaded, loaded.key, res, false);
+      await this.storeReissued(loaded, loaded.key, res, undefined);
       this.resetFailures();
       const info = this.cached?.info ?? loaded.info;
       this.log.info('renewed device certificate', { serial: info.serialHex, notAfter: info.notAfter.toISOString() });
@@ -419,38 +419,39 @@ export class IdentityManager {
     });
   }
 
-  private async storeReissued(loaded: Loaded, key: DeviceKey, res: SignResponse, newKey: boolean): Promise<void> {
+  private async storeReissued(loaded: Loaded, key: DeviceKey, res: SignResponse, sealedKey: Buffer | undefined): Promise<void> {
     const { leaf, intermediates } = verifyIssued(res.crt, res.certChain, loaded.rootPem, { spki: key.spki, ...loaded.pointer.requested }, this.now());
     const pointer: Pointer = { ...loaded.pointer, keyType: key.type };
-    if (newKey) pointer.keyStorage = this.config.keyStorage;
-    await this.persist(pointer, key, leaf, intermediates, newKey);
+    if (sealedKey) pointer.keyStorage = this.config.keyStorage;
+    await this.persist(pointer, key, leaf, intermediates, sealedKey);
   }
 
   /**
    * `vigil rekey`: a new key pair, certified over mTLS with the current certificate (step-ca's /1.0/rekey).
    * A CA without that endpoint needs a fresh enrollment, hence the optional token.
    */
-  rekey(opts: { token?: TokenSource } = {}): Promise<IdentityStatus> {
-    const done = this.exclusive(async (): Promise<IdentityStatus | undefined> => {
+  async rekey(opts: { token?: TokenSource } = {}): Promise<IdentityStatus> {
+    const { token } = opts;
+    const done = await this.exclusive(async (): Promise<{ status: IdentityStatus } | { enrollWith: TokenSource }> => {
       const loaded = await this.loadFull();
       const key = await generateDeviceKey(this.config.keyType);
+      const sealed = await this.storageFor(this.config.keyStorage).seal(key.pkcs8);
       const csr = await createCsr(key, loaded.pointer.requested);
       const client = this.client(loaded.pointer.caUrl, loaded.rootPem);
       const res = await client.call('POST', '/1.0/rekey', { csr }, this.clientIdentity(loaded));
       if (res.status === 404 || res.status === 405) {
-        if (!opts.token) throw new IdentityError('ca-rejected', 'this CA cannot rekey; run `vigil rekey --token <token>` to enroll a new key');
-        return undefined;
+        if (!token) throw new IdentityError('ca-rejected', 'this CA cannot rekey; run `vigil rekey --token <token>` to enroll a new key');
+        return { enrollWith: token };
       }
       if (res.status !== 201 && res.status !== 200) {
         throw new IdentityError('ca-rejected', `the CA refused the rekey (HTTP ${res.status}); the current key and certificate are kept`);
       }
-      const parsed = JSON.parse(res.body) as SignResponse;
-      await this.storeReissued(loaded, key, { crt: parsed.crt, certChain: parsed.certChain }, true);
+      await this.storeReissued(loaded, key, parseSignResponse(res.body), sealed);
       this.resetFailures();
       this.log.info('rekeyed device certificate', { keyType: key.type });
-      return this.statusUnlocked();
+      return { status: await this.statusUnlocked() };
     });
-    return done.then((status) => status ?? this.enroll({ token: opts.token as TokenSource }));
+    return 'status' in done ? done.status : this.enroll({ token: done.enrollWith });
   }
 
   /**
