@@ -3,7 +3,9 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaClient } from '../../src/identity/ca-client.js';
+import { verifyIssued } from '../../src/identity/certs.js';
 import { IdentityError } from '../../src/identity/errors.js';
+import { createCsr, generateDeviceKey } from '../../src/identity/keys.js';
 import type { IdentityManager } from '../../src/identity/manager.js';
 import { StaticToken } from '../../src/identity/token.js';
 import { startStepCa, type StepCa } from '../harness/stepca.js';
@@ -193,6 +195,26 @@ describe('enrollment against a real step-ca', () => {
       expect((await m.renew({ force: true })).action).toBe('renewed');
       await scan(m, dir);
     }
+  });
+
+  it('verification refuses a returned cert for another key, other names, or another root', async () => {
+    const m = manager(await newStateDir(), config(), memorySecretStore());
+    const { request, tokenSans } = await m.requestedSubject();
+    const key = await generateDeviceKey('ec-p256');
+    const res = await new CaClient(ca.url, ca.rootPem, 5000).sign(
+      await createCsr(key, request),
+      await ca.token({ subject: request.commonName, sans: tokenSans }),
+    );
+    if (!res.parsed) throw new Error(`sign failed: ${res.body}`);
+    const { crt, certChain } = res.parsed;
+    const expected = { spki: key.spki, ...request };
+    expect(verifyIssued(crt, certChain, ca.rootPem, expected).intermediates).toHaveLength(1);
+    const other = await generateDeviceKey('ec-p256');
+    expect(() => verifyIssued(crt, certChain, ca.rootPem, { ...expected, spki: other.spki })).toThrow(/different public key/);
+    expect(() => verifyIssued(crt, certChain, ca.rootPem, { ...expected, dnsNames: ['x.example.com'] })).toThrow(/SANs/);
+    expect(() => verifyIssued(crt, certChain, ca.rootPem, { ...expected, commonName: 'device-other' })).toThrow(/CN/);
+    expect(() => verifyIssued(crt, certChain, crt, expected)).toThrow(/does not chain to the pinned root/);
+    expect(() => verifyIssued(crt, [], ca.rootPem, expected)).toThrow(/does not chain to the pinned root/);
   });
 
   it('leaves the committed pair in use when a crash interrupts a new write, and prunes the leftovers later', async () => {
