@@ -1,6 +1,5 @@
 import { createPrivateKey, createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
-import './reflect-polyfill.js';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import type { KeyType } from '../config/sections/identity.js';
 
 type WebCryptoKey = webcrypto.CryptoKey;
@@ -64,8 +63,18 @@ export interface CsrRequest {
   uris: string[];
 }
 
+/**
+ * @peculiar/x509 costs about half a second of CPU to load, so only commands that build a CSR pay for it
+ * (not `vigil identity`, not the daemon between renewals). The polyfill must be evaluated first.
+ */
+async function loadX509(): Promise<typeof X509> {
+  await import('./reflect-polyfill.js');
+  return import('@peculiar/x509');
+}
+
 export async function createCsr(key: DeviceKey, req: CsrRequest): Promise<string> {
-  const sans: x509.JsonGeneralNames = [
+  const x509 = await loadX509();
+  const sans: X509.JsonGeneralNames = [
     ...req.dnsNames.map((value) => ({ type: 'dns' as const, value })),
     ...req.uris.map((value) => ({ type: 'url' as const, value })),
   ];

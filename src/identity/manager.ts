@@ -1,7 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import type { IdentityConfig, KeyStorageKind } from '../config/sections/identity.js';
-import { fingerprintSchema } from '../config/sections/identity.js';
+import { normalizeFingerprint } from '../config/sections/identity.js';
 import { silentLogger, type Logger } from '../logging/logger.js';
 import { CaClient, fetchPinnedRoot, parseSignResponse, type ClientIdentity, type SignResponse } from './ca-client.js';
 import { certInfo, parseCertificate, splitPem, verifyIssued, type CertInfo } from './certs.js';
@@ -134,13 +134,13 @@ export class IdentityManager {
   }
 
   private async bootstrapUnlocked(caUrl: string, fingerprintInput: string): Promise<string> {
-    const fp = fingerprintSchema.safeParse(fingerprintInput);
-    if (!fp.success) throw new IdentityError('config', `"${fingerprintInput}" is not a root fingerprint: give the 64-hex-digit SHA-256 (step certificate fingerprint root_ca.crt)`);
+    const fp = normalizeFingerprint(fingerprintInput);
+    if (fp === undefined) throw new IdentityError('config', `"${fingerprintInput}" is not a root fingerprint: give the 64-hex-digit SHA-256 (step certificate fingerprint root_ca.crt)`);
     const url = caUrl.replace(/\/+$/, '');
     if (!/^https:\/\//i.test(url)) throw new IdentityError('config', `the CA URL must start with https:// (got ${caUrl})`);
-    const rootPem = await fetchPinnedRoot(url, fp.data, this.config.requestTimeoutSeconds * 1000);
-    await this.store.writeTrust(url, fp.data, rootPem);
-    this.log.info('pinned CA root', { caUrl: url, fingerprint: fp.data });
+    const rootPem = await fetchPinnedRoot(url, fp, this.config.requestTimeoutSeconds * 1000);
+    await this.store.writeTrust(url, fp, rootPem);
+    this.log.info('pinned CA root', { caUrl: url, fingerprint: fp });
     return rootPem;
   }
 
@@ -149,9 +149,8 @@ export class IdentityManager {
     const fingerprint = opts.fingerprint ?? this.config.fingerprint;
     const trust = await this.store.readTrust();
     if (caUrl !== undefined && fingerprint !== undefined) {
-      const normalized = fingerprintSchema.safeParse(fingerprint);
       const url = caUrl.replace(/\/+$/, '');
-      if (trust && normalized.success && trust.fingerprint === normalized.data && trust.caUrl === url) {
+      if (trust && trust.fingerprint === normalizeFingerprint(fingerprint) && trust.caUrl === url) {
         return { ...trust, rootPem: await this.store.readRoot(trust.fingerprint) };
       }
       const rootPem = await this.bootstrapUnlocked(caUrl, fingerprint);

@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IdentityError } from '../../src/identity/errors.js';
 import type { IdentityManager, RenewOutcome } from '../../src/identity/manager.js';
-import { RenewalJob } from '../../src/identity/renewal-job.js';
+import { Scheduler } from '../../src/agent/scheduler.js';
+import { renewalJob } from '../../src/identity/renewal-job.js';
 import { StaticToken } from '../../src/identity/token.js';
 import { startStepCa } from '../harness/stepca.js';
 import { assertNoPlaintextKey, config, currentKeySecret, manager, memorySecretStore, newStateDir, sleep } from './helpers.js';
@@ -24,8 +25,14 @@ async function setup(certDuration: string, overrides: Record<string, unknown>) {
   };
   await enroll();
   const outcomes: RenewOutcome[] = [];
-  const job = new RenewalJob(m, { heartbeatMs: 100, onOutcome: (o) => outcomes.push(o) });
-  cleanups.push(() => job.stop());
+  // The daemon's own scheduler running the daemon's renewal job; only the delay floor is lowered.
+  const scheduler = new Scheduler();
+  cleanups.push(() => scheduler.stop());
+  const job = {
+    start: () => {
+      scheduler.add(renewalJob(m, { minDelayMs: 100, onOutcome: (o) => outcomes.push(o) }));
+    },
+  };
   return { ca, dir, m, job, outcomes, enroll };
 }
 
@@ -102,7 +109,7 @@ describe('renewal under the daemon job against a real step-ca', () => {
     const before = outcomes.length;
     const failedBefore = outcomes.filter((o) => o.action === 'failed').length;
     await sleep(1000);
-    // Heartbeats keep running but nothing is attempted against the CA any more.
+    // The job keeps its schedule but attempts nothing against the CA any more.
     expect(outcomes.filter((o) => o.action === 'failed').length).toBe(failedBefore);
     expect(outcomes.slice(before).every((o) => o.action === 'skipped')).toBe(true);
     const err = await m.renew({ force: true }).catch((e: unknown) => e);

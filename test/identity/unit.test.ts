@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { identityConfigSchema } from '../../src/config/sections/identity.js';
+import { identityConfigSchema, normalizeFingerprint } from '../../src/config/sections/identity.js';
 import { parseSubjectAltName } from '../../src/identity/certs.js';
 import { base32, deriveDeviceId, isPlausibleHardwareValue, pickDeviceId } from '../../src/identity/device-id.js';
 import { IdentityError } from '../../src/identity/errors.js';
@@ -65,7 +65,8 @@ describe('subject template', () => {
 describe('config', () => {
   it('defaults every key and normalises a pasted fingerprint', () => {
     const c = identityConfigSchema.parse({ fingerprint: 'AB:'.repeat(31) + 'AB' });
-    expect(c.fingerprint).toBe('ab'.repeat(32));
+    expect(normalizeFingerprint(c.fingerprint ?? '')).toBe('ab'.repeat(32));
+    expect(() => identityConfigSchema.parse({ fingerprint: 'abc' })).toThrow();
     expect(c.keyType).toBe('ec-p256');
     expect(c.keyStorage).toBe('keychain');
     expect(c.renewFraction).toBeCloseTo(1 / 3);
