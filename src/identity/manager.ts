@@ -491,6 +491,17 @@ export class IdentityManager {
     });
   }
 
+  /**
+   * TLS material for other clients of the pinned PKI (the control plane): trust only the pinned root, and
+   * present the device certificate. The key PEM is for the TLS stack's memory only; never write it out.
+   */
+  clientTls(): Promise<{ ca: string; cert: string; key: string }> {
+    return this.exclusive(async () => {
+      const loaded = await this.loadFull();
+      return { ca: loaded.rootPem, cert: loaded.chainPem, key: privateKeyPem(loaded.key) };
+    });
+  }
+
   status(): Promise<IdentityStatus> {
     return this.exclusive(async () => {
       await this.refreshUnlocked();

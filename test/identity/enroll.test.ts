@@ -80,6 +80,15 @@ describe('enrollment against a real step-ca', () => {
     await scan(m, dir);
   });
 
+  it('hands other clients (the control plane) TLS material pinned to the CA root', async () => {
+    const { m } = await enrollFresh();
+    const tls = await m.clientTls();
+    expect(tls.ca).toBe(ca.rootPem);
+    const client = new CaClient(ca.url, tls.ca, 5000);
+    const res = await client.renew({ certChainPem: tls.cert, keyPem: tls.key });
+    expect(new X509Certificate(res.crt).subject).toBe(`CN=${(await m.requestedSubject()).request.commonName}`);
+  });
+
   it('enrolls an RSA-3072 key in explicit file mode, 0600, and says so in status', async () => {
     const { m } = await enrollFresh({ keyType: 'rsa-3072', keyStorage: 'file' });
     const s = await m.status();
