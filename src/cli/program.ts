@@ -13,6 +13,8 @@ import { configSchema } from '../config/schema.js';
 import { loadRuntime, readStatus, saveStatus, type GlobalOptions, type Runtime } from '../runtime.js';
 import { readDaemonPid, startDaemon, type DaemonExtension } from '../agent/daemon.js';
 import { formatReport } from './format.js';
+import { registerIdentityCommands } from './identity.js';
+import { identityDaemonExtension } from '../identity/renewal-job.js';
 import { AGENT_VERSION } from '../version.js';
 import type { PostureReport } from '../protocol/report.js';
 
@@ -21,7 +23,7 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, limited: 3, blocked: 4 } as c
 
 export interface ProgramIO {
   stdout: (s: string) => void;
-  /** Extensions the daemon loads (identity renewal, reporting). */
+  /** Extensions the daemon loads (identity renewal, reporting); defaults to DEFAULT_DAEMON_EXTENSIONS. */
   daemonExtensions?: readonly DaemonExtension[];
   /** Resolves when the daemon should stop; defaults to SIGINT/SIGTERM. */
   untilStopped?: () => Promise<string>;
@@ -52,6 +54,9 @@ export function waitForSignal(): Promise<string> {
     process.on('SIGTERM', onTerm);
   });
 }
+
+/** Every entry point (bin, npm start) gets these unless a caller (a test) passes its own. */
+export const DEFAULT_DAEMON_EXTENSIONS: readonly DaemonExtension[] = [identityDaemonExtension];
 
 export function buildProgram(io: ProgramIO): Command {
   const program = new Command('vigil')
@@ -168,11 +173,13 @@ export function buildProgram(io: ProgramIO): Command {
     .description('run the agent in the foreground: scan on a schedule, log changes, stop on SIGTERM/SIGINT')
     .action(async (_opts: unknown, cmd: Command) => {
       const rt = await loadRuntime(globals(cmd), 'daemon');
-      const handle = await startDaemon(rt, io.daemonExtensions ?? []);
+      const handle = await startDaemon(rt, io.daemonExtensions ?? DEFAULT_DAEMON_EXTENSIONS);
       const signal = await (io.untilStopped ?? waitForSignal)();
       rt.logger.info(`received ${signal}; shutting down`);
       await handle.stop();
     });
+
+  registerIdentityCommands(program, io);
 
   const config = program.command('config').description('inspect configuration');
   config

@@ -1,0 +1,122 @@
+import type { Command } from 'commander';
+import { UsageError } from '../config/errors.js';
+import { IdentityManager, type IdentityStatus } from '../identity/manager.js';
+import { StaticToken } from '../identity/token.js';
+import { loadRuntime, type GlobalOptions } from '../runtime.js';
+
+interface IdentityIO {
+  stdout: (s: string) => void;
+}
+
+async function managerFor(cmd: Command): Promise<IdentityManager> {
+  const rt = await loadRuntime(cmd.optsWithGlobals<GlobalOptions>(), 'cli');
+  return new IdentityManager({ stateDir: rt.loaded.stateDir, config: rt.loaded.config.identity, logger: rt.logger });
+}
+
+function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 120) return `${m} min`;
+  const h = Math.round(m / 60);
+  return h < 48 ? `${h} h` : `${Math.round(h / 24)} days`;
+}
+
+/** The exact command an admin runs to mint a token for this device. */
+async function tokenHint(m: IdentityManager, caUrl: string | undefined): Promise<string> {
+  const { request, tokenSans } = await m.requestedSubject();
+  const sans = tokenSans.map((s) => ` --san ${s}`).join('');
+  return `step ca token ${request.commonName}${sans}${caUrl ? ` --ca-url ${caUrl}` : ''}`;
+}
+
+export function formatIdentity(s: IdentityStatus): string {
+  const rows: [string, string | undefined][] = [
+    ['State', s.reason ? `${s.state} (${s.reason})` : s.state],
+    ['Device ID', s.deviceId ? `${s.deviceId} (from ${s.deviceIdSource ?? 'unknown'})` : undefined],
+    ['Subject', s.subject],
+    ['SANs', [...(s.dnsNames ?? []).map((d) => `DNS:${d}`), ...(s.uris ?? []).map((u) => `URI:${u}`)].join(', ') || undefined],
+    ['Serial', s.serial],
+    ['Valid', s.notBefore && s.notAfter ? `${s.notBefore} to ${s.notAfter}` : undefined],
+    ['Renewal', s.renewAt && s.timeToRenewalMs !== undefined ? `${s.renewAt} (in ${duration(s.timeToRenewalMs)})` : undefined],
+    ['Key', s.keyType ? `${s.keyType}, ${s.keyStorage === 'keychain' ? 'encrypted under a data key in the OS keychain' : 'unencrypted 0600 file'}` : `storage: ${s.keyStorage}`],
+    ['Warning', s.keyStorageWarning],
+    ['CA', s.caUrl],
+    ['Pinned root', s.rootFingerprint],
+    ['Last error', s.lastError ? `${s.lastError}${s.nextAttemptAt ? `; next attempt ${s.nextAttemptAt}` : ''}` : undefined],
+  ];
+  return `${rows.flatMap(([k, v]) => (v === undefined ? [] : [`${`${k}:`.padEnd(13)} ${v}`])).join('\n')}\n`;
+}
+
+/** `vigil enroll | renew | rekey | identity | unenroll`. IdentityErrors surface as one-line messages. */
+export function registerIdentityCommands(program: Command, io: IdentityIO): void {
+  program
+    .command('enroll')
+    .description('get a device certificate from step-ca with a one-time token (flags mirror `step ca bootstrap`)')
+    .option('--ca-url <url>', 'step-ca URL (default: identity.caUrl)')
+    .option('--fingerprint <sha256>', 'root certificate fingerprint (default: identity.fingerprint)')
+    .option('--token <ott>', 'one-time token from `step ca token` or your admin')
+    .action(async (opts: { caUrl?: string; fingerprint?: string; token?: string }, cmd: Command) => {
+      const m = await managerFor(cmd);
+      if (!opts.token) {
+        throw new UsageError(`enroll needs --token; an admin can make one with: ${await tokenHint(m, opts.caUrl)}`);
+      }
+      const status = await m.enroll({
+        token: new StaticToken(opts.token),
+        ...(opts.caUrl ? { caUrl: opts.caUrl } : {}),
+        ...(opts.fingerprint ? { fingerprint: opts.fingerprint } : {}),
+      });
+      io.stdout(`Enrolled.\n${formatIdentity(status)}`);
+    });
+
+  program
+    .command('renew')
+    .description('renew the device certificate over mTLS if it is due')
+    .option('--force', 'renew even if not yet due')
+    .action(async (opts: { force?: boolean }, cmd: Command) => {
+      const m = await managerFor(cmd);
+      const outcome = await m.renew({ force: opts.force === true });
+      if (outcome.action === 'renewed') io.stdout(`Renewed; valid until ${outcome.notAfter.toISOString()}.\n`);
+      else if (outcome.action === 'not-due') io.stdout(`Not due until ${outcome.renewAt.toISOString()}; use --force to renew now.\n`);
+    });
+
+  program
+    .command('rekey')
+    .description('replace the device key and certificate (step-ca /1.0/rekey; a token if the CA cannot rekey)')
+    .option('--token <ott>', 'one-time token, used only if the CA does not support rekey')
+    .action(async (opts: { token?: string }, cmd: Command) => {
+      const m = await managerFor(cmd);
+      const status = await m.rekey(opts.token ? { token: new StaticToken(opts.token) } : {});
+      io.stdout(`Rekeyed.\n${formatIdentity(status)}`);
+    });
+
+  program
+    .command('identity')
+    .description('show the device certificate, key storage, pinned root and renewal schedule')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const m = await managerFor(cmd);
+      const status = await m.status();
+      if (opts.json) {
+        io.stdout(`${JSON.stringify(status, null, 2)}\n`);
+        return;
+      }
+      io.stdout(formatIdentity(status));
+      if (status.state === 'not-enrolled' || status.state === 'needs-enrollment') {
+        io.stdout(`\nTo enroll, get a token (${await tokenHint(m, status.caUrl)}) and run: vigil enroll --token <token>\n`);
+      }
+    });
+
+  program
+    .command('unenroll')
+    .description('revoke the device certificate at the CA, then delete the key and certificate')
+    .option('--force', 'delete even if the CA cannot be reached to revoke')
+    .action(async (opts: { force?: boolean }, cmd: Command) => {
+      const m = await managerFor(cmd);
+      const res = await m.unenroll({ force: opts.force === true });
+      io.stdout(
+        res.revoked
+          ? 'Certificate revoked; key and certificate deleted.\n'
+          : `Key and certificate deleted; not revoked${res.revokeError ? ` (${res.revokeError})` : ''}.\n`,
+      );
+    });
+}

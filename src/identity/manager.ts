@@ -1,0 +1,548 @@
+import type { X509Certificate } from 'node:crypto';
+import { join } from 'node:path';
+import type { IdentityConfig, KeyStorageKind } from '../config/sections/identity.js';
+import { normalizeFingerprint } from '../config/sections/identity.js';
+import { silentLogger, type Logger } from '../logging/logger.js';
+import { CaClient, fetchPinnedRoot, parseSignResponse, type ClientIdentity, type SignResponse } from './ca-client.js';
+import { certInfo, parseCertificate, splitPem, verifyIssued, type CertInfo } from './certs.js';
+import { detectDeviceId, type DeviceId } from './device-id.js';
+import { IdentityError } from './errors.js';
+import { FileKeyStorage, KeychainKeyStorage, keytarStore, type KeyStorage, type SecretStore } from './key-storage.js';
+import { createCsr, deviceKeyFromPkcs8, generateDeviceKey, privateKeyPem, type CsrRequest, type DeviceKey } from './keys.js';
+import { backoffDelay, renewalTime } from './schedule.js';
+import { IdentityStore, type Pointer } from './store.js';
+import { renderSubject, tokenSans } from './template.js';
+import { decodeOtt, diagnoseSignRejection, precheckToken, type TokenSource } from './token.js';
+
+export type IdentityState = 'not-enrolled' | 'valid' | 'renewing' | 'needs-enrollment';
+
+export interface IdentityStatus {
+  state: IdentityState;
+  /** Why the state is what it is, when that is not obvious (e.g. what is corrupt). */
+  reason?: string;
+  deviceId?: string;
+  deviceIdSource?: string;
+  caUrl?: string;
+  rootFingerprint?: string;
+  keyStorage: KeyStorageKind;
+  /** Set when the key is in a plaintext file, so every status display says so. */
+  keyStorageWarning?: string;
+  keyType?: string;
+  subject?: string;
+  dnsNames?: string[];
+  uris?: string[];
+  serial?: string;
+  notBefore?: string;
+  notAfter?: string;
+  renewAt?: string;
+  timeToRenewalMs?: number;
+  consecutiveFailures: number;
+  lastError?: string;
+  nextAttemptAt?: string;
+}
+
+export interface IdentityManagerOptions {
+  /** The agent's state dir; the identity lives in its `identity/` subdirectory. */
+  stateDir: string;
+  config: IdentityConfig;
+  logger?: Logger;
+  /** Overrides the keychain (tests, or a platform-specific store). */
+  secretStore?: () => Promise<SecretStore>;
+  deviceId?: () => Promise<DeviceId>;
+  now?: () => Date;
+  random?: () => number;
+}
+
+export interface EnrollOptions {
+  token: TokenSource;
+  caUrl?: string;
+  fingerprint?: string;
+}
+
+export type RenewOutcome =
+  | { action: 'renewed'; notAfter: Date }
+  | { action: 'not-due'; renewAt: Date }
+  | { action: 'skipped'; state: IdentityState; reason?: string }
+  | { action: 'failed'; error: IdentityError; retryAt: Date };
+
+interface Loaded {
+  pointer: Pointer;
+  rootPem: string;
+  key: DeviceKey;
+  chainPem: string;
+  info: CertInfo;
+}
+
+const FILE_STORAGE_WARNING = 'the device private key is stored unencrypted in a 0600 file (identity.keyStorage = "file")';
+
+function asIdentityError(err: unknown): IdentityError {
+  if (err instanceof IdentityError) return err;
+  return new IdentityError('ca-rejected', err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+/**
+ * The device's certificate lifecycle. Every mutating operation runs one at a time, and every one either
+ * commits a fully verified key+certificate pair or leaves the previous pair in place.
+ */
+export class IdentityManager {
+  readonly store: IdentityStore;
+  private readonly log: Logger;
+  private readonly now: () => Date;
+  private readonly random: () => number;
+  private readonly secretStore: () => Promise<SecretStore>;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private cached: { pointer: Pointer; info: CertInfo } | undefined;
+  private cachedProblem: string | undefined;
+  private readonly jitterBySerial = new Map<string, number>();
+  /** A key that failed to unseal stays broken until a new key file replaces it. */
+  private keyProblem: { keyFile: string; message: string } | undefined;
+  private renewing = false;
+  private failures = 0;
+  private retryAt: Date | undefined;
+  private lastError: string | undefined;
+
+  constructor(private readonly opts: IdentityManagerOptions) {
+    this.store = new IdentityStore(join(opts.stateDir, 'identity'));
+    this.log = (opts.logger ?? silentLogger()).child({ component: 'identity' });
+    this.now = opts.now ?? (() => new Date());
+    this.random = opts.random ?? Math.random;
+    this.secretStore = opts.secretStore ?? keytarStore;
+  }
+
+  private get config(): IdentityConfig {
+    return this.opts.config;
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  storageFor(kind: KeyStorageKind): KeyStorage {
+    return kind === 'file' ? new FileKeyStorage() : new KeychainKeyStorage(this.secretStore, this.config.keychainService);
+  }
+
+  private client(caUrl: string, rootPem: string): CaClient {
+    return new CaClient(caUrl, rootPem, this.config.requestTimeoutSeconds * 1000);
+  }
+
+  /** Fetches and pins the CA root, as `step ca bootstrap`. On a mismatch nothing is written. */
+  bootstrap(caUrl: string, fingerprint: string): Promise<string> {
+    return this.exclusive(() => this.bootstrapUnlocked(caUrl, fingerprint));
+  }
+
+  private async bootstrapUnlocked(caUrl: string, fingerprintInput: string): Promise<string> {
+    const fp = normalizeFingerprint(fingerprintInput);
+    if (fp === undefined) throw new IdentityError('config', `"${fingerprintInput}" is not a root fingerprint: give the 64-hex-digit SHA-256 (step certificate fingerprint root_ca.crt)`);
+    const url = caUrl.replace(/\/+$/, '');
+    if (!/^https:\/\//i.test(url)) throw new IdentityError('config', `the CA URL must start with https:// (got ${caUrl})`);
+    const rootPem = await fetchPinnedRoot(url, fp, this.config.requestTimeoutSeconds * 1000);
+    await this.store.writeTrust(url, fp, rootPem);
+    this.log.info('pinned CA root', { caUrl: url, fingerprint: fp });
+    return rootPem;
+  }
+
+  private async trustFor(opts: { caUrl?: string; fingerprint?: string }): Promise<{ caUrl: string; fingerprint: string; rootPem: string }> {
+    const caUrl = opts.caUrl ?? this.config.caUrl;
+    const fingerprint = opts.fingerprint ?? this.config.fingerprint;
+    const trust = await this.store.readTrust();
+    if (caUrl !== undefined && fingerprint !== undefined) {
+      const url = caUrl.replace(/\/+$/, '');
+      if (trust && trust.fingerprint === normalizeFingerprint(fingerprint) && trust.caUrl === url) {
+        return { ...trust, rootPem: await this.store.readRoot(trust.fingerprint) };
+      }
+      const rootPem = await this.bootstrapUnlocked(caUrl, fingerprint);
+      const pinned = await this.store.readTrust();
+      if (!pinned) throw new IdentityError('corrupt-state', 'the CA trust could not be saved');
+      return { ...pinned, rootPem };
+    }
+    if (trust) return { ...trust, rootPem: await this.store.readRoot(trust.fingerprint) };
+    throw new IdentityError('config', 'no CA configured: pass --ca-url and --fingerprint (or set identity.caUrl and identity.fingerprint)');
+  }
+
+  private async resolveDeviceId(): Promise<DeviceId> {
+    // The ID chosen at first enrollment is kept even if a better source appears later (e.g. run as root).
+    const pointer = await this.store.readPointer().catch(() => undefined);
+    if (pointer) return { id: pointer.deviceId, source: pointer.deviceIdSource as DeviceId['source'] };
+    return (this.opts.deviceId ?? (() => detectDeviceId()))();
+  }
+
+  /** The subject and SANs this device asks for; an admin's `step ca token` must use exactly these. */
+  async requestedSubject(): Promise<{ deviceId: DeviceId; request: CsrRequest; tokenSans: string[] }> {
+    const deviceId = await this.resolveDeviceId();
+    const request = renderSubject(this.config.subject, { id: deviceId.id, domain: this.config.domain });
+    return { deviceId, request, tokenSans: tokenSans(request) };
+  }
+
+  enroll(opts: EnrollOptions): Promise<IdentityStatus> {
+    return this.exclusive(async () => {
+      const trust = await this.trustFor(opts);
+      const { deviceId, request, tokenSans: sans } = await this.requestedSubject();
+      const key = await generateDeviceKey(this.config.keyType);
+      // Sealing first means a missing keychain is found before the one-time token is spent.
+      const sealed = await this.storageFor(this.config.keyStorage).seal(key.pkcs8);
+      const csr = await createCsr(key, request);
+      const ott = await opts.token.getToken({ caUrl: trust.caUrl, subject: request.commonName, sans, deviceId: deviceId.id });
+      const claims = decodeOtt(ott);
+      precheckToken(claims, trust.fingerprint);
+      const client = this.client(trust.caUrl, trust.rootPem);
+      const res = await client.sign(csr, ott);
+      if (!res.parsed) {
+        throw diagnoseSignRejection({
+          status: res.status,
+          body: res.body,
+          claims,
+          caUrl: trust.caUrl,
+          caNow: res.date,
+          provisioners: res.status === 401 ? await client.provisioners() : undefined,
+        });
+      }
+      const { leaf, intermediates } = verifyIssued(res.parsed.crt, res.parsed.certChain, trust.rootPem, { spki: key.spki, ...request }, this.now());
+      const pointer: Pointer = {
+        version: 1,
+        caUrl: trust.caUrl,
+        fingerprint: trust.fingerprint,
+        deviceId: deviceId.id,
+        deviceIdSource: deviceId.source,
+        keyType: key.type,
+        keyStorage: this.config.keyStorage,
+        keyFile: '',
+        certFile: '',
+        requested: request,
+        enrolledAt: this.now().toISOString(),
+      };
+      await this.persist(pointer, key, leaf, intermediates, sealed);
+      this.resetFailures();
+      const info = certInfo(leaf);
+      this.log.info('enrolled device certificate', { serial: info.serialHex, notAfter: info.notAfter.toISOString(), deviceId: deviceId.id });
+      if (pointer.keyStorage === 'file') this.log.warn(FILE_STORAGE_WARNING);
+      return this.statusUnlocked();
+    });
+  }
+
+  /**
+   * Writes the new key (if any) and certificate under fresh names, reads both back and checks they are the
+   * pair just verified, then swaps the pointer. Until the swap the previous pair remains the identity.
+   */
+  private async persist(pointer: Pointer, key: DeviceKey, leaf: X509Certificate, intermediates: X509Certificate[], sealedKey: Buffer | undefined): Promise<void> {
+    const storage = this.storageFor(pointer.keyStorage);
+    if (sealedKey) pointer.keyFile = await this.store.writeNew('key', storage.extension, sealedKey, 0o600);
+    const chainPem = [leaf, ...intermediates].map((c) => c.toString()).join('');
+    pointer.certFile = await this.store.writeNew('cert', '.crt', chainPem, 0o644);
+    const keyBack = deviceKeyFromPkcs8(await storage.open(await this.store.read(pointer.keyFile, 'key file'), this.store.path(pointer.keyFile)));
+    const certBack = parseCertificate((await this.store.read(pointer.certFile, 'certificate')).toString('utf8'), 'the certificate just written');
+    if (!keyBack.spki.equals(key.spki) || !certInfo(certBack).spki.equals(key.spki)) {
+      throw new IdentityError('corrupt-state', 'the key and certificate read back from disk do not match what was written; the previous identity is kept');
+    }
+    await this.store.commit(pointer);
+    this.cached = { pointer, info: certInfo(leaf) };
+    this.cachedProblem = undefined;
+  }
+
+  private async loadFull(): Promise<Loaded> {
+    try {
+      return await this.loadFullUnchecked();
+    } catch (err) {
+      if (err instanceof IdentityError && err.code === 'corrupt-state') {
+        const pointer = await this.store.readPointer().catch(() => undefined);
+        if (pointer) this.keyProblem = { keyFile: pointer.keyFile, message: err.message };
+        this.cached = undefined;
+        this.cachedProblem = err.message;
+      }
+      throw err;
+    }
+  }
+
+  private async loadFullUnchecked(): Promise<Loaded> {
+    const pointer = await this.store.readPointer();
+    if (!pointer) throw new IdentityError('not-enrolled', 'this device is not enrolled; run `vigil enroll --token <token>`');
+    const rootPem = await this.store.readRoot(pointer.fingerprint);
+    const keyPath = this.store.path(pointer.keyFile);
+    const pkcs8 = await this.storageFor(pointer.keyStorage).open(await this.store.read(pointer.keyFile, 'key file'), keyPath);
+    let key: DeviceKey;
+    try {
+      key = deviceKeyFromPkcs8(pkcs8);
+    } catch (err) {
+      throw new IdentityError('corrupt-state', `the key file ${keyPath} does not hold a usable private key; re-enroll with a new token`, { cause: err });
+    }
+    const { info, chainPem } = await this.loadCert(pointer);
+    if (!info.spki.equals(key.spki)) {
+      throw new IdentityError('corrupt-state', `the certificate ${this.store.path(pointer.certFile)} does not belong to the stored key; re-enroll with a new token`);
+    }
+    return { pointer, rootPem, key, chainPem, info };
+  }
+
+  private async loadCert(pointer: Pointer): Promise<{ info: CertInfo; chainPem: string }> {
+    const path = this.store.path(pointer.certFile);
+    const chainPem = (await this.store.read(pointer.certFile, 'certificate')).toString('utf8');
+    const first = splitPem(chainPem)[0];
+    if (first === undefined) throw new IdentityError('corrupt-state', `the certificate file ${path} is truncated or not PEM; re-enroll with a new token`);
+    const leaf = parseCertificate(first, `the certificate file ${path}`);
+    return { info: certInfo(leaf), chainPem };
+  }
+
+  /** Re-reads the identity from disk (cheap: no keychain access); the daemon calls it before scheduling. */
+  refresh(): Promise<void> {
+    return this.exclusive(() => this.refreshUnlocked());
+  }
+
+  private async refreshUnlocked(): Promise<void> {
+    try {
+      const pointer = await this.store.readPointer();
+      if (!pointer) {
+        this.cached = undefined;
+        this.cachedProblem = undefined;
+        return;
+      }
+      const { info } = await this.loadCert(pointer);
+      this.storageFor(pointer.keyStorage).inspect(await this.store.read(pointer.keyFile, 'key file'), this.store.path(pointer.keyFile));
+      if (this.keyProblem?.keyFile === pointer.keyFile) throw new IdentityError('corrupt-state', this.keyProblem.message);
+      if (this.cached?.info.serialHex !== info.serialHex) this.resetFailures();
+      this.cached = { pointer, info };
+      this.cachedProblem = undefined;
+    } catch (err) {
+      this.cached = undefined;
+      this.cachedProblem = asIdentityError(err).message;
+    }
+  }
+
+  private resetFailures(): void {
+    this.failures = 0;
+    this.retryAt = undefined;
+    this.lastError = undefined;
+  }
+
+  private renewAtFor(info: CertInfo): Date {
+    let r = this.jitterBySerial.get(info.serialHex);
+    if (r === undefined) {
+      r = this.random();
+      this.jitterBySerial.set(info.serialHex, r);
+    }
+    return renewalTime(info.notBefore, info.notAfter, this.config.renewFraction, this.config.renewJitter, r);
+  }
+
+  private stateNow(): { state: IdentityState; reason?: string } {
+    if (this.cachedProblem !== undefined) return { state: 'needs-enrollment', reason: this.cachedProblem };
+    if (!this.cached) return { state: 'not-enrolled' };
+    if (this.now() >= this.cached.info.notAfter) {
+      return { state: 'needs-enrollment', reason: `the certificate expired at ${this.cached.info.notAfter.toISOString()}; re-enroll with a new token` };
+    }
+    return { state: this.renewing ? 'renewing' : 'valid' };
+  }
+
+  /**
+   * When the daemon should next call renewIfDue: the renewal time, or the retry time after a failure.
+   * Undefined when there is nothing to do until someone enrolls.
+   */
+  nextRunAt(): Date | undefined {
+    const { state } = this.stateNow();
+    if (state === 'not-enrolled' || state === 'needs-enrollment' || !this.cached) return undefined;
+    const renewAt = this.renewAtFor(this.cached.info);
+    if (this.retryAt && this.retryAt > renewAt) return this.retryAt;
+    return renewAt;
+  }
+
+  /** The daemon's job: renews when due, records failures with backoff, never throws. */
+  renewIfDue(): Promise<RenewOutcome> {
+    return this.exclusive(async () => {
+      await this.refreshUnlocked();
+      const { state, reason } = this.stateNow();
+      if (!this.cached || state === 'needs-enrollment' || state === 'not-enrolled') {
+        return reason === undefined ? { action: 'skipped', state } : { action: 'skipped', state, reason };
+      }
+      const renewAt = this.renewAtFor(this.cached.info);
+      const now = this.now();
+      if (now < renewAt) return { action: 'not-due', renewAt };
+      if (this.retryAt && now < this.retryAt) return { action: 'not-due', renewAt: this.retryAt };
+      try {
+        const notAfter = await this.renewUnlocked();
+        return { action: 'renewed', notAfter };
+      } catch (err) {
+        const error = asIdentityError(err);
+        return { action: 'failed', error, retryAt: this.retryAt ?? now };
+      }
+    });
+  }
+
+  /** `vigil renew [--force]`: renews now if due (or always with force); throws on failure. */
+  renew(opts: { force?: boolean } = {}): Promise<RenewOutcome> {
+    return this.exclusive(async () => {
+      await this.refreshUnlocked();
+      if (!opts.force && this.cached && this.stateNow().state === 'valid') {
+        const renewAt = this.renewAtFor(this.cached.info);
+        if (this.now() < renewAt) return { action: 'not-due', renewAt };
+      }
+      const notAfter = await this.renewUnlocked();
+      return { action: 'renewed', notAfter };
+    });
+  }
+
+  private clientIdentity(l: Loaded): ClientIdentity {
+    return { certChainPem: l.chainPem, keyPem: privateKeyPem(l.key) };
+  }
+
+  private async renewUnlocked(): Promise<Date> {
+    const loaded = await this.loadFull();
+    if (this.now() >= loaded.info.notAfter) {
+      this.cachedProblem = `the certificate expired at ${loaded.info.notAfter.toISOString()}; re-enroll with a new token`;
+      throw new IdentityError('expired', `${this.cachedProblem} (renewal needs a valid certificate)`);
+    }
+    this.renewing = true;
+    try {
+      const res = await this.client(loaded.pointer.caUrl, loaded.rootPem).renew(this.clientIdentity(loaded));
+      await this.storeReissued(loaded, loaded.key, res, undefined);
+      this.resetFailures();
+      const info = this.cached?.info ?? loaded.info;
+      this.log.info('renewed device certificate', { serial: info.serialHex, notAfter: info.notAfter.toISOString() });
+      return info.notAfter;
+    } catch (err) {
+      this.recordFailure(err, loaded.info);
+      throw err;
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private recordFailure(err: unknown, info: CertInfo): void {
+    this.failures++;
+    const delay = backoffDelay(this.failures, this.config.retryInitialSeconds * 1000, this.config.retryMaxSeconds * 1000, this.random());
+    this.retryAt = new Date(this.now().getTime() + delay);
+    this.lastError = asIdentityError(err).message;
+    this.log.warn('certificate renewal failed; keeping the current certificate', {
+      error: this.lastError,
+      failures: this.failures,
+      retryAt: this.retryAt.toISOString(),
+      notAfter: info.notAfter.toISOString(),
+    });
+  }
+
+  private async storeReissued(loaded: Loaded, key: DeviceKey, res: SignResponse, sealedKey: Buffer | undefined): Promise<void> {
+    const { leaf, intermediates } = verifyIssued(res.crt, res.certChain, loaded.rootPem, { spki: key.spki, ...loaded.pointer.requested }, this.now());
+    const pointer: Pointer = { ...loaded.pointer, keyType: key.type };
+    if (sealedKey) pointer.keyStorage = this.config.keyStorage;
+    await this.persist(pointer, key, leaf, intermediates, sealedKey);
+  }
+
+  /**
+   * `vigil rekey`: a new key pair, certified over mTLS with the current certificate (step-ca's /1.0/rekey).
+   * A CA without that endpoint needs a fresh enrollment, hence the optional token.
+   */
+  async rekey(opts: { token?: TokenSource } = {}): Promise<IdentityStatus> {
+    const { token } = opts;
+    const done = await this.exclusive(async (): Promise<{ status: IdentityStatus } | { enrollWith: TokenSource }> => {
+      const loaded = await this.loadFull();
+      const key = await generateDeviceKey(this.config.keyType);
+      const sealed = await this.storageFor(this.config.keyStorage).seal(key.pkcs8);
+      const csr = await createCsr(key, loaded.pointer.requested);
+      const client = this.client(loaded.pointer.caUrl, loaded.rootPem);
+      const res = await client.call('POST', '/1.0/rekey', { csr }, this.clientIdentity(loaded));
+      if (res.status === 404 || res.status === 405) {
+        if (!token) throw new IdentityError('ca-rejected', 'this CA cannot rekey; run `vigil rekey --token <token>` to enroll a new key');
+        return { enrollWith: token };
+      }
+      if (res.status !== 201 && res.status !== 200) {
+        throw new IdentityError('ca-rejected', `the CA refused the rekey (HTTP ${res.status}); the current key and certificate are kept`);
+      }
+      await this.storeReissued(loaded, key, parseSignResponse(res.body), sealed);
+      this.resetFailures();
+      this.log.info('rekeyed device certificate', { keyType: key.type });
+      return { status: await this.statusUnlocked() };
+    });
+    return 'status' in done ? done.status : this.enroll({ token: done.enrollWith });
+  }
+
+  /**
+   * `vigil unenroll`: revokes at the CA over mTLS, then deletes the key, its keychain entry and the
+   * certificate. If revocation fails nothing is deleted unless `force`, so a device is not silently left
+   * with a live certificate at the CA.
+   */
+  unenroll(opts: { force?: boolean } = {}): Promise<{ revoked: boolean; revokeError?: string }> {
+    return this.exclusive(async () => {
+      const pointer = await this.store.readPointer().catch(() => undefined);
+      let revoked = false;
+      let revokeError: string | undefined;
+      if (this.config.revokeOnUnenroll) {
+        try {
+          const loaded = await this.loadFull();
+          if (this.now() < loaded.info.notAfter) {
+            await this.client(loaded.pointer.caUrl, loaded.rootPem).revoke(this.clientIdentity(loaded), loaded.info.serialDecimal);
+            revoked = true;
+          }
+        } catch (err) {
+          revokeError = asIdentityError(err).message;
+          if (!opts.force && !(err instanceof IdentityError && err.code === 'not-enrolled')) {
+            throw new IdentityError(err instanceof IdentityError ? err.code : 'ca-rejected', `${revokeError} (nothing was deleted; use --force to delete without revoking)`, { cause: err });
+          }
+        }
+      }
+      await this.store.clearIdentity();
+      if (pointer?.keyStorage === 'keychain' || this.config.keyStorage === 'keychain') {
+        await this.storageFor('keychain').destroy().catch((err: unknown) => {
+          if (pointer?.keyStorage === 'keychain') throw err;
+        });
+      }
+      this.cached = undefined;
+      this.cachedProblem = undefined;
+      this.resetFailures();
+      this.log.info('unenrolled', { revoked });
+      return revokeError === undefined ? { revoked } : { revoked, revokeError };
+    });
+  }
+
+  /**
+   * TLS material for other clients of the pinned PKI (the control plane): trust only the pinned root, and
+   * present the device certificate. The key PEM is for the TLS stack's memory only; never write it out.
+   */
+  clientTls(): Promise<{ ca: string; cert: string; key: string }> {
+    return this.exclusive(async () => {
+      const loaded = await this.loadFull();
+      return { ca: loaded.rootPem, cert: loaded.chainPem, key: privateKeyPem(loaded.key) };
+    });
+  }
+
+  status(): Promise<IdentityStatus> {
+    return this.exclusive(async () => {
+      await this.refreshUnlocked();
+      return this.statusUnlocked();
+    });
+  }
+
+  private async statusUnlocked(): Promise<IdentityStatus> {
+    const { state, reason } = this.stateNow();
+    const trust = await this.store.readTrust().catch(() => undefined);
+    const pointer = this.cached?.pointer;
+    const keyStorage = pointer?.keyStorage ?? this.config.keyStorage;
+    const out: IdentityStatus = { state, keyStorage, consecutiveFailures: this.failures };
+    if (reason !== undefined) out.reason = reason;
+    if (keyStorage === 'file') out.keyStorageWarning = FILE_STORAGE_WARNING;
+    const caUrl = pointer?.caUrl ?? trust?.caUrl;
+    const fp = pointer?.fingerprint ?? trust?.fingerprint;
+    if (caUrl !== undefined) out.caUrl = caUrl;
+    if (fp !== undefined) out.rootFingerprint = fp;
+    const id = pointer ? { id: pointer.deviceId, source: pointer.deviceIdSource } : await this.resolveDeviceId().catch(() => undefined);
+    if (id) {
+      out.deviceId = id.id;
+      out.deviceIdSource = id.source;
+    }
+    if (this.lastError !== undefined) out.lastError = this.lastError;
+    if (this.retryAt) out.nextAttemptAt = this.retryAt.toISOString();
+    if (this.cached && pointer) {
+      const { info } = this.cached;
+      const renewAt = this.renewAtFor(info);
+      Object.assign(out, {
+        keyType: pointer.keyType,
+        subject: info.subject,
+        dnsNames: info.sans.dnsNames,
+        uris: info.sans.uris,
+        serial: info.serialHex,
+        notBefore: info.notBefore.toISOString(),
+        notAfter: info.notAfter.toISOString(),
+        renewAt: renewAt.toISOString(),
+        timeToRenewalMs: Math.max(0, renewAt.getTime() - this.now().getTime()),
+      });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,161 @@
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { KEY_STORAGES, KEY_TYPES } from '../config/sections/identity.js';
+import { syncDir, writeFileAtomic } from '../state/atomic.js';
+import { sha256Hex } from './certs.js';
+import { IdentityError } from './errors.js';
+
+const trustSchema = z.strictObject({
+  version: z.literal(1),
+  caUrl: z.string(),
+  fingerprint: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type Trust = z.output<typeof trustSchema>;
+
+const fileName = z.string().regex(/^[a-z0-9.-]+$/);
+
+const pointerSchema = z.strictObject({
+  version: z.literal(1),
+  caUrl: z.string(),
+  fingerprint: z.string().regex(/^[0-9a-f]{64}$/),
+  deviceId: z.string(),
+  deviceIdSource: z.string(),
+  keyType: z.enum(KEY_TYPES),
+  keyStorage: z.enum(KEY_STORAGES),
+  keyFile: fileName,
+  certFile: fileName,
+  requested: z.strictObject({ commonName: z.string(), dnsNames: z.array(z.string()), uris: z.array(z.string()) }),
+  enrolledAt: z.string(),
+});
+export type Pointer = z.output<typeof pointerSchema>;
+
+const TRUST = 'trust.json';
+const CURRENT = 'current.json';
+
+export function rootFileName(fingerprint: string): string {
+  return `root-${fingerprint.slice(0, 16)}.crt`;
+}
+
+/**
+ * The identity directory. Key and certificate files are never overwritten in place: a new pair is written
+ * under fresh names, read back and verified, and only then does `current.json` (written atomically) point
+ * at it. A crash at any instant therefore leaves `current.json` naming a complete, verified pair; files it
+ * does not name are leftovers and are pruned.
+ */
+export class IdentityStore {
+  constructor(readonly dir: string) {}
+
+  path(name: string): string {
+    return join(this.dir, name);
+  }
+
+  private async readJson<T>(name: string, schema: z.ZodType<T>, what: string): Promise<T | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.path(name), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      return schema.parse(JSON.parse(text));
+    } catch (err) {
+      throw new IdentityError('corrupt-state', `${what} ${this.path(name)} is corrupt; re-enroll with a new token`, { cause: err });
+    }
+  }
+
+  readTrust(): Promise<Trust | undefined> {
+    return this.readJson(TRUST, trustSchema, 'the CA trust file');
+  }
+
+  readPointer(): Promise<Pointer | undefined> {
+    return this.readJson(CURRENT, pointerSchema, 'the identity pointer');
+  }
+
+  async writeTrust(caUrl: string, fingerprint: string, rootPem: string): Promise<void> {
+    await writeFileAtomic(this.path(rootFileName(fingerprint)), rootPem, 0o644);
+    const trust: Trust = { version: 1, caUrl, fingerprint };
+    await writeFileAtomic(this.path(TRUST), `${JSON.stringify(trust, null, 2)}\n`, 0o644);
+  }
+
+  /** Re-hashes the pinned root on every read: a swapped file must not silently become the trust anchor. */
+  async readRoot(fingerprint: string): Promise<string> {
+    const path = this.path(rootFileName(fingerprint));
+    let pem: string;
+    try {
+      pem = await readFile(path, 'utf8');
+    } catch (err) {
+      throw new IdentityError('corrupt-state', `the pinned root ${path} is missing; run enroll again with --ca-url and --fingerprint`, {
+        cause: err,
+      });
+    }
+    let actual: string | undefined;
+    try {
+      actual = sha256Hex(new X509Certificate(pem).raw);
+    } catch {
+      actual = undefined;
+    }
+    if (actual !== fingerprint) {
+      throw new IdentityError('corrupt-state', `the pinned root ${path} no longer matches fingerprint ${fingerprint}; run enroll again with --ca-url and --fingerprint`);
+    }
+    return pem;
+  }
+
+  async writeNew(prefix: 'key' | 'cert', extension: string, data: string | Buffer, mode: number): Promise<string> {
+    const name = `${prefix}-${randomBytes(6).toString('hex')}${extension}`;
+    await writeFileAtomic(this.path(name), data, mode);
+    return name;
+  }
+
+  async read(name: string, what: string): Promise<Buffer> {
+    try {
+      return await readFile(this.path(name));
+    } catch (err) {
+      throw new IdentityError('corrupt-state', `the ${what} ${this.path(name)} is missing; re-enroll with a new token`, { cause: err });
+    }
+  }
+
+  /** The commit point: after this returns, the new pair is the identity. */
+  async commit(pointer: Pointer): Promise<void> {
+    await writeFileAtomic(this.path(CURRENT), `${JSON.stringify(pointer, null, 2)}\n`, 0o600);
+    // Files newer than the pair just committed may belong to another process's enrollment in flight.
+    const cutoff = (await stat(this.path(pointer.certFile))).mtimeMs;
+    await this.prune(pointer, cutoff);
+  }
+
+  /** Removes key/cert/root files that neither the pointer nor the trust file names (up to `cutoffMs`). */
+  async prune(pointer: Pointer | undefined, cutoffMs = Number.POSITIVE_INFINITY): Promise<void> {
+    const trust = await this.readTrust().catch(() => undefined);
+    const keep = new Set<string>([TRUST, CURRENT]);
+    if (pointer) {
+      keep.add(pointer.keyFile);
+      keep.add(pointer.certFile);
+      keep.add(rootFileName(pointer.fingerprint));
+    }
+    if (trust) keep.add(rootFileName(trust.fingerprint));
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return;
+    }
+    let removed = false;
+    for (const name of names) {
+      if (keep.has(name) || !/^(key|cert|root)-/.test(name)) continue;
+      const st = await stat(this.path(name)).catch(() => undefined);
+      if (!st || st.mtimeMs > cutoffMs) continue;
+      await rm(this.path(name), { force: true });
+      removed = true;
+    }
+    if (removed) await syncDir(this.dir);
+  }
+
+  /** Unenroll: the pointer goes first, so a crash half-way leaves "not enrolled", never a dangling pointer. */
+  async clearIdentity(): Promise<void> {
+    await rm(this.path(CURRENT), { force: true });
+    await syncDir(this.dir).catch(() => undefined);
+    await this.prune(undefined);
+  }
+}
