@@ -65,10 +65,10 @@ export interface CsrRequest {
 
 /**
  * @peculiar/x509 costs about half a second of CPU to load, so only commands that build a CSR pay for it
- * (not `vigil identity`, not the daemon between renewals). The polyfill must be evaluated first.
+ * (not `vigil identity`, not the daemon between renewals). Its DI container needs Reflect metadata first.
  */
 async function loadX509(): Promise<typeof X509> {
-  await import('./reflect-polyfill.js');
+  await import('reflect-metadata');
   return import('@peculiar/x509');
 }
 
