@@ -186,7 +186,8 @@ async function readOptional(ctx: Pick<CollectContext, 'readFile'>, path: string)
  */
 export async function blockLayoutFingerprint(ctx: Pick<CollectContext, 'facts' | 'readFile'>): Promise<string> {
   const [bootId, partitions, mountinfo, swaps] = await Promise.all([
-    readOptional(ctx, '/proc/sys/kernel/random/boot_id'),
+    // A new boot id needs a reboot, and the agent does not outlive one.
+    ctx.facts.static('linux.boot-id', () => readOptional(ctx, '/proc/sys/kernel/random/boot_id')),
     readOptional(ctx, '/proc/partitions'),
     readMountinfoText(ctx).catch(() => ''),
     readSwapsText(ctx).catch(() => ''),
