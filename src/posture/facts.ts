@@ -26,6 +26,7 @@ export class FactStore {
    * version changes. So a restart does not repeat a multi-second probe whose answer cannot have changed.
    */
   persistent<T>(family: string, version: string, load: () => Promise<T>): Promise<T> {
+    this.dropOtherVersions(`persistent:${family}:`, version);
     return this.memo(`persistent:${family}:${version}`, Number.POSITIVE_INFINITY, async () => {
       const stored = this.persistence ? (await this.loadDisk()).get(family) : undefined;
       if (stored?.version === version) return stored.value as T;
@@ -33,6 +34,21 @@ export class FactStore {
       if (this.persistence) await this.saveDisk(family, version, value);
       return value;
     });
+  }
+
+  /**
+   * Like `persistent`, but kept in memory only: for facts that are cheap enough to derive once per process
+   * (or cannot be stored as JSON) yet costly enough not to derive every scan. A value `keep` refuses is
+   * handed to the callers waiting for it but not remembered, for answers only some of which `version` covers.
+   */
+  versioned<T>(family: string, version: string, load: () => Promise<T>, keep: (value: T) => boolean = () => true): Promise<T> {
+    const key = `versioned:${family}:${version}`;
+    this.dropOtherVersions(`versioned:${family}:`, version);
+    const value = this.memo(key, Number.POSITIVE_INFINITY, load);
+    void value.then((v) => {
+      if (!keep(v) && this.entries.get(key)?.value === value) this.entries.delete(key);
+    }, () => undefined);
+    return value;
   }
 
   /** A fact that changes rarely: cached for the static TTL. Failed loads are not cached. */
@@ -53,6 +69,16 @@ export class FactStore {
   /** Forgets everything, so the next scan is cold. */
   clear(): void {
     this.entries.clear();
+  }
+
+  /**
+   * Only the newest version of a family is kept: keeping each one would grow without bound (the mount table,
+   * one of the lsblk answer's inputs, changes with every container started).
+   */
+  private dropOtherVersions(prefix: string, version: string): void {
+    for (const key of this.entries.keys()) {
+      if (key.startsWith(prefix) && key !== `${prefix}${version}`) this.entries.delete(key);
+    }
   }
 
   private loadDisk(): Promise<Map<string, { version: string; value: unknown }>> {

@@ -1,7 +1,9 @@
-import { stat } from 'node:fs/promises';
 import type { CollectContext, PlatformCheck } from '../collector.js';
 import type { Observation } from '../types.js';
+import { fileStamp, stampVersion } from './file-stamp.js';
 import { distroFamily, readOsRelease } from './os-release.js';
+
+const DPKG_STATUS = '/var/lib/dpkg/status';
 
 const GNOME_SOFTWARE_NOTE = "GNOME Software's automatic updates only download by default; they are not counted";
 
@@ -98,31 +100,36 @@ export function judgeDnfAuto(s: DnfAutoSignals): Observation {
  * than by spawning systemctl: cheaper, and it works without a running systemd (containers, chroots).
  */
 async function timerState(ctx: Pick<CollectContext, 'readFile'>, unit: string): Promise<string | null> {
-  const masked = await ctx.readFile(`/etc/systemd/system/${unit}`).then((t) => t === '', () => false);
+  const [masked, wanted] = await Promise.all([
+    ctx.readFile(`/etc/systemd/system/${unit}`).then((t) => t === '', () => false),
+    ctx.readFile(`/etc/systemd/system/timers.target.wants/${unit}`).then(() => true, () => false),
+  ]);
   if (masked) return 'masked';
-  const wanted = await ctx.readFile(`/etc/systemd/system/timers.target.wants/${unit}`).then(() => true, () => false);
   return wanted ? 'enabled' : null;
 }
 
-/** dpkg's status file is ~1 MB; re-read only when dpkg has written it. */
-function unattendedInstalled(ctx: Pick<CollectContext, 'facts' | 'readFile'>, statusMtime: number | null): Promise<boolean> {
-  return ctx.facts.static(`linux.dpkg-unattended:${statusMtime}`, async () =>
-    dpkgInstalled(await ctx.readFile('/var/lib/dpkg/status'), 'unattended-upgrades'),
+/**
+ * dpkg's status file is ~1 MB; it is read again only when its stamp changes, which every dpkg run that
+ * touches a package causes (dpkg writes it anew and renames it into place). Persisted, so a restart does not
+ * read it either.
+ */
+export async function unattendedInstalled(ctx: Pick<CollectContext, 'facts' | 'readFile'>, statusFile = DPKG_STATUS): Promise<boolean> {
+  const status = await fileStamp(ctx, statusFile);
+  return ctx.facts.persistent('linux.dpkg-unattended', stampVersion(status), async () =>
+    dpkgInstalled(await ctx.readFile(statusFile), 'unattended-upgrades'),
   );
 }
 
 async function collectApt(ctx: CollectContext): Promise<Observation> {
   const files = (await ctx.readdir('/etc/apt/apt.conf.d').catch(() => [])).sort();
-  const periodic = new Map<string, string>();
-  // apt reads apt.conf.d in lexical order and a later file overrides an earlier one.
-  for (const f of files) {
-    for (const [k, v] of parseAptPeriodic(await ctx.readFile(`/etc/apt/apt.conf.d/${f}`).catch(() => ''))) periodic.set(k, v);
-  }
-  const statusMtime = await stat('/var/lib/dpkg/status').then((s) => s.mtimeMs, () => null);
-  const [packageInstalled, timer] = await Promise.all([
-    unattendedInstalled(ctx, statusMtime),
+  const [texts, packageInstalled, timer] = await Promise.all([
+    Promise.all(files.map((f) => ctx.readFile(`/etc/apt/apt.conf.d/${f}`).catch(() => ''))),
+    unattendedInstalled(ctx),
     timerState(ctx, 'apt-daily-upgrade.timer'),
   ]);
+  const periodic = new Map<string, string>();
+  // apt reads apt.conf.d in lexical order and a later file overrides an earlier one.
+  for (const text of texts) for (const [k, v] of parseAptPeriodic(text)) periodic.set(k, v);
   return judgeAptAuto({
     unattendedUpgrade: periodic.get('Unattended-Upgrade') ?? null,
     periodicEnable: periodic.get('Enable') ?? null,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { CollectContext } from '../collector.js';
 
@@ -160,12 +161,52 @@ export function parseProcSwaps(text: string): SwapEntry[] {
 
 const LSBLK_COLUMNS = ['NAME', 'KNAME', 'PATH', 'TYPE', 'FSTYPE', 'MOUNTPOINT', 'MOUNTPOINTS', 'PKNAME'];
 
+/** Names of the device-mapper devices in /proc/partitions ("major minor #blocks name" rows). */
+export function dmDevicesOfPartitions(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[3] ?? '')
+    .filter((name) => /^dm-\d+$/.test(name));
+}
+
+async function readOptional(ctx: Pick<CollectContext, 'readFile'>, path: string): Promise<string> {
+  try {
+    return await ctx.readFile(path);
+  } catch {
+    return '';
+  }
+}
+
 /**
- * lsblk's device tree, shared by every check of one scan (disks can be plugged in at any time, so it is not
- * static). util-linux before 2.37 rejects the MOUNTPOINTS column, so we ask again without it.
+ * Everything lsblk's answer for this check depends on, from a few reads of kernel tables: the disks and
+ * partitions with their sizes (/proc/partitions, which also lists device-mapper devices), what each
+ * device-mapper device is (its dm uuid starts "CRYPT-" for dm-crypt, "LVM-" for LVM), what is mounted where
+ * (mountinfo; every mount gets a new id) and which swap areas are on. The boot id makes a persisted answer
+ * die with the boot that produced it.
  */
-export function readBlockDevices(ctx: Pick<CollectContext, 'facts' | 'run'>): Promise<BlockDevice[]> {
-  return ctx.facts.scan('linux.lsblk', async () => {
+export async function blockLayoutFingerprint(ctx: Pick<CollectContext, 'facts' | 'readFile'>): Promise<string> {
+  const [bootId, partitions, mountinfo, swaps] = await Promise.all([
+    // A new boot id needs a reboot, and the agent does not outlive one.
+    ctx.facts.static('linux.boot-id', () => readOptional(ctx, '/proc/sys/kernel/random/boot_id')),
+    readOptional(ctx, '/proc/partitions'),
+    readMountinfoText(ctx).catch(() => ''),
+    readSwapsText(ctx).catch(() => ''),
+  ]);
+  const dmUuids = await Promise.all(
+    dmDevicesOfPartitions(partitions).map(async (dm) => `${dm}=${(await readOptional(ctx, `/sys/block/${dm}/dm/uuid`)).trim()}`),
+  );
+  return createHash('sha256').update([bootId, partitions, dmUuids.join(','), mountinfo, swaps].join('\0')).digest('hex');
+}
+
+/**
+ * lsblk's device tree. Spawning it costs more than the rest of the check, so its answer is reused, across
+ * restarts too, for as long as blockLayoutFingerprint is unchanged: a disk plugged in, a partition table
+ * rewritten, a LUKS mapping opened or closed, a mount or a swapon all change it. util-linux before 2.37
+ * rejects the MOUNTPOINTS column, so we ask again without it.
+ */
+export async function readBlockDevices(ctx: Pick<CollectContext, 'facts' | 'run' | 'readFile'>): Promise<BlockDevice[]> {
+  const version = await blockLayoutFingerprint(ctx);
+  return ctx.facts.persistent('linux.lsblk', version, async () => {
     const attempt = (cols: readonly string[]) => ctx.run('lsblk', ['-J', '-b', '-o', cols.join(',')]);
     let res = await attempt(LSBLK_COLUMNS);
     if (res.code !== 0 && /unknown column/i.test(res.stderr)) {
@@ -176,7 +217,17 @@ export function readBlockDevices(ctx: Pick<CollectContext, 'facts' | 'run'>): Pr
   });
 }
 
+/** Raw /proc/self/mountinfo, read once per scan by whichever check needs it first. */
+function readMountinfoText(ctx: Pick<CollectContext, 'facts' | 'readFile'>): Promise<string> {
+  return ctx.facts.scan('linux.mountinfo-text', () => ctx.readFile('/proc/self/mountinfo'));
+}
+
+/** Raw /proc/swaps, shared within a scan; empty when the kernel has no swap support. */
+export function readSwapsText(ctx: Pick<CollectContext, 'facts' | 'readFile'>): Promise<string> {
+  return ctx.facts.scan('linux.swaps-text', () => ctx.readFile('/proc/swaps'));
+}
+
 /** The mount table, shared by every check of one scan. */
 export function readMounts(ctx: Pick<CollectContext, 'facts' | 'readFile'>): Promise<MountEntry[]> {
-  return ctx.facts.scan('linux.mountinfo', async () => parseMountinfo(await ctx.readFile('/proc/self/mountinfo')));
+  return ctx.facts.scan('linux.mountinfo', async () => parseMountinfo(await readMountinfoText(ctx)));
 }

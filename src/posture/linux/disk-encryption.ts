@@ -11,6 +11,7 @@ import {
   parseProcSwaps,
   readBlockDevices,
   readMounts,
+  readSwapsText,
   type BlockDevice,
   type DeviceChain,
   type MountEntry,
@@ -125,7 +126,7 @@ export const diskEncryption: PlatformCheck = {
       }
       throw err;
     }
-    const [mounts, swapsText] = await Promise.all([readMounts(ctx), ctx.readFile('/proc/swaps')]);
+    const [mounts, swapsText] = await Promise.all([readMounts(ctx), readSwapsText(ctx)]);
     return assessDiskEncryption({ devices, mounts, swaps: parseProcSwaps(swapsText) });
   },
   remediation: {

@@ -1,6 +1,7 @@
 import type { CollectContext, PlatformCheck } from '../collector.js';
 import { CommandNotFoundError } from '../exec.js';
 import type { Evidence, Observation } from '../types.js';
+import { fileStamp, stampVersion } from './file-stamp.js';
 
 /** Parses the KEY=value files ufw and firewalld use (shell-style, optional quotes, # comments). */
 export function parseKeyValueConfig(text: string): Map<string, string> {
@@ -156,7 +157,16 @@ async function readOptional(ctx: CollectContext, path: string): Promise<string |
   }
 }
 
+/**
+ * sd_booted(3): systemd is PID 1 exactly when /run/systemd/system is a directory. Without it systemctl can
+ * only fail, so it is not started; whether systemd runs cannot change without a reboot, hence a static fact.
+ */
+function systemdBooted(ctx: CollectContext): Promise<boolean> {
+  return ctx.facts.static('linux.systemd-booted', () => ctx.readdir('/run/systemd/system').then(() => true, () => false));
+}
+
 async function unitStates(ctx: CollectContext): Promise<Map<string, string> | null> {
+  if (!(await systemdBooted(ctx))) return null;
   try {
     return parseIsActive((await ctx.run('systemctl', ['is-active', ...UNITS])).stdout, UNITS);
   } catch (err) {
@@ -197,6 +207,27 @@ async function readKernelRules(ctx: CollectContext): Promise<FirewallState['rule
 }
 
 /**
+ * What decides whether exec finds nft and iptables: the stamps of the PATH directories (installing or removing
+ * a program adds or removes an entry, which changes its directory's mtime) and of /etc/alternatives, where
+ * Debian points /usr/sbin/iptables.
+ */
+async function toolsFingerprint(ctx: CollectContext): Promise<string> {
+  const dirs = [...(ctx.env.PATH ?? '').split(':').filter(Boolean), '/etc/alternatives'];
+  const stamps = await Promise.all(dirs.map(async (d) => `${d}=${stampVersion(await fileStamp(ctx, d))}`));
+  return stamps.join(';');
+}
+
+/**
+ * "Not installed" and "needs root" depend only on what is installed and on the agent's own privileges (which
+ * do not change while it runs), so they are kept until toolsFingerprint changes. Rules that could be read are
+ * read again every scan: nothing cheap says when they change.
+ */
+async function kernelRules(ctx: CollectContext): Promise<FirewallState['rules']> {
+  const version = await toolsFingerprint(ctx);
+  return ctx.facts.versioned('linux.firewall-rules', version, () => readKernelRules(ctx), (rules) => rules === undefined || 'denied' in rules);
+}
+
+/**
  * Config files and systemd first: both are readable without root and cost no more than one short process.
  * `firewall-cmd --state` would also work unprivileged, but it is a Python program that takes longer to
  * start than this whole check may.
@@ -229,7 +260,7 @@ export async function readFirewallState(ctx: CollectContext): Promise<FirewallSt
   const handled = state.ufw?.enabled === true || state.firewalld?.active === true;
   const rulesLoaded = states === null || RULE_UNITS.some((u) => states.get(u) === 'active');
   if (!handled && rulesLoaded) {
-    const rules = await readKernelRules(ctx);
+    const rules = await kernelRules(ctx);
     if (rules) state.rules = rules;
   }
   return state;

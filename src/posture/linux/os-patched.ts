@@ -1,8 +1,9 @@
-import { readFile as readRaw, readdir, stat } from 'node:fs/promises';
+import { readFile as readRaw, readdir } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import type { CollectContext, PlatformCheck } from '../collector.js';
 import { CommandNotFoundError } from '../exec.js';
 import type { Observation } from '../types.js';
+import { fileStamp, stampVersion } from './file-stamp.js';
 import { distroFamily, readOsRelease } from './os-release.js';
 
 const DAY_MS = 86_400_000;
@@ -215,12 +216,8 @@ export function judgePatchState(s: PatchState, maxPatchAgeDays: number, now: Dat
   return { status: 'unknown', evidence, reason: `${n}; when the system was last upgraded is unknown` };
 }
 
-async function mtimeMs(path: string): Promise<number | null> {
-  try {
-    return (await stat(path)).mtimeMs;
-  } catch {
-    return null;
-  }
+async function mtimeMs(ctx: Pick<CollectContext, 'facts'>, path: string): Promise<number | null> {
+  return (await fileStamp(ctx, path))?.mtimeMs ?? null;
 }
 
 function ageDays(mtimes: readonly (number | null)[], now: Date): number | null {
@@ -228,18 +225,30 @@ function ageDays(mtimes: readonly (number | null)[], now: Date): number | null {
   return known.length === 0 ? null : Math.max(0, (now.getTime() - Math.max(...known)) / DAY_MS);
 }
 
-async function aptHistory(ctx: Pick<CollectContext, 'readFile'>): Promise<UpgradeHistory> {
-  const current = parseAptHistory(await ctx.readFile('/var/log/apt/history.log').catch(() => ''));
+/** apt's log of package runs, and the previous month's, which logrotate compresses. */
+export const APT_HISTORY_LOGS = { current: '/var/log/apt/history.log', rotated: '/var/log/apt/history.log.1.gz' };
+
+async function readAptHistory(ctx: Pick<CollectContext, 'readFile'>, logs: typeof APT_HISTORY_LOGS): Promise<UpgradeHistory> {
+  const current = parseAptHistory(await ctx.readFile(logs.current).catch(() => ''));
   const h = lastPatchRun(current);
   if (h.lastUpgrade !== null) return h;
   // logrotate compresses the previous month at once (no delaycompress); ctx.readFile is text-only, so
   // this one binary read goes to fs directly.
   try {
-    const older = parseAptHistory(gunzipSync(await readRaw('/var/log/apt/history.log.1.gz')).toString('utf8'));
+    const older = parseAptHistory(gunzipSync(await readRaw(logs.rotated)).toString('utf8'));
     return lastPatchRun([...older, ...current]);
   } catch {
     return h;
   }
+}
+
+/**
+ * The parsed logs are reused while neither file's stamp changes: apt appends to history.log (size and mtime
+ * change) and logrotate replaces both by rename (inode changes), so an equal pair of stamps means equal runs.
+ */
+export async function aptHistory(ctx: Pick<CollectContext, 'facts' | 'readFile'>, logs = APT_HISTORY_LOGS): Promise<UpgradeHistory> {
+  const [current, rotated] = await Promise.all([fileStamp(ctx, logs.current), fileStamp(ctx, logs.rotated)]);
+  return ctx.facts.versioned('linux.apt-history', `${stampVersion(current)}|${stampVersion(rotated)}`, () => readAptHistory(ctx, logs));
 }
 
 /**
@@ -256,16 +265,17 @@ async function aptPending(ctx: Pick<CollectContext, 'facts' | 'run'>, statusMtim
 }
 
 async function collectApt(ctx: CollectContext): Promise<PatchState> {
-  const [statusMtime, ...listMtimes] = await Promise.all([
-    mtimeMs('/var/lib/dpkg/status'),
-    mtimeMs('/var/lib/apt/lists'),
-    mtimeMs('/var/lib/apt/lists/partial'),
-    mtimeMs('/var/lib/apt/periodic/update-success-stamp'),
+  const [history, statusMtime, ...listMtimes] = await Promise.all([
+    aptHistory(ctx),
+    mtimeMs(ctx, '/var/lib/dpkg/status'),
+    mtimeMs(ctx, '/var/lib/apt/lists'),
+    mtimeMs(ctx, '/var/lib/apt/lists/partial'),
+    mtimeMs(ctx, '/var/lib/apt/periodic/update-success-stamp'),
   ]);
   const listsMtime = listMtimes.reduce<number | null>((a, b) => (b !== null && (a === null || b > a) ? b : a), null);
   const base = {
     manager: 'apt' as const,
-    history: await aptHistory(ctx),
+    history,
     lastUpgradeSource: 'last upgrade run in /var/log/apt/history.log',
     listsAgeDays: ageDays(listMtimes, ctx.now()),
   };
@@ -277,17 +287,17 @@ async function collectApt(ctx: CollectContext): Promise<PatchState> {
   }
 }
 
-async function repodataMtimes(dir: string): Promise<(number | null)[]> {
+async function repodataMtimes(ctx: Pick<CollectContext, 'facts'>, dir: string): Promise<(number | null)[]> {
   const repos = await readdir(dir).catch(() => []);
-  return Promise.all(repos.map((r) => mtimeMs(`${dir}/${r}/repodata/repomd.xml`)));
+  return Promise.all(repos.map((r) => mtimeMs(ctx, `${dir}/${r}/repodata/repomd.xml`)));
 }
 
 async function collectDnf(ctx: CollectContext): Promise<PatchState> {
   const [dnf4, dnf5, hist4, hist5] = await Promise.all([
-    repodataMtimes('/var/cache/dnf'),
-    repodataMtimes('/var/cache/libdnf5'),
-    mtimeMs('/var/lib/dnf/history.sqlite'),
-    mtimeMs('/usr/lib/sysimage/libdnf5/transaction_history.sqlite'),
+    repodataMtimes(ctx, '/var/cache/dnf'),
+    repodataMtimes(ctx, '/var/cache/libdnf5'),
+    mtimeMs(ctx, '/var/lib/dnf/history.sqlite'),
+    mtimeMs(ctx, '/usr/lib/sysimage/libdnf5/transaction_history.sqlite'),
   ]);
   const last = Math.max(hist4 ?? 0, hist5 ?? 0);
   const base = {
@@ -308,7 +318,7 @@ async function collectDnf(ctx: CollectContext): Promise<PatchState> {
 }
 
 async function collectZypper(ctx: CollectContext): Promise<PatchState> {
-  const [solv, rpmdb] = await Promise.all([mtimeMs('/var/cache/zypp/solv'), mtimeMs('/usr/lib/sysimage/rpm')]);
+  const [solv, rpmdb] = await Promise.all([mtimeMs(ctx, '/var/cache/zypp/solv'), mtimeMs(ctx, '/usr/lib/sysimage/rpm')]);
   const base = {
     manager: 'zypper' as const,
     // /var/log/zypp/history is root-only; the rpm database's mtime is the last package transaction.

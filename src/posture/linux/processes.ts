@@ -1,3 +1,4 @@
+import { readFileSync, readdirSync } from 'node:fs';
 import type { CollectContext } from '../collector.js';
 
 export interface ProcessInfo {
@@ -15,28 +16,38 @@ export function parseCmdline(raw: string): string[] {
   return parts;
 }
 
+/** Synchronous reads of /proc; injected so tests can hand it a recorded process table. */
+export interface ProcReader {
+  readdir(path: string): string[];
+  readFile(path: string): string;
+}
+
+const realProc: ProcReader = { readdir: (p) => readdirSync(p), readFile: (p) => readFileSync(p, 'utf8') };
+
+/** Pids between yields to the event loop, so a machine with thousands of processes does not stall the daemon. */
+const BATCH = 128;
+
 /**
  * Every process visible in /proc, read directly rather than by spawning `ps`: a few hundred small reads cost
- * less than starting a process, and need no particular tool installed. Shared within one scan because the
- * process table can change between scans.
+ * less than starting a process, and need no particular tool installed. The reads are synchronous: /proc files
+ * are generated in memory and never wait for a disk, and a promise per read queued on libuv's four-thread pool
+ * cost 40 ms of CPU per scan for 108 processes where plain reads cost 4 ms (measured on our 2-core CI VM).
+ * Shared within one scan because the process table can change between scans.
  */
-export function listProcesses(ctx: Pick<CollectContext, 'facts' | 'readdir' | 'readFile'>): Promise<ProcessInfo[]> {
+export function listProcesses(ctx: Pick<CollectContext, 'facts'>, proc: ProcReader = realProc): Promise<ProcessInfo[]> {
   return ctx.facts.scan('linux.processes', async () => {
-    const pids = (await ctx.readdir('/proc')).filter((n) => /^\d+$/.test(n));
-    const procs = await Promise.all(
-      pids.map(async (pid): Promise<ProcessInfo | undefined> => {
-        try {
-          const [comm, cmdline] = await Promise.all([
-            ctx.readFile(`/proc/${pid}/comm`),
-            ctx.readFile(`/proc/${pid}/cmdline`),
-          ]);
-          return { pid: Number(pid), comm: comm.trim(), argv: parseCmdline(cmdline) };
-        } catch {
-          // The process exited between readdir and read: not an error, it is simply gone.
-          return undefined;
-        }
-      }),
-    );
-    return procs.filter((p): p is ProcessInfo => p !== undefined);
+    const pids = proc.readdir('/proc').filter((n) => /^\d+$/.test(n));
+    const procs: ProcessInfo[] = [];
+    for (let i = 0; i < pids.length; i++) {
+      if (i > 0 && i % BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
+      const pid = pids[i] ?? '';
+      try {
+        const comm = proc.readFile(`/proc/${pid}/comm`).trim();
+        procs.push({ pid: Number(pid), comm, argv: parseCmdline(proc.readFile(`/proc/${pid}/cmdline`)) });
+      } catch {
+        // The process exited between readdir and read: not an error, it is simply gone.
+      }
+    }
+    return procs;
   });
 }

@@ -1,10 +1,16 @@
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { FactStore } from '../../../src/posture/facts.js';
 import {
   dpkgInstalled,
   judgeAptAuto,
   judgeDnfAuto,
   parseAptPeriodic,
   parseDnfAutomaticApply,
+  unattendedInstalled,
 } from '../../../src/posture/linux/auto-updates.js';
 import { fixture } from './fixture.js';
 
@@ -67,5 +73,34 @@ describe('dnf-automatic', () => {
     expect(judgeDnfAuto({ applyUpdates: false, configFound: true, timers }).status).toBe('fail');
     expect(judgeDnfAuto({ applyUpdates: false, configFound: false, timers: { ...timers, 'dnf-automatic-install.timer': 'enabled' } }).status).toBe('pass');
     expect(judgeDnfAuto({ applyUpdates: true, configFound: true, timers: { ...timers, 'dnf-automatic.timer': 'disabled' } }).status).toBe('fail');
+  });
+});
+
+describe('dpkg status cache', () => {
+  it('reads the status file again only after dpkg rewrote it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vigil-dpkg-'));
+    const status = join(dir, 'status');
+    writeFileSync(status, fixture('dpkg-status-excerpt.debian12.txt'));
+    let reads = 0;
+    const ctx = {
+      facts: new FactStore(60_000),
+      readFile: (p: string) => {
+        reads++;
+        return readFile(p, 'utf8');
+      },
+    };
+    expect(await unattendedInstalled(ctx, status)).toBe(false);
+    ctx.facts.beginScan();
+    expect(await unattendedInstalled(ctx, status)).toBe(false);
+    expect(reads).toBe(1);
+
+    // dpkg writes status-new and renames it over status, so the inode changes.
+    const next = join(dir, 'status-new');
+    writeFileSync(next, `${fixture('dpkg-status-excerpt.debian12.txt')}\nPackage: unattended-upgrades\nStatus: install ok installed\n`);
+    renameSync(next, status);
+    ctx.facts.beginScan();
+    expect(await unattendedInstalled(ctx, status)).toBe(true);
+    expect(reads).toBe(2);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -2,12 +2,14 @@ import { describe, expect, it } from 'vitest';
 import {
   chainsForSource,
   deviceChains,
+  dmDevicesOfPartitions,
   mountContaining,
   parseLsblk,
   parseMountinfo,
   parseProcSwaps,
 } from '../../../src/posture/linux/block-devices.js';
 import { assessDiskEncryption, diskEncryption } from '../../../src/posture/linux/disk-encryption.js';
+import { FactStore, type FactPersistence } from '../../../src/posture/facts.js';
 import { fakeContext, fixture, ok } from './fake-context.js';
 
 const LSBLK = 'lsblk -J -b -o NAME,KNAME,PATH,TYPE,FSTYPE,MOUNTPOINT,MOUNTPOINTS,PKNAME';
@@ -167,5 +169,81 @@ describe('collector', () => {
   it('is unknown without lsblk', async () => {
     const obs = await diskEncryption.collect(fakeContext({ files }));
     expect(obs).toMatchObject({ status: 'unknown', reason: 'lsblk (util-linux) is not installed' });
+  });
+});
+
+describe('lsblk cache', () => {
+  const partitions = fixture('disk/ci-container.partitions.txt');
+  // Written here, not recorded: the row and dm uuid a LUKS mapping opened as dm-0 adds.
+  const withMapping = `${partitions} 253        0  268419072 dm-0\n`;
+  const luksUuid = 'CRYPT-LUKS2-0c6bd4b6a0f44c7b9a3b8f2b1c1d2e3f-luks-root';
+  const base = {
+    '/proc/self/mountinfo': fixture('disk/ci-container.mountinfo.txt'),
+    '/proc/swaps': fixture('disk/ci-container.swaps.txt'),
+    '/proc/partitions': partitions,
+    '/proc/sys/kernel/random/boot_id': 'a3a9e3c2-5b7e-4d55-9b53-0f3b0a0c9d11\n',
+  };
+
+  /** Two scans by one agent: the files change between them as `change` says. */
+  async function lsblkRuns(change: (files: Record<string, string>) => void): Promise<number> {
+    const files: Record<string, string> = { ...base };
+    const ctx = fakeContext({ files, commands: { [LSBLK]: ok(fixture('disk/ci-container.lsblk.json')) } });
+    await diskEncryption.collect(ctx);
+    change(files);
+    ctx.facts.beginScan();
+    await diskEncryption.collect(ctx);
+    return ctx.ran.length;
+  }
+
+  it('reuses the device tree while nothing it depends on changed', async () => {
+    expect(await lsblkRuns(() => undefined)).toBe(1);
+  });
+
+  it('runs lsblk again after a mount', async () => {
+    const mount = '2000 29 254:0 /data /data rw,relatime - ext4 /dev/vda rw\n';
+    expect(await lsblkRuns((f) => (f['/proc/self/mountinfo'] = base['/proc/self/mountinfo'] + mount))).toBe(2);
+  });
+
+  it('runs lsblk again after a swapon', async () => {
+    expect(await lsblkRuns((f) => (f['/proc/swaps'] = base['/proc/swaps'] + '/dev/zram0                              partition\t8388604\t\t0\t\t100\n'))).toBe(2);
+  });
+
+  it('runs lsblk again when a disk or a device-mapper device appears', async () => {
+    expect(await lsblkRuns((f) => (f['/proc/partitions'] = withMapping))).toBe(2);
+  });
+
+  it('runs lsblk again when a device-mapper device is replaced by one of another kind under the same name', async () => {
+    const files: Record<string, string> = { ...base, '/proc/partitions': withMapping, '/sys/block/dm-0/dm/uuid': `${luksUuid}\n` };
+    const ctx = fakeContext({ files, commands: { [LSBLK]: ok(fixture('disk/ci-container.lsblk.json')) } });
+    await diskEncryption.collect(ctx);
+    files['/sys/block/dm-0/dm/uuid'] = 'LVM-Xb3Yc0Gq0aN2x2c8Zr1u8m0aQw3x4y5z6a7b8c9d0e1f2g3h4i5j6k7l8m9n0o1p\n';
+    ctx.facts.beginScan();
+    await diskEncryption.collect(ctx);
+    expect(ctx.ran).toHaveLength(2);
+  });
+
+  it('keeps the answer across a restart with the same layout, but not across a reboot', async () => {
+    let stored: Record<string, { version: string; value: unknown }> = {};
+    const persistence: FactPersistence = {
+      read: () => Promise.resolve(stored),
+      write: (entries) => {
+        stored = structuredClone(entries);
+        return Promise.resolve();
+      },
+    };
+    const scan = async (files: Record<string, string>): Promise<string[]> => {
+      const ctx = { ...fakeContext({ files, commands: { [LSBLK]: ok(fixture('disk/ci-container.lsblk.json')) } }) };
+      ctx.facts = new FactStore(60_000, Date.now, persistence);
+      await diskEncryption.collect(ctx);
+      return ctx.ran;
+    };
+    expect(await scan({ ...base })).toEqual([LSBLK]);
+    expect(await scan({ ...base })).toEqual([]);
+    expect(await scan({ ...base, '/proc/sys/kernel/random/boot_id': 'f0e1d2c3-b4a5-4968-8776-655443322110\n' })).toEqual([LSBLK]);
+  });
+
+  it('finds the device-mapper devices in /proc/partitions', () => {
+    expect(dmDevicesOfPartitions(partitions)).toEqual([]);
+    expect(dmDevicesOfPartitions(withMapping)).toEqual(['dm-0']);
   });
 });

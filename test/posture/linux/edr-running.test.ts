@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { findEdr } from '../../../src/posture/linux/edr-running.js';
 import { EDR_PRODUCTS } from '../../../src/posture/linux/edr-products.js';
@@ -42,14 +42,58 @@ describe('listProcesses', () => {
   });
 
   it.runIf(process.platform === 'linux')('reads this machine\'s /proc, including our own process', async () => {
-    const procs = await listProcesses({
-      facts: new FactStore(1000),
-      readdir: (p) => Promise.resolve(readdirSync(p)),
-      readFile: (p) => Promise.resolve(readFileSync(p, 'utf8')),
-    });
+    const procs = await listProcesses({ facts: new FactStore(1000) });
     const self = procs.find((p) => p.pid === process.pid);
     expect(self?.comm).toBe(readFileSync('/proc/self/comm', 'utf8').trim());
     expect(self?.argv.length).toBeGreaterThan(0);
     expect(procs.length).toBeGreaterThan(1);
   });
 });
+
+describe('listProcesses with a recorded table', () => {
+  // A process table as /proc shows it; pid 3 exits between readdir and the read of its files.
+  const table: Record<string, string> = {
+    '/proc/1/comm': 'systemd\n',
+    '/proc/1/cmdline': '/sbin/init\0splash\0',
+    '/proc/2/comm': 'kthreadd\n',
+    '/proc/2/cmdline': '',
+    '/proc/40/comm': 'falcon-sensor\n',
+    '/proc/40/cmdline': '/opt/CrowdStrike/falcon-sensor\0',
+  };
+  const reader = (entries: string[], files: Record<string, string>) => ({
+    readdir: () => entries,
+    readFile: (p: string) => {
+      const text = files[p];
+      if (text === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
+      return text;
+    },
+  });
+
+  it('skips processes that exit mid-scan and entries that are not pids', async () => {
+    const procs = await listProcesses({ facts: new FactStore(1000) }, reader(['1', '2', '3', '40', 'self', 'meminfo'], table));
+    expect(procs).toEqual([
+      { pid: 1, comm: 'systemd', argv: ['/sbin/init', 'splash'] },
+      { pid: 2, comm: 'kthreadd', argv: [] },
+      { pid: 40, comm: 'falcon-sensor', argv: ['/opt/CrowdStrike/falcon-sensor'] },
+    ]);
+    expect(findEdr(procs).status).toBe('pass');
+  });
+
+  it('reads every process of a large table, once per scan', async () => {
+    const files: Record<string, string> = {};
+    const pids = Array.from({ length: 1000 }, (_, i) => String(i + 1));
+    for (const pid of pids) Object.assign(files, { [`/proc/${pid}/comm`]: 'bash\n', [`/proc/${pid}/cmdline`]: '-bash\0' });
+    let reads = 0;
+    const counting = reader(pids, files);
+    const proc = { readdir: counting.readdir, readFile: (p: string) => {
+        reads++;
+        return counting.readFile(p);
+      },
+    };
+    const facts = new FactStore(1000);
+    expect(await listProcesses({ facts }, proc)).toHaveLength(1000);
+    await listProcesses({ facts }, proc);
+    expect(reads).toBe(2000);
+  });
+});
+

@@ -1,5 +1,12 @@
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { FactStore } from '../../../src/posture/facts.js';
 import {
+  aptHistory,
   isPatchRun,
   judgePatchState,
   lastPatchRun,
@@ -130,5 +137,40 @@ describe('judgePatchState', () => {
   it('is unknown with the probe error when pending could not be listed', () => {
     const o = judgePatchState(state({ pending: null, pendingError: 'dnf updateinfo exited 1: Cache-only enabled but no cache' }), 30, now);
     expect(o).toMatchObject({ status: 'unknown', reason: 'dnf updateinfo exited 1: Cache-only enabled but no cache' });
+  });
+});
+
+describe('apt history cache', () => {
+  it('parses the logs again only when apt appends or logrotate rotates', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vigil-apt-log-'));
+    const logs = { current: join(dir, 'history.log'), rotated: join(dir, 'history.log.1.gz') };
+    const log = fixture('apt-history.debian12.log');
+    writeFileSync(logs.current, log);
+    let reads = 0;
+    const ctx = {
+      facts: new FactStore(60_000),
+      readFile: (p: string) => {
+        reads++;
+        return readFile(p, 'utf8');
+      },
+    };
+    const first = await aptHistory(ctx, logs);
+    ctx.facts.beginScan();
+    expect(await aptHistory(ctx, logs)).toEqual(first);
+    expect(reads).toBe(1);
+
+    appendFileSync(logs.current, '\nStart-Date: 2030-01-01  10:00:00\nCommandline: apt-get upgrade\nUpgrade: zlib1g:amd64 (1:1.2.13.dfsg-1, 1:1.2.13.dfsg-2)\nEnd-Date: 2030-01-01  10:00:05\n');
+    ctx.facts.beginScan();
+    expect((await aptHistory(ctx, logs)).lastUpgrade).toEqual(new Date(2030, 0, 1, 10, 0, 5));
+    expect(reads).toBe(2);
+
+    // logrotate: the log moves aside and an empty one takes its place.
+    renameSync(logs.current, join(dir, 'history.log.1'));
+    writeFileSync(logs.current, '');
+    writeFileSync(logs.rotated, gzipSync(readFileSync(join(dir, 'history.log.1'))));
+    ctx.facts.beginScan();
+    expect((await aptHistory(ctx, logs)).lastUpgrade).toEqual(new Date(2030, 0, 1, 10, 0, 5));
+    expect(reads).toBe(3);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
