@@ -83,3 +83,12 @@ describe('ui config', () => {
     expect(uiConfigSchema.safeParse({ notificationCooldownMinutes: -1 }).success).toBe(false);
   });
 });
+
+describe('renderer page', () => {
+  it('carries the same CSP in its meta tag as main sends in the header (less frame-ancestors, which meta cannot set)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const html = await readFile(new URL('../../electron/renderer/index.html', import.meta.url), 'utf8');
+    const meta = /http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(html)?.[1];
+    expect(meta).toBe(CONTENT_SECURITY_POLICY.replace("; frame-ancestors 'none'", ''));
+  });
+});
