@@ -7,6 +7,7 @@
 //   docs/screenshots/tray-icons.png        every icon on light and dark panels, for review
 // Run `npm run build:icons` after changing a shape and commit the output.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { Buffer } from 'node:buffer';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
