@@ -200,6 +200,8 @@ function openWalkthrough(s: Shell, focus?: string): void {
       experimentalFeatures: false,
       navigateOnDragDrop: false,
       spellcheck: false,
+      // Middle-click opens links in new windows without going through setWindowOpenHandler's intent.
+      disableBlinkFeatures: 'Auxclick',
       devTools: !app.isPackaged,
     },
   });
