@@ -22,6 +22,7 @@ import {
 } from 'electron';
 import { startDaemon, type DaemonHandle } from '../src/agent/daemon.js';
 import type { DeepLinkTarget } from '../src/posture/remediation/deeplinks.js';
+import type { DeviceContext } from '../src/posture/remediation/types.js';
 import { loadRuntime, type Runtime } from '../src/runtime.js';
 import { writeFileAtomic } from '../src/state/atomic.js';
 import { parseTrayArgs } from '../src/ui/args.js';
@@ -67,6 +68,8 @@ interface Shell {
 
 let shellState: Shell | undefined;
 let stopped = false;
+/** Read once after start: which OS, desktop and distro the walkthrough's instructions are for. */
+let deviceContext: DeviceContext | undefined;
 
 const icons = new Map<TrayIconState, NativeImage>();
 
@@ -219,8 +222,6 @@ function openWalkthrough(s: Shell, focus?: string): void {
     s.runtime.logger.error(`cannot load the walkthrough: ${(err as Error).message}`);
   });
 }
-
-let deviceContext: Awaited<ReturnType<DaemonHandle['agent']['deviceContext']>> | undefined;
 
 /** Guards every invoke: the sender must be our walkthrough's top frame showing our page, the arguments must parse. */
 function handle<C extends InvokeChannel>(channel: C, fn: (s: Shell, w: Walkthrough, args: InvokeArgs<C>) => Promise<InvokeResult<C>>): void {
