@@ -1,0 +1,26 @@
+/**
+ * Inputs the tray views take from parts of the agent that live elsewhere. Identity (device certificate)
+ * and reporting (control plane) are optional so the tray renders before those parts exist.
+ */
+export interface IdentityStatus {
+  state: 'not-enrolled' | 'valid' | 'renewing' | 'needs-enrollment';
+  /** ISO-8601 expiry of the current certificate. */
+  notAfter?: string;
+}
+
+export interface ReportingStatus {
+  online: boolean;
+  /** ISO-8601 time the last report reached the control plane. */
+  lastDeliveredAt?: string;
+}
+
+/** Times are shown in the user's zone and language; tests pin both. */
+export interface DisplayOptions {
+  now: Date;
+  locale?: string;
+  timeZone?: string;
+}
+
+export function needsEnrollment(identity: IdentityStatus | undefined): boolean {
+  return identity?.state === 'needs-enrollment' || identity?.state === 'not-enrolled';
+}
