@@ -21,6 +21,8 @@ import {
   type NativeImage,
 } from 'electron';
 import { startDaemon, type DaemonHandle } from '../src/agent/daemon.js';
+import { DEFAULT_DAEMON_EXTENSIONS } from '../src/agent/extensions.js';
+import { IdentityManager, type IdentityStatus } from '../src/identity/manager.js';
 import type { DeepLinkTarget } from '../src/posture/remediation/deeplinks.js';
 import type { DeviceContext } from '../src/posture/remediation/types.js';
 import { loadRuntime, type Runtime } from '../src/runtime.js';
@@ -64,6 +66,9 @@ interface Shell {
   userScan: boolean;
   /** Held so the click handler is not collected, and closed when the next one replaces it. */
   notification?: Notification;
+  identityManager: IdentityManager;
+  /** Shown only once the device has a CA configured or an identity: an agent used for posture alone has none. */
+  identity?: IdentityStatus;
 }
 
 let shellState: Shell | undefined;
@@ -91,10 +96,17 @@ function trayImage(state: TrayIconState): NativeImage {
   return image;
 }
 
+async function refreshIdentity(s: Shell): Promise<void> {
+  const status = await s.identityManager.status().catch(() => undefined);
+  const configured = Boolean(s.runtime.loaded.config.identity.caUrl);
+  s.identity = status && (configured || status.state !== 'not-enrolled') ? status : undefined;
+}
+
 function renderTray(s: Shell): void {
   const report = s.daemon.agent.report;
   const model = trayModel({
     report,
+    ...(s.identity ? { identity: s.identity } : {}),
     checking: s.userScan || (!report && s.daemon.agent.scanning),
     allowQuit: s.runtime.loaded.config.ui.allowQuit,
     display: { now: new Date(), locale: app.getLocale() },
@@ -400,7 +412,7 @@ async function main(): Promise<void> {
   lockDownWebContents();
   registerIpc();
   const runtime = await loadRuntime(args.global, 'daemon');
-  const daemon = await startDaemon(runtime);
+  const daemon = await startDaemon(runtime, DEFAULT_DAEMON_EXTENSIONS);
   const tray = new Tray(trayImage('checking'));
   const s: Shell = {
     runtime,
@@ -411,6 +423,7 @@ async function main(): Promise<void> {
       cooldownMs: runtime.loaded.config.ui.notificationCooldownMinutes * 60_000,
     }),
     userScan: false,
+    identityManager: new IdentityManager({ stateDir: runtime.loaded.stateDir, config: runtime.loaded.config.identity }),
   };
   shellState = s;
   deviceContext = await daemon.agent.deviceContext().catch(() => undefined);
@@ -418,9 +431,11 @@ async function main(): Promise<void> {
     renderTray(s);
   });
   daemon.agent.on('scanned', (outcome) => {
-    renderTray(s);
-    const decision = s.planner.next({ report: outcome.report, now: new Date() });
-    if (decision) notify(s, decision);
+    void refreshIdentity(s).then(() => {
+      renderTray(s);
+      const decision = s.planner.next({ report: outcome.report, now: new Date(), ...(s.identity ? { identity: s.identity } : {}) });
+      if (decision) notify(s, decision);
+    });
     if (s.walkthrough) {
       s.walkthrough.session.update(outcome.report);
       pushState(s.walkthrough);

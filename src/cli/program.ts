@@ -12,9 +12,9 @@ import { leaves } from '../config/introspect.js';
 import { configSchema } from '../config/schema.js';
 import { loadRuntime, readStatus, saveStatus, type GlobalOptions, type Runtime } from '../runtime.js';
 import { readDaemonPid, startDaemon, type DaemonExtension } from '../agent/daemon.js';
+import { DEFAULT_DAEMON_EXTENSIONS } from '../agent/extensions.js';
 import { formatReport } from './format.js';
 import { registerIdentityCommands } from './identity.js';
-import { identityDaemonExtension } from '../identity/renewal-job.js';
 import { AGENT_VERSION } from '../version.js';
 import type { PostureReport } from '../protocol/report.js';
 
@@ -54,9 +54,6 @@ export function waitForSignal(): Promise<string> {
     process.on('SIGTERM', onTerm);
   });
 }
-
-/** Every entry point (bin, npm start) gets these unless a caller (a test) passes its own. */
-export const DEFAULT_DAEMON_EXTENSIONS: readonly DaemonExtension[] = [identityDaemonExtension];
 
 export function buildProgram(io: ProgramIO): Command {
   const program = new Command('vigil')
