@@ -65,16 +65,35 @@ export function parseRegQuery(text: string, root: string): RegTree {
   return tree;
 }
 
-const BOOLEAN_LEAVES = new Set(leaves(configSchema).filter((l) => l.kind === 'boolean').map((l) => l.path.join('.')));
+const leafKinds = new Map(leaves(configSchema).map((l) => [l.path.join('.'), l.kind]));
+const NUMBER_TEXT = /^\s*-?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?\s*$/i;
 
-/** The registry has no boolean type: ADMX writes booleans as REG_DWORD 0/1, which the config schema reads as booleans. */
+/**
+ * Fits registry types to the config schema. The registry has no boolean type: ADMX writes booleans as REG_DWORD
+ * 0/1. A DWORD holds no fraction, so the ADMX edits fractional numbers (identity.renewFraction) in a text box,
+ * stored as REG_SZ; and structured values other than string lists (REG_MULTI_SZ) are REG_SZ holding JSON.
+ * Text that does not parse is passed on unchanged, so the schema reports it against its key.
+ */
+function coerceLeaf(path: string, v: RegValue): unknown {
+  const kind = leafKinds.get(path);
+  if (typeof v === 'number') return kind === 'boolean' ? v !== 0 : v;
+  if (typeof v !== 'string') return v;
+  if (kind === 'number' && NUMBER_TEXT.test(v)) return Number(v);
+  if (kind === 'json') {
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      return v;
+    }
+  }
+  return v;
+}
+
 export function coerceRegistryValues(tree: RegTree, prefix: string[] = []): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(tree)) {
     const path = [...prefix, k];
-    if (typeof v === 'object' && !Array.isArray(v)) out[k] = coerceRegistryValues(v, path);
-    else if (typeof v === 'number' && BOOLEAN_LEAVES.has(path.join('.'))) out[k] = v !== 0;
-    else out[k] = v;
+    out[k] = typeof v === 'object' && !Array.isArray(v) ? coerceRegistryValues(v, path) : coerceLeaf(path.join('.'), v);
   }
   return out;
 }
