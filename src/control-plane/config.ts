@@ -6,7 +6,7 @@ export function parseListen(text: string): { host: string; port: number } | null
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
   const host = m?.[1] ?? m?.[2];
   const port = Number(m?.[3]);
-  return host && Number.isInteger(port) && port > 0 && port < 65_536 ? { host, port } : null;
+  return host && Number.isInteger(port) && port >= 0 && port < 65_536 ? { host, port } : null;
 }
 
 const listenSchema = z.string().refine((s) => parseListen(s) !== null, 'host:port, e.g. 127.0.0.1:8443');
