@@ -42,7 +42,7 @@ export interface OutboxStats {
   nextSeq: number;
   /** Drops not yet carried by an envelope. */
   droppedPending: number;
-  /** Drops since this process opened the outbox (for metrics and tests). */
+  /** Reports this process dropped (plus corrupt ones found at open), for metrics and tests. */
   droppedTotal: number;
 }
 
@@ -156,7 +156,7 @@ export class Outbox {
           this.bytes -= v.bytes;
         }
         this.droppedPending += dropped;
-        this.droppedTotal += dropped;
+        this.droppedTotal += victims.length;
         this.logger?.warn('outbox full; dropped older reports that newer ones supersede', { component: 'outbox', dropped });
       }
       envelope.dropped = this.droppedPending;
@@ -227,7 +227,7 @@ export class Outbox {
       this.held.splice(i, 1);
       this.bytes -= h.bytes;
       this.droppedPending += 1 + h.entry.envelope.dropped;
-      this.droppedTotal += 1 + h.entry.envelope.dropped;
+      this.droppedTotal += 1;
       return true;
     });
   }
