@@ -163,11 +163,12 @@ export class ControlPlaneService {
   async ingest(device: StoredDevice, cert: CertInfo, env: ReportEnvelope): Promise<ReportAck> {
     // Recomputed from the statuses: the server's policy decides, not what the agent concluded.
     const { accessLevel } = evaluate(this.policy, env.report.results);
+    const receivedAt = this.now();
     const res = await this.o.storage.ingestReport({
       reportId: env.reportId,
       deviceId: device.id,
       seq: env.seq,
-      receivedAt: this.now(),
+      receivedAt,
       accessLevel,
       dropped: env.dropped,
       cert,
@@ -179,7 +180,15 @@ export class ControlPlaneService {
       if (env.dropped > 0) {
         this.o.logger.warn('agent dropped reports from its full outbox', { component: 'control-plane', device: device.id, dropped: env.dropped });
       }
-      current = (await this.o.storage.getDevice(device.id)) ?? device;
+      // What the transaction just wrote, without reading the row back.
+      current = {
+        ...device,
+        lastSeen: Math.max(device.lastSeen ?? 0, receivedAt),
+        cert,
+        droppedReports: device.droppedReports + env.dropped,
+        ...(res.becameLatest ? { lastSeq: env.seq, accessLevel } : {}),
+        ...(env.inResponseTo !== undefined && device.recheck?.requestId === env.inResponseTo ? { recheck: null } : {}),
+      };
       await this.announce(current, 'report');
     }
     return {
