@@ -41,8 +41,9 @@ function body(sim: Sim): string {
   return `{"protocolVersion":1,"reportId":"${randomUUID()}","seq":${sim.seq++},"dropped":0,"report":${reportJson}}`;
 }
 
+/** Gzipped, as the agent's reporter sends it. */
 function post(url: string, rootPem: string, sim: Sim): Promise<number> {
-  const payload = body(sim);
+  const payload = gzipSync(body(sim));
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const req = request(`${url}/v1/reports`, {
@@ -51,7 +52,7 @@ function post(url: string, rootPem: string, sim: Sim): Promise<number> {
       ca: rootPem,
       cert: sim.tls.certPem,
       key: sim.tls.keyPem,
-      headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) },
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': String(payload.length) },
       timeout: 10_000,
     });
     req.on('response', (res) => {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { createGunzip } from 'node:zlib';
 import type { ServerResponse } from 'node:http';
 import { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
@@ -162,6 +163,22 @@ export function buildApp(o: HttpOptions) {
       case undefined:
         throw fail(403, 'forbidden', 'route has no access rule');
     }
+  });
+
+  // Agents gzip their reports (about a third of the size). bodyLimit counts the decompressed bytes too, so
+  // a compression bomb stops at the same limit as a plain body.
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    const enc = req.headers['content-encoding']?.trim().toLowerCase();
+    if (enc === undefined || enc === '' || enc === 'identity') return payload;
+    if (enc !== 'gzip') throw fail(415, 'bad-request', `unsupported Content-Encoding ${enc}; use gzip or none`);
+    const gunzip = createGunzip();
+    const out = Object.assign(gunzip, { receivedEncodedLength: 0 });
+    payload.on('data', (c: Buffer) => {
+      out.receivedEncodedLength += c.length;
+    });
+    payload.on('error', (err) => gunzip.destroy(err));
+    payload.pipe(gunzip);
+    return Promise.resolve(out);
   });
 
   app.setErrorHandler((err: unknown, req, reply) => {

@@ -32,7 +32,7 @@ export class RequestFailure extends Error {
 export interface HttpsRequest {
   url: string;
   method: 'GET' | 'POST';
-  body?: string;
+  body?: string | Buffer;
   headers?: Record<string, string>;
   tls: TlsMaterial;
   /** Whole request, connect to last byte: a server that stalls mid-response cannot hold us longer. */

@@ -1,4 +1,5 @@
 import { Agent } from 'node:https';
+import { gzipSync } from 'node:zlib';
 import type { Logger } from '../logging/logger.js';
 import { policySchema, type Policy } from '../policy/schema.js';
 import type { PostureReport } from '../protocol/report.js';
@@ -30,6 +31,8 @@ export interface ReporterOptions {
   backoff?: BackoffOptions;
   requestTimeoutMs?: number;
   maxResponseBytes?: number;
+  /** Gzip report bodies (default true; the protocol requires servers to accept gzip). */
+  compress?: boolean;
   /** Hold the SSE directive stream open (default true). */
   directiveStream?: boolean;
   streamIdleTimeoutMs?: number;
@@ -212,10 +215,13 @@ export class Reporter {
       return { kind: 'retry', why: `no device identity: ${err instanceof Error ? err.message : String(err)}` };
     }
     try {
+      const json = JSON.stringify(env);
+      const compress = this.o.compress !== false;
       const res = await httpsRequest({
         url: `${this.base()}/v1/reports`,
         method: 'POST',
-        body: JSON.stringify(env),
+        body: compress ? gzipSync(json) : json,
+        ...(compress ? { headers: { 'content-encoding': 'gzip' } } : {}),
         tls,
         agent: this.agent,
         timeoutMs: this.o.requestTimeoutMs,

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { request } from 'node:https';
+import { gzipSync } from 'node:zlib';
 import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteStorage } from '../../src/control-plane/sqlite-storage.js';
@@ -40,6 +42,30 @@ function envelope(opts: { seq: number; failing?: string[]; reportId?: string; in
     ...(opts.inResponseTo ? { inResponseTo: opts.inResponseTo } : {}),
     report: sampleReport({ failing: opts.failing ?? [] }),
   };
+}
+
+/** A POST with a pre-encoded body. */
+function rawPost(path: string, body: Buffer, headers: Record<string, string>, tls: Issued): Promise<{ status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${h.cp.url}${path}`, {
+      method: 'POST',
+      ca: h.pki.rootPem,
+      cert: tls.certPem,
+      key: tls.keyPem,
+      agent: false,
+      headers: { 'content-type': 'application/json', 'content-length': String(body.length), ...headers },
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        resolve({ status: res.statusCode ?? 0, json: text ? (JSON.parse(text) as unknown) : null });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 beforeAll(async () => {
@@ -183,6 +209,18 @@ describe('mTLS and reports', () => {
     // Re-enrolling a revoked device is refused even with a good secret.
     const again = await api('/v1/enroll', { body: { protocolVersion: 1, enrollmentSecret: await newSecret(), deviceId: 'dev-revoked', facts: FACTS } });
     expect([again.status, errorOf(again)]).toEqual([403, 'device-revoked']);
+  });
+
+  it('accepts a gzip body, and stops a compression bomb at the body limit', async () => {
+    const env = envelope({ seq: 10 });
+    const ok = await rawPost('/v1/reports', gzipSync(JSON.stringify(env)), { 'content-encoding': 'gzip' }, dev);
+    expect(ok.status).toBe(200);
+    const bomb = gzipSync(JSON.stringify({ ...envelope({ seq: 11 }), padding: ' '.repeat(20 * 1024 * 1024) }));
+    expect(bomb.length).toBeLessThan(100 * 1024);
+    const r = await rawPost('/v1/reports', bomb, { 'content-encoding': 'gzip' }, dev);
+    expect([r.status, errorOf(r)]).toEqual([413, 'payload-too-large']);
+    const br = await rawPost('/v1/reports', Buffer.from('x'), { 'content-encoding': 'br' }, dev);
+    expect(br.status).toBe(415);
   });
 
   it('rejects an oversized body with payload-too-large', async () => {

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/logging/logger.js';
 import type { Policy } from '../../src/policy/schema.js';
@@ -87,11 +88,13 @@ async function fakeServer() {
   const received: string[] = [];
   const open = new Set<ServerResponse>();
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    let body = '';
+    const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => {
-      body += c.toString();
+      chunks.push(c);
     });
     req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      const body = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString();
       hits[mode] = (hits[mode] ?? 0) + 1;
       open.add(res);
       res.on('close', () => {
