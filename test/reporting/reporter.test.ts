@@ -1,7 +1,8 @@
 import { createServer as createNetServer } from 'node:net';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { mkdtemp } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -296,4 +297,56 @@ describe('Reporter with the real control plane', () => {
       await cp.close();
     }
   });
+});
+
+describe('Reporter process killed mid-send', () => {
+  it('loses nothing and the server stores nothing twice', async () => {
+    const p = await prepare({}, pki);
+    const storage = new SqliteStorage(p.config.dataDir);
+    await storage.enrollDevice({ id: 'dev-reporter-1', facts: sampleReport().device, secretId: 'test', now: Date.now() });
+    await storage.close();
+    const cp = await startControlPlane(p.config, { logger: silentLogger() });
+    const dev = await identity.current();
+    const files = { cert: join(p.dir, 'dev.crt'), key: join(p.dir, 'dev.key'), root: join(p.dir, 'root.crt') };
+    await writeFile(files.cert, dev.cert);
+    await writeFile(files.key, dev.key);
+    const outboxDir = join(p.dir, 'outbox');
+    const child = join(import.meta.dirname, 'reporter-child.ts');
+    const appended: string[] = [];
+    const runChild = (count: number, killAfterDeliveries: number | null) =>
+      new Promise<string>((resolve) => {
+        const proc = spawn(process.execPath, ['--import', 'tsx', child, outboxDir, cp.url, files.cert, files.key, files.root, String(count)], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        let out = '';
+        let delivered = 0;
+        proc.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+          const lines = out.split('\n');
+          out = lines.pop() ?? '';
+          for (const line of lines) {
+            const [what, , id] = line.split(' ');
+            if (what === 'appended' && id) appended.push(id);
+            if (what === 'delivered' && killAfterDeliveries !== null && ++delivered === killAfterDeliveries) {
+              setTimeout(() => proc.kill('SIGKILL'), Math.random() * 5);
+            }
+          }
+        });
+        proc.on('exit', (code, signal) => {
+          resolve(signal ?? String(code));
+        });
+      });
+    try {
+      expect(await runChild(30, 5)).toBe('SIGKILL');
+      expect(appended).toHaveLength(30);
+      expect(await runChild(0, null)).toBe('0');
+      const hist = reportHistorySchema.parse(
+        (await call(pki.rootPem, `${cp.url}/v1/admin/devices/dev-reporter-1/reports?limit=100`, { token: ADMIN_TOKEN })).json,
+      );
+      expect(hist.reports).toHaveLength(30);
+      expect(hist.reports.map((r) => r.reportId).sort()).toEqual([...appended].sort());
+    } finally {
+      await cp.close();
+    }
+  }, 60_000);
 });
