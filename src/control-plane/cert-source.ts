@@ -39,17 +39,21 @@ export class FileCertificateSource implements CertificateSource {
     this.listeners.add(listener);
     if (!this.watching) {
       this.watching = true;
-      // Polling, because renewers replace the file by rename and an inotify watch would follow the old inode.
-      watchFile(this.certPath, { interval: this.pollMs, persistent: false }, () => {
-        for (const l of this.listeners) l();
-      });
+      // Polling, because renewers replace files by rename and an inotify watch would follow the old inode.
+      // Both files: whichever a renewer writes last completes the pair (a half-written pair fails to load
+      // and the server keeps the old one until the other file lands).
+      for (const path of [this.certPath, this.keyPath]) {
+        watchFile(path, { interval: this.pollMs, persistent: false }, () => {
+          for (const l of this.listeners) l();
+        });
+      }
     }
     return () => this.listeners.delete(listener);
   }
 
   close(): void {
     this.listeners.clear();
-    if (this.watching) unwatchFile(this.certPath);
+    if (this.watching) for (const path of [this.certPath, this.keyPath]) unwatchFile(path);
     this.watching = false;
   }
 }

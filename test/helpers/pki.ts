@@ -70,6 +70,8 @@ export interface TestPki {
   rootPem: string;
   foreignRootPem: string;
   server: Issued;
+  /** A fresh server certificate (new key and serial) from the same intermediate. */
+  renewServer(): Promise<Issued>;
   device(id: string, opts?: { expired?: boolean; foreign?: boolean; cnOnly?: boolean }): Promise<Issued>;
   /** Writes root.crt, server.crt, server.key into dir and returns their paths. */
   writeServerFiles(dir: string): Promise<{ root: string; cert: string; key: string }>;
@@ -146,6 +148,10 @@ export async function createTestPki(): Promise<TestPki> {
     rootPem: root.certPem,
     foreignRootPem: foreignRoot.certPem,
     server,
+    async renewServer() {
+      const leaf = await sign(intermediate, 'localhost', 'server', 30);
+      return { certPem: `${leaf.certPem}${intermediate.certPem}`, keyPem: leaf.keyPem };
+    },
     async device(id, opts = {}) {
       const ca = opts.foreign ? foreignInt : intermediate;
       const san = opts.cnOnly ? undefined : `URI:urn:vigil:device:${id}`;
