@@ -7,14 +7,16 @@ import { generateSecret, secretId, secretMatches, tokensEqual } from '../../src/
 
 describe('parseSubjectAltName', () => {
   it('splits Node’s subjectaltname string, decoding quoted values', () => {
-    // Format as Node prints it (lib/internal/tls: JSON-quotes values containing separators).
+    // Strings as Node 20.20.2 prints them; the quoted one was recorded on this machine from an openssl-made
+    // certificate whose single URI SAN is "urn:vigil:device:abc, URI:urn:vigil:device:evil".
     expect(parseSubjectAltName('DNS:localhost, IP Address:127.0.0.1, URI:urn:vigil:device:abc')).toEqual([
       { type: 'DNS', value: 'localhost' },
       { type: 'IP Address', value: '127.0.0.1' },
       { type: 'URI', value: 'urn:vigil:device:abc' },
     ]);
-    expect(parseSubjectAltName('URI:"urn:vigil:device:abc, URI:urn:vigil:device:evil"')).toEqual([
+    expect(parseSubjectAltName('URI:"urn:vigil:device:abc\\u002c URI:urn:vigil:device:evil", DNS:a.example')).toEqual([
       { type: 'URI', value: 'urn:vigil:device:abc, URI:urn:vigil:device:evil' },
+      { type: 'DNS', value: 'a.example' },
     ]);
   });
 });
@@ -27,7 +29,7 @@ describe('deviceIdFromCertificate', () => {
   it('names no device when the certificate is ambiguous or malformed', () => {
     expect(deviceIdFromCertificate({ subjectaltname: 'URI:urn:vigil:device:a1b, URI:urn:vigil:device:c2d' })).toBeNull();
     expect(deviceIdFromCertificate({ subjectaltname: 'URI:urn:vigil:device:a1b', subject: { CN: 'device-other' } })).toBeNull();
-    expect(deviceIdFromCertificate({ subjectaltname: 'URI:"urn:vigil:device:abc, URI:urn:vigil:device:evil"' })).toBeNull();
+    expect(deviceIdFromCertificate({ subjectaltname: 'URI:"urn:vigil:device:abc\\u002c URI:urn:vigil:device:evil"' })).toBeNull();
     expect(deviceIdFromCertificate({ subject: { CN: 'localhost' } })).toBeNull();
     expect(deviceIdFromCertificate({ subject: { CN: 'device-../etc' } })).toBeNull();
   });
