@@ -241,9 +241,4 @@ export class Outbox {
       droppedTotal: this.droppedTotal,
     };
   }
-
-  /** Resolves when queued operations are done. */
-  async idle(): Promise<void> {
-    await this.chain;
-  }
 }
