@@ -130,6 +130,12 @@ function toMeta(r: ReportRow): StoredReportMeta {
 export class SqliteStorage implements Storage {
   private readonly db: Database.Database;
   private readonly st;
+  private readonly ingestTx: (reports: NewReport[]) => { inserted: boolean; becameLatest: boolean }[];
+  private readonly batch: {
+    r: NewReport;
+    resolve: (v: { inserted: boolean; becameLatest: boolean }) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -180,9 +186,11 @@ export class SqliteStorage implements Storage {
       getPolicy: db.prepare<[], { body: string }>('SELECT body FROM policies ORDER BY id DESC LIMIT 1'),
       setPolicy: db.prepare('INSERT INTO policies (version, body, set_at) VALUES (?, ?, ?)'),
     };
+    this.ingestTx = db.transaction((reports: NewReport[]) => reports.map((r) => this.ingestOne(r)));
   }
 
   close(): Promise<void> {
+    if (this.batch.length > 0) this.commitBatch();
     this.db.close();
     return Promise.resolve();
   }
@@ -249,24 +257,49 @@ export class SqliteStorage implements Storage {
     return Promise.resolve();
   }
 
+  /**
+   * Group commit: reports arriving in the same event-loop turn share one transaction, so under load the
+   * per-commit cost (WAL append, locking) is paid once per batch instead of once per report. Each caller
+   * still gets its own result only after the batch has committed.
+   */
   ingestReport(r: NewReport): Promise<{ inserted: boolean; becameLatest: boolean }> {
-    const tx = this.db.transaction(() => {
-      const ins = this.st.insertReport.run(
-        r.reportId,
-        r.deviceId,
-        r.seq,
-        r.report.generatedAt,
-        r.receivedAt,
-        r.accessLevel,
-        JSON.stringify(r.report),
-      );
-      if (ins.changes === 0) return { inserted: false, becameLatest: false };
-      this.st.touchDevice.run({ id: r.deviceId, now: r.receivedAt, dropped: r.dropped, cert: JSON.stringify(r.cert) });
-      const latest = this.st.makeLatest.run({ id: r.deviceId, seq: r.seq, level: r.accessLevel, reportId: r.reportId });
-      if (r.answersRecheck !== null) this.st.answerRecheck.run(r.deviceId, r.answersRecheck);
-      return { inserted: true, becameLatest: latest.changes === 1 };
+    return new Promise((resolve, reject) => {
+      this.batch.push({ r, resolve, reject });
+      if (this.batch.length === 1) setImmediate(() => {
+        this.commitBatch();
+      });
     });
-    return Promise.resolve(tx());
+  }
+
+  private commitBatch(): void {
+    const batch = this.batch.splice(0);
+    let results: { inserted: boolean; becameLatest: boolean }[];
+    try {
+      results = this.ingestTx(batch.map((b) => b.r));
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    batch.forEach((b, i) => {
+      b.resolve(results[i] ?? { inserted: false, becameLatest: false });
+    });
+  }
+
+  private ingestOne(r: NewReport): { inserted: boolean; becameLatest: boolean } {
+    const ins = this.st.insertReport.run(
+      r.reportId,
+      r.deviceId,
+      r.seq,
+      r.report.generatedAt,
+      r.receivedAt,
+      r.accessLevel,
+      JSON.stringify(r.report),
+    );
+    if (ins.changes === 0) return { inserted: false, becameLatest: false };
+    this.st.touchDevice.run({ id: r.deviceId, now: r.receivedAt, dropped: r.dropped, cert: JSON.stringify(r.cert) });
+    const latest = this.st.makeLatest.run({ id: r.deviceId, seq: r.seq, level: r.accessLevel, reportId: r.reportId });
+    if (r.answersRecheck !== null) this.st.answerRecheck.run(r.deviceId, r.answersRecheck);
+    return { inserted: true, becameLatest: latest.changes === 1 };
   }
 
   getLatestReport(deviceId: string): Promise<StoredReport | null> {
