@@ -1,5 +1,5 @@
 import { CHECKS } from '../../src/posture/catalog.js';
-import type { Evidence } from '../../src/posture/types.js';
+import type { CheckDefinition, Evidence } from '../../src/posture/types.js';
 import { evaluate, severityOf } from '../../src/policy/evaluate.js';
 import { policySchema } from '../../src/policy/schema.js';
 import defaultPolicyJson from '../../src/policy/default-policy.json' with { type: 'json' };
@@ -28,7 +28,8 @@ const EVIDENCE: Record<string, Evidence> = {
 export function sampleReport(opts: { failing?: readonly string[]; unknown?: readonly string[]; generatedAt?: Date } = {}): PostureReport {
   const policy = policySchema.parse(defaultPolicyJson);
   const at = (opts.generatedAt ?? new Date()).toISOString();
-  const results = CHECKS.filter((c) => c.platforms.includes('linux')).map((c, i) => {
+  const catalog: readonly CheckDefinition[] = CHECKS;
+  const results = catalog.filter((c) => c.platforms.includes('linux')).map((c, i) => {
     const status = opts.failing?.includes(c.id) ? ('fail' as const) : opts.unknown?.includes(c.id) ? ('unknown' as const) : ('pass' as const);
     return {
       id: c.id,

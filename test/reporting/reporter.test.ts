@@ -6,6 +6,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import winston from 'winston';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/logging/logger.js';
 import type { Policy } from '../../src/policy/schema.js';
@@ -32,8 +33,9 @@ beforeAll(async () => {
 
 function capturingLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
-  const logger = silentLogger();
-  logger.level = 'debug';
+  // Same typing quirk as src/logging/logger.ts: Console does extend TransportStream.
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+  const logger = winston.createLogger({ level: 'debug', transports: [new winston.transports.Console({ silent: true })] });
   // A winston logger is itself a readable stream of the records it logs.
   logger.on('data', (info: { message?: unknown }) => {
     lines.push(JSON.stringify(info));
