@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { createLogger } from '../logging/logger.js';
+import { secretCreateRequestSchema } from '../protocol/admin.js';
+import { formatZodError, loadConfigFile, serveConfigSchema } from './config.js';
+import { parseDurationSeconds } from './duration.js';
+import { startControlPlane } from './server.js';
+import { createEnrollmentSecret, ControlPlaneService } from './service.js';
+import { SqliteStorage } from './sqlite-storage.js';
+
+/** Commander gives camelCase keys for flags that were set; those override the config file. */
+function merged(file: Record<string, unknown>, flags: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...file };
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined && k !== 'config') out[k] = v;
+  return out;
+}
+
+const int = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${v}`);
+  return n;
+};
+
+async function dataDirFrom(flags: { dataDir?: string; config?: string }): Promise<string> {
+  const file = await loadConfigFile(flags.config);
+  const dir = flags.dataDir ?? file.dataDir;
+  if (typeof dir !== 'string' || dir === '') throw new Error('--data-dir (or dataDir in --config) is required');
+  return dir;
+}
+
+const program = new Command('vigil-control-plane')
+  .description('Vigil reference control plane: enrollment, posture reports over mTLS, policy, decisions')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the HTTPS (mTLS) server')
+  .option('--config <file>', 'JSON file whose keys are these flags in camelCase')
+  .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8443)')
+  .option('--data-dir <dir>', 'where the SQLite database lives')
+  .option('--ca-url <url>', 'step-ca URL handed to enrolling devices')
+  .option('--ca-root <file>', 'step-ca root certificate: the only CA client certificates may chain to')
+  .option('--provisioner <name>', 'step-ca JWK provisioner name')
+  .option('--provisioner-key <file>', 'JWK provisioner private key (PEM or decrypted JWK)')
+  .option('--admin-token-file <file>', 'file holding the admin bearer token')
+  .option('--tls-cert <file>', 'server certificate chain (PEM)')
+  .option('--tls-key <file>', 'server private key (PEM)')
+  .addOption(new Option('--report-interval-seconds <n>', 'heartbeat interval asked of agents').argParser(int))
+  .addOption(new Option('--max-report-age-seconds <n>', 'silence after which a device is stale').argParser(int))
+  .addOption(new Option('--log-level <level>').choices(['error', 'warn', 'info', 'debug']))
+  .action(async (flags: Record<string, unknown>) => {
+    const file = await loadConfigFile(typeof flags.config === 'string' ? flags.config : undefined);
+    const parsed = serveConfigSchema.safeParse(merged(file, flags));
+    if (!parsed.success) throw new Error(`invalid configuration: ${formatZodError(parsed.error)}`);
+    const logger = createLogger({ level: parsed.data.logLevel, console: true });
+    const running = await startControlPlane(parsed.data, { logger });
+    const stop = (): void => {
+      running.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+
+const secret = program.command('secret').description('manage enrollment secrets');
+
+secret
+  .command('create')
+  .description('create an enrollment secret and print it (only its hash is kept)')
+  .option('--config <file>')
+  .option('--data-dir <dir>')
+  .option('--uses <n>', 'how many devices may enroll with it', '1')
+  .option('--expires <duration>', 'lifetime, e.g. 90m, 12h, 7d', '7d')
+  .option('--label <text>')
+  .option('--json', 'print JSON')
+  .action(async (flags: { config?: string; dataDir?: string; uses: string; expires: string; label?: string; json?: boolean }) => {
+    const expiresInSeconds = parseDurationSeconds(flags.expires);
+    if (expiresInSeconds === null) throw new Error(`--expires ${flags.expires}: expected e.g. 90m, 12h, 7d`);
+    const req = secretCreateRequestSchema.safeParse({ uses: Number(flags.uses), expiresInSeconds, label: flags.label });
+    if (!req.success) throw new Error(formatZodError(req.error));
+    const storage = new SqliteStorage(await dataDirFrom(flags));
+    try {
+      const created = await createEnrollmentSecret(storage, req.data, Date.now());
+      if (flags.json) process.stdout.write(`${JSON.stringify(created)}\n`);
+      else {
+        process.stdout.write(`${created.secret}\n`);
+        process.stderr.write(`secret ${created.id}: ${created.usesTotal} use(s), expires ${created.expiresAt}. It is not shown again.\n`);
+      }
+    } finally {
+      await storage.close();
+    }
+  });
+
+secret
+  .command('revoke <id>')
+  .option('--config <file>')
+  .option('--data-dir <dir>')
+  .action(async (id: string, flags: { config?: string; dataDir?: string }) => {
+    const storage = new SqliteStorage(await dataDirFrom(flags));
+    try {
+      if (!(await storage.revokeSecret(id))) throw new Error(`no enrollment secret ${id}`);
+    } finally {
+      await storage.close();
+    }
+  });
+
+program
+  .command('devices')
+  .description('list enrolled devices')
+  .option('--config <file>')
+  .option('--data-dir <dir>')
+  .addOption(new Option('--max-report-age-seconds <n>', 'as the server is configured (for the stale column)').argParser(int))
+  .option('--json', 'print JSON')
+  .action(async (flags: { config?: string; dataDir?: string; maxReportAgeSeconds?: number; json?: boolean }) => {
+    const file = await loadConfigFile(flags.config);
+    const storage = new SqliteStorage(await dataDirFrom(flags));
+    try {
+      const maxAge = flags.maxReportAgeSeconds ?? (typeof file.maxReportAgeSeconds === 'number' ? file.maxReportAgeSeconds : 900);
+      const devices = (await storage.listDevices()).map((d) => ControlPlaneService.summarize(d, maxAge, Date.now()));
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ devices }, null, 2)}\n`);
+        return;
+      }
+      const rows = [['DEVICE', 'HOSTNAME', 'STATE', 'ACCESS', 'LAST SEEN'], ...devices.map((d) => [d.id, d.hostname, d.state, d.accessLevel, d.lastSeen ?? '-'])];
+      const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+      for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()}\n`);
+    } finally {
+      await storage.close();
+    }
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`vigil-control-plane: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,48 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+
+/** host:port with an IPv6 host in brackets. */
+export function parseListen(text: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  return host && Number.isInteger(port) && port >= 0 && port < 65_536 ? { host, port } : null;
+}
+
+const listenSchema = z.string().refine((s) => parseListen(s) !== null, 'host:port, e.g. 127.0.0.1:8443');
+
+/** Keys match the CLI flags in camelCase, so a config file and flags mean the same thing. */
+export const serveConfigSchema = z.strictObject({
+  listen: listenSchema.default('127.0.0.1:8443'),
+  dataDir: z.string().min(1),
+  caUrl: z.url(),
+  caRoot: z.string().min(1).describe('step-ca root certificate (PEM): the only trust anchor for client certificates'),
+  provisioner: z.string().min(1).describe('Name of the JWK provisioner in step-ca'),
+  provisionerKey: z.string().min(1).describe('The provisioner private key: PEM or decrypted JWK JSON'),
+  adminTokenFile: z.string().min(1),
+  tlsCert: z.string().min(1).describe('Server certificate chain (PEM)'),
+  tlsKey: z.string().min(1),
+  reportIntervalSeconds: z.number().int().min(10).max(86_400).default(300),
+  /** A device silent for longer is `stale`: non-compliant and blocked until it reports again. */
+  maxReportAgeSeconds: z.number().int().min(1).max(30 * 86_400).default(900),
+  historyPerDevice: z.number().int().min(1).max(1_000_000).default(1000),
+  bodyLimitBytes: z.number().int().min(16_384).max(16 * 1024 * 1024).default(512 * 1024),
+  enrollBurst: z.number().int().min(1).max(10_000).default(10),
+  enrollPerMinute: z.number().int().min(1).max(100_000).default(10),
+  logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+});
+export type ServeConfig = z.infer<typeof serveConfigSchema>;
+
+/** Reads a JSON config file; flags given on the command line win over its keys. */
+export async function loadConfigFile(path: string | undefined): Promise<Record<string, unknown>> {
+  if (!path) return {};
+  const parsed: unknown = JSON.parse(await readFile(path, 'utf8'));
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new Error(`${path}: the config file must hold a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+export function formatZodError(err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+}

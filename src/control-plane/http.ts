@@ -1,0 +1,367 @@
+import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import type { ServerResponse } from 'node:http';
+import { TLSSocket } from 'node:tls';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Logger } from '../logging/logger.js';
+import type { Policy } from '../policy/schema.js';
+import { secretCreateRequestSchema, type CertInfo } from '../protocol/admin.js';
+import { checkResultSchema, postureReportSchema } from '../protocol/report.js';
+import { enrollRequestSchema, reportEnvelopeSchema, type ErrorCode, type ReportEnvelope } from '../protocol/wire.js';
+import { certInfo, deviceIdFromCertificate } from './cert-identity.js';
+import type { ServerCredentials } from './cert-source.js';
+import type { EventHub } from './events.js';
+import type { RateLimiter } from './rate-limit.js';
+import { tokensEqual } from './secrets.js';
+import { ControlPlaneError, type ControlPlaneService } from './service.js';
+import type { StoredDevice } from './storage.js';
+
+/** Who may call a route. Every route names one; a route without it is refused (fail closed). */
+export type AuthMode = 'none' | 'device' | 'admin' | 'device-or-admin';
+
+export type Principal = { kind: 'admin' } | { kind: 'device'; device: StoredDevice; cert: CertInfo };
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    auth?: AuthMode;
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+export interface HttpOptions {
+  service: ControlPlaneService;
+  hub: EventHub;
+  logger: Logger;
+  adminToken: string;
+  /** The only trust anchor for client certificates. */
+  caRootPem: string;
+  credentials: ServerCredentials;
+  bodyLimitBytes: number;
+  enrollLimiter: RateLimiter;
+  ssePingMs?: number;
+}
+
+interface PeerInfo {
+  present: boolean;
+  deviceId: string | null;
+  cert: CertInfo | null;
+}
+
+/** A slow SSE reader is cut off past this much buffered output; it reconnects with Last-Event-ID. */
+const SSE_MAX_BUFFERED = 1024 * 1024;
+
+function fail(status: number, code: ErrorCode, message: string): ControlPlaneError {
+  return new ControlPlaneError(status, code, message);
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    throw fail(400, 'bad-request', r.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '));
+  }
+  return r.data;
+}
+
+/**
+ * The report envelope as the server validates it. Evidence values are whatever JSON.parse produced, which
+ * is JSON by construction, so walking them through the recursive JsonValue union (half the validation
+ * time of a report) proves nothing; everything else is checked in full.
+ */
+const ingestEnvelopeSchema = reportEnvelopeSchema.extend({
+  report: postureReportSchema.extend({
+    results: z.array(checkResultSchema.extend({ evidence: z.record(z.string(), z.unknown()) })),
+  }),
+});
+
+function parseEnvelope(body: unknown): ReportEnvelope {
+  return parse(ingestEnvelopeSchema, body) as ReportEnvelope;
+}
+
+const idParams = z.object({ id: z.string().min(1).max(128) });
+const limitQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) });
+
+export function tlsOptions(credentials: ServerCredentials, caRootPem: string): {
+  key: string;
+  cert: string;
+  ca: string[];
+} {
+  return { key: credentials.key, cert: credentials.cert, ca: [caRootPem] };
+}
+
+export function buildApp(o: HttpOptions) {
+  const app = Fastify({
+    https: {
+      ...tlsOptions(o.credentials, o.caRootPem),
+      // A certificate is requested from everyone but checked per route: /v1/enroll and /health are reached
+      // by devices that have none yet. `ca` replaces Node's public roots, so only step-ca's chain verifies.
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    },
+    bodyLimit: o.bodyLimitBytes,
+    logger: false,
+    return503OnClosing: true,
+  });
+  const peers = new WeakMap<TLSSocket, PeerInfo>();
+  const streams = new Set<() => void>();
+  const policyCache = new WeakMap<Policy, { etag: string; body: string }>();
+  const pingMs = o.ssePingMs ?? 15_000;
+
+  // Certificates are per connection; keep-alive clients send many requests over one.
+  const peerOf = (socket: TLSSocket): PeerInfo => {
+    let p = peers.get(socket);
+    if (!p) {
+      const pc = socket.getPeerCertificate();
+      const present = Object.keys(pc).length > 0;
+      p = { present, deviceId: present ? deviceIdFromCertificate(pc) : null, cert: present ? certInfo(pc) : null };
+      peers.set(socket, p);
+    }
+    return p;
+  };
+
+  const authAdmin = (req: FastifyRequest): boolean => {
+    const h = req.headers.authorization;
+    if (h?.startsWith('Bearer ') !== true) return false;
+    if (!tokensEqual(h.slice(7).trim(), o.adminToken)) throw fail(401, 'unauthorized', 'the admin token is not valid');
+    return true;
+  };
+
+  const authDevice = async (req: FastifyRequest): Promise<Principal> => {
+    const socket = req.raw.socket;
+    if (!(socket instanceof TLSSocket)) throw fail(401, 'client-certificate-required', 'this endpoint needs TLS');
+    const peer = peerOf(socket);
+    if (!peer.present || !peer.cert) throw fail(401, 'client-certificate-required', 'this endpoint needs the device certificate (mTLS)');
+    if (!socket.authorized) {
+      const why = socket.authorizationError instanceof Error ? socket.authorizationError.message : String(socket.authorizationError);
+      throw fail(401, 'client-certificate-rejected', `the client certificate is not trusted: ${why}`);
+    }
+    if (peer.deviceId === null) throw fail(403, 'forbidden', 'the client certificate names no Vigil device');
+    return { kind: 'device', device: await o.service.authorizeDevice(peer.deviceId), cert: peer.cert };
+  };
+
+  app.decorateRequest('principal', null);
+
+  app.addHook('onRequest', async (req) => {
+    if (req.routeOptions.url === undefined) return; // the 404 handler
+    const mode = req.routeOptions.config.auth;
+    switch (mode) {
+      case 'none':
+        return;
+      case 'admin':
+        if (!authAdmin(req)) throw fail(401, 'unauthorized', 'Authorization: Bearer <admin token> required');
+        req.principal = { kind: 'admin' };
+        return;
+      case 'device':
+        req.principal = await authDevice(req);
+        return;
+      case 'device-or-admin':
+        req.principal = req.headers.authorization !== undefined && authAdmin(req) ? { kind: 'admin' } : await authDevice(req);
+        return;
+      case undefined:
+        throw fail(403, 'forbidden', 'route has no access rule');
+    }
+  });
+
+  // Agents gzip their reports (about a third of the size). The body is small, so it is read whole (bodyLimit
+  // on the compressed bytes) and inflated in one synchronous call capped at bodyLimit: a compression bomb
+  // stops at the same limit as a plain body, and there is no per-chunk zlib stream machinery to pay for.
+  const jsonParser = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    const enc = req.headers['content-encoding']?.trim().toLowerCase();
+    let text: string;
+    if (enc === undefined || enc === '' || enc === 'identity') text = body.toString('utf8');
+    else if (enc !== 'gzip') {
+      done(fail(415, 'bad-request', `unsupported Content-Encoding ${enc}; use gzip or none`), undefined);
+      return;
+    } else {
+      try {
+        text = gunzipSync(body, { maxOutputLength: o.bodyLimitBytes }).toString('utf8');
+      } catch (err) {
+        const tooLarge = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+        done(
+          tooLarge
+            ? fail(413, 'payload-too-large', `decompressed body exceeds ${o.bodyLimitBytes} bytes`)
+            : fail(400, 'bad-request', 'the body is not valid gzip'),
+          undefined,
+        );
+        return;
+      }
+    }
+    void jsonParser(req, text, done);
+  });
+
+  app.setErrorHandler((err: unknown, req, reply) => {
+    if (err instanceof ControlPlaneError) {
+      return reply.code(err.status).send({ error: err.code, message: err.message });
+    }
+    const e = err as { statusCode?: number; code?: string; message?: string };
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send({ error: 'payload-too-large', message: `request body exceeds ${o.bodyLimitBytes} bytes` });
+    }
+    if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+      return reply.code(e.statusCode).send({ error: 'bad-request', message: e.message ?? 'bad request' });
+    }
+    o.logger.error('request failed', { component: 'control-plane', url: req.url, err });
+    return reply.code(500).send({ error: 'internal', message: 'internal error' });
+  });
+
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not-found', message: `no route ${req.method} ${req.url}` }));
+
+  app.addHook('preClose', (done) => {
+    for (const end of [...streams]) end();
+    done();
+  });
+
+  /** Server-sent events on a hijacked response; returns a writer, or null once the stream has ended. */
+  const openSse = (req: FastifyRequest, reply: FastifyReply, onEnd: () => void) => {
+    reply.hijack();
+    const res: ServerResponse = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    res.write('retry: 2000\n\n');
+    let ended = false;
+    const ping = setInterval(() => res.write(': ping\n\n'), pingMs);
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      clearInterval(ping);
+      streams.delete(end);
+      onEnd();
+      if (!res.writableEnded) res.end();
+    };
+    streams.add(end);
+    res.on('close', end);
+    req.raw.socket.setTimeout(0);
+    return {
+      send(event: string, data: unknown, id?: number): void {
+        if (ended) return;
+        if (res.writableLength > SSE_MAX_BUFFERED) {
+          end();
+          return;
+        }
+        res.write(`${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      },
+      end,
+    };
+  };
+
+  const deviceOf = (req: FastifyRequest): Principal & { kind: 'device' } => {
+    const p = req.principal;
+    if (p?.kind !== 'device') throw fail(403, 'forbidden', 'device certificate required');
+    return p;
+  };
+
+  // ---- public ----
+
+  app.get('/health', { config: { auth: 'none' } }, () => ({ status: 'ok' }));
+
+  app.post('/v1/enroll', { config: { auth: 'none' } }, async (req, reply) => {
+    const wait = o.enrollLimiter.take(req.ip);
+    if (wait > 0) {
+      void reply.header('retry-after', String(wait));
+      throw fail(429, 'rate-limited', `too many enrollment attempts from ${req.ip}; retry in ${wait} s`);
+    }
+    const body = parse(enrollRequestSchema, req.body);
+    return o.service.enroll(body);
+  });
+
+  // ---- device (mTLS) ----
+
+  app.post('/v1/reports', { config: { auth: 'device' } }, async (req) => {
+    const { device, cert } = deviceOf(req);
+    return o.service.ingest(device, cert, parseEnvelope(req.body));
+  });
+
+  app.get('/v1/directives', { config: { auth: 'device' } }, (req) => o.service.directivesFor(deviceOf(req).device));
+
+  app.get('/v1/directives/stream', { config: { auth: 'device' } }, (req, reply) => {
+    const { device } = deviceOf(req);
+    let unsubscribe = (): void => undefined;
+    const stream = openSse(req, reply, () => {
+      unsubscribe();
+    });
+    unsubscribe = o.hub.subscribeDevice(device.id, (d) => {
+      if (d === null) stream.end();
+      else stream.send('directives', d);
+    });
+    stream.send('directives', o.service.directivesFor(device));
+  });
+
+  app.get('/v1/policy', { config: { auth: 'device-or-admin' } }, (req, reply) => {
+    const policy = o.service.currentPolicy();
+    let cached = policyCache.get(policy);
+    if (!cached) {
+      const body = JSON.stringify(policy);
+      cached = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+      policyCache.set(policy, cached);
+    }
+    void reply.header('etag', cached.etag).header('vigil-policy-version', policy.version).header('cache-control', 'no-cache');
+    const inm = req.headers['if-none-match'];
+    if (inm !== undefined && inm.split(',').some((t) => t.trim() === cached.etag)) return reply.code(304).send();
+    return reply.type('application/json').send(cached.body);
+  });
+
+  app.get('/v1/decision/:id', { config: { auth: 'device-or-admin' } }, async (req) => {
+    const { id } = parse(idParams, req.params);
+    // A device may read its own decision; other devices' posture is for admins and gateways.
+    if (req.principal?.kind === 'device' && req.principal.device.id !== id) {
+      throw fail(403, 'forbidden', 'a device may only read its own decision');
+    }
+    return o.service.decision(id);
+  });
+
+  // ---- admin ----
+
+  app.get('/v1/events', { config: { auth: 'admin' } }, (req, reply) => {
+    let unsubscribe = (): void => undefined;
+    const stream = openSse(req, reply, () => {
+      unsubscribe();
+    });
+    const last = Number(req.headers['last-event-id']);
+    if (Number.isInteger(last) && last > 0) for (const e of o.hub.since(last)) stream.send('access-level', e.event, e.id);
+    unsubscribe = o.hub.subscribeAccess((id, e) => {
+      stream.send('access-level', e, id);
+    });
+  });
+
+  app.get('/v1/admin/devices', { config: { auth: 'admin' } }, async () => ({ devices: await o.service.listDevices() }));
+
+  app.get('/v1/admin/devices/:id', { config: { auth: 'admin' } }, async (req) => o.service.deviceDetail(parse(idParams, req.params).id));
+
+  app.get('/v1/admin/devices/:id/reports', { config: { auth: 'admin' } }, async (req) => {
+    const { limit } = parse(limitQuery, req.query);
+    const rows = await o.service.history(parse(idParams, req.params).id, limit);
+    return { reports: rows.map((r) => ({ ...r, receivedAt: new Date(r.receivedAt).toISOString() })) };
+  });
+
+  app.post('/v1/admin/devices/:id/recheck', { config: { auth: 'admin' } }, async (req, reply) => {
+    const requestId = await o.service.requestRecheck(parse(idParams, req.params).id);
+    return reply.code(202).send({ requestId });
+  });
+
+  app.post('/v1/admin/devices/:id/revoke', { config: { auth: 'admin' } }, async (req, reply) => {
+    await o.service.revokeDevice(parse(idParams, req.params).id);
+    return reply.code(204).send();
+  });
+
+  app.get('/v1/admin/secrets', { config: { auth: 'admin' } }, async () => ({ secrets: await o.service.listSecrets() }));
+
+  app.post('/v1/admin/secrets', { config: { auth: 'admin' } }, async (req, reply) => {
+    const created = await o.service.createSecret(parse(secretCreateRequestSchema, req.body ?? {}));
+    return reply.code(201).header('cache-control', 'no-store').send(created);
+  });
+
+  app.delete('/v1/admin/secrets/:id', { config: { auth: 'admin' } }, async (req, reply) => {
+    await o.service.revokeSecret(parse(idParams, req.params).id);
+    return reply.code(204).send();
+  });
+
+  app.put('/v1/admin/policy', { config: { auth: 'admin' } }, async (req) => o.service.setPolicy(req.body));
+
+  return app;
+}
+
+export type ControlPlaneApp = ReturnType<typeof buildApp>;

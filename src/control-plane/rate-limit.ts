@@ -1,0 +1,34 @@
+/**
+ * Token bucket per key (the client IP). Memory is bounded: past `maxKeys` the least recently refilled
+ * bucket is forgotten, which at worst hands an attacker rotating through that many addresses a fresh
+ * burst; the secret's entropy, not this limiter, is what makes guessing hopeless.
+ */
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly burst: number,
+    private readonly perMinute: number,
+    private readonly maxKeys = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Takes a token; returns 0 when allowed, else the seconds until one is available. */
+  take(key: string): number {
+    const t = this.now();
+    const b = this.buckets.get(key) ?? { tokens: this.burst, at: t };
+    this.buckets.delete(key);
+    b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 60_000) * this.perMinute);
+    b.at = t;
+    this.buckets.set(key, b);
+    if (this.buckets.size > this.maxKeys) {
+      const oldest = this.buckets.keys().next();
+      if (!oldest.done) this.buckets.delete(oldest.value);
+    }
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - b.tokens) / this.perMinute) * 60);
+  }
+}

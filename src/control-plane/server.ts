@@ -1,0 +1,115 @@
+import { readFile } from 'node:fs/promises';
+import type { Logger } from '../logging/logger.js';
+import { FileCertificateSource, type CertificateSource } from './cert-source.js';
+import { parseListen, type ServeConfig } from './config.js';
+import { EventHub } from './events.js';
+import { buildApp, tlsOptions, type ControlPlaneApp } from './http.js';
+import { loadProvisionerKey, rootFingerprint } from './ott.js';
+import { RateLimiter } from './rate-limit.js';
+import { ControlPlaneService } from './service.js';
+import { SqliteStorage } from './sqlite-storage.js';
+import type { Storage } from './storage.js';
+
+export interface RunningControlPlane {
+  /** https://host:port, with the real port when 0 was asked for. */
+  url: string;
+  port: number;
+  app: ControlPlaneApp;
+  service: ControlPlaneService;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger: Logger;
+  /** Defaults to the configured --tls-cert/--tls-key files; the step-ca self-enrolling source plugs in here. */
+  certificateSource?: CertificateSource;
+  storage?: Storage;
+  ssePingMs?: number;
+}
+
+/** Loads keys and files, opens storage, listens, and runs the stale sweeper and history pruning. */
+export async function startControlPlane(config: ServeConfig, opts: StartOptions): Promise<RunningControlPlane> {
+  const listen = parseListen(config.listen);
+  if (!listen) throw new Error(`--listen ${config.listen}: expected host:port`);
+  const [caRootPem, adminTokenRaw, provisionerKey] = await Promise.all([
+    readFile(config.caRoot, 'utf8'),
+    readFile(config.adminTokenFile, 'utf8'),
+    loadProvisionerKey(config.provisionerKey),
+  ]);
+  const adminToken = adminTokenRaw.trim();
+  if (adminToken.length < 16) throw new Error(`${config.adminTokenFile}: the admin token must be at least 16 characters`);
+  const certificateSource = opts.certificateSource ?? new FileCertificateSource(config.tlsCert, config.tlsKey);
+  const credentials = await certificateSource.load();
+  const storage = opts.storage ?? new SqliteStorage(config.dataDir);
+  const hub = new EventHub();
+  const service = await ControlPlaneService.create({
+    storage,
+    hub,
+    logger: opts.logger,
+    caUrl: config.caUrl,
+    provisioner: config.provisioner,
+    provisionerKey,
+    rootFingerprint: rootFingerprint(caRootPem),
+    reportIntervalSeconds: config.reportIntervalSeconds,
+    maxReportAgeSeconds: config.maxReportAgeSeconds,
+    historyPerDevice: config.historyPerDevice,
+  });
+  const app = buildApp({
+    service,
+    hub,
+    logger: opts.logger,
+    adminToken,
+    caRootPem,
+    credentials,
+    bodyLimitBytes: config.bodyLimitBytes,
+    enrollLimiter: new RateLimiter(config.enrollBurst, config.enrollPerMinute),
+    ...(opts.ssePingMs === undefined ? {} : { ssePingMs: opts.ssePingMs }),
+  });
+  await app.listen({ host: listen.host, port: listen.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : listen.port;
+
+  const unwatch = certificateSource.onChange(() => {
+    certificateSource
+      .load()
+      .then((c) => {
+        app.server.setSecureContext(tlsOptions(c, caRootPem));
+        opts.logger.info('server certificate reloaded', { component: 'control-plane' });
+      })
+      .catch((err: unknown) => opts.logger.error('server certificate reload failed; keeping the old one', { component: 'control-plane', err }));
+  });
+
+  // Staleness is a fact about time passing, so something must look even when no request comes in.
+  const sweepMs = Math.max(250, Math.min(30_000, (config.maxReportAgeSeconds * 1000) / 4));
+  let sweeping = false;
+  const sweeper = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    service
+      .sweep()
+      .catch((err: unknown) => opts.logger.error('stale sweep failed', { component: 'control-plane', err }))
+      .finally(() => (sweeping = false));
+  }, sweepMs);
+  const pruner = setInterval(() => {
+    service.prune().catch((err: unknown) => opts.logger.error('history prune failed', { component: 'control-plane', err }));
+  }, 3_600_000);
+  sweeper.unref();
+  pruner.unref();
+
+  const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+  opts.logger.info('control plane listening', { component: 'control-plane', url: `https://${host}:${port}` });
+  return {
+    url: `https://${host}:${port}`,
+    port,
+    app,
+    service,
+    async close() {
+      clearInterval(sweeper);
+      clearInterval(pruner);
+      unwatch();
+      certificateSource.close();
+      await app.close();
+      await storage.close();
+    },
+  };
+}

@@ -1,0 +1,121 @@
+import { z } from 'zod';
+import { ACCESS_LEVELS, POLICY_SEVERITIES } from '../policy/schema.js';
+import { postureReportSchema } from './report.js';
+import { deviceIdSchema, directivesSchema } from './wire.js';
+
+/**
+ * `enrolled`: has a secret-backed registration but never reported; `active`: reporting within the allowed
+ * age; `stale`: silent longer than the server allows; `revoked`: refused by an admin.
+ */
+export const DEVICE_STATES = ['enrolled', 'active', 'stale', 'revoked'] as const;
+export type DeviceState = (typeof DEVICE_STATES)[number];
+
+export const certInfoSchema = z.object({
+  serial: z.string(),
+  subject: z.string(),
+  issuer: z.string(),
+  not_after: z.iso.datetime(),
+  fingerprint_sha256: z.string(),
+});
+export type CertInfo = z.infer<typeof certInfoSchema>;
+
+/**
+ * GET /v1/decision/:device: an OPA input document. snake_case and flat so a Rego rule reads naturally:
+ * `allow { input.device.compliant == true }`.
+ */
+export const decisionDocumentSchema = z
+  .object({
+    device: z.object({
+      id: deviceIdSchema,
+      compliant: z.boolean().describe('access_level is full and the device is neither stale nor revoked'),
+      access_level: z.enum(ACCESS_LEVELS).describe('Effective level: blocked when stale, revoked or never reported'),
+      state: z.enum(DEVICE_STATES),
+      checks: z.record(
+        z.string(),
+        z.object({
+          status: z.enum(['pass', 'fail', 'unknown', 'error']),
+          severity: z.enum(POLICY_SEVERITIES),
+          reason: z.string().optional(),
+        }),
+      ),
+      cert: certInfoSchema.nullable().describe('The client certificate the device last reported with'),
+      last_seen: z.iso.datetime().nullable(),
+      policy_version: z.string(),
+    }),
+  })
+  .describe('GET /v1/decision/{device} response');
+export type DecisionDocument = z.infer<typeof decisionDocumentSchema>;
+
+export const accessLevelEventSchema = z
+  .object({
+    device: deviceIdSchema,
+    previous: z.enum(ACCESS_LEVELS).nullable(),
+    current: z.enum(ACCESS_LEVELS),
+    compliant: z.boolean(),
+    state: z.enum(DEVICE_STATES),
+    cause: z.enum(['report', 'stale', 'revoked', 'policy']),
+    at: z.iso.datetime(),
+  })
+  .describe('SSE `access-level` event on GET /v1/events');
+export type AccessLevelEvent = z.infer<typeof accessLevelEventSchema>;
+
+export const deviceSummarySchema = z.object({
+  id: deviceIdSchema,
+  state: z.enum(DEVICE_STATES),
+  accessLevel: z.enum(ACCESS_LEVELS),
+  compliant: z.boolean(),
+  hostname: z.string(),
+  platform: z.string(),
+  enrolledAt: z.iso.datetime(),
+  lastSeen: z.iso.datetime().nullable(),
+  lastSeq: z.number().int().nullable(),
+  droppedReports: z.number().int().nonnegative().describe('Total the agent reported dropping from its outbox'),
+});
+export type DeviceSummary = z.infer<typeof deviceSummarySchema>;
+
+export const deviceListSchema = z.object({ devices: z.array(deviceSummarySchema) });
+
+export const deviceDetailSchema = z.object({
+  device: deviceSummarySchema,
+  decision: decisionDocumentSchema,
+  latestReport: postureReportSchema.nullable(),
+  directives: directivesSchema,
+});
+
+export const reportHistorySchema = z.object({
+  reports: z.array(
+    z.object({
+      reportId: z.uuid(),
+      seq: z.number().int(),
+      generatedAt: z.iso.datetime(),
+      receivedAt: z.iso.datetime(),
+      accessLevel: z.enum(ACCESS_LEVELS),
+    }),
+  ),
+});
+
+export const secretCreateRequestSchema = z.strictObject({
+  uses: z.number().int().min(1).max(100_000).default(1),
+  expiresInSeconds: z.number().int().min(60).max(366 * 86_400).default(7 * 86_400),
+  label: z.string().max(200).optional(),
+});
+export type SecretCreateRequest = z.infer<typeof secretCreateRequestSchema>;
+
+export const secretInfoSchema = z.object({
+  id: z.string(),
+  label: z.string().nullable(),
+  createdAt: z.iso.datetime(),
+  expiresAt: z.iso.datetime(),
+  usesTotal: z.number().int(),
+  usesLeft: z.number().int(),
+  revoked: z.boolean(),
+});
+export type SecretInfo = z.infer<typeof secretInfoSchema>;
+
+export const secretCreateResponseSchema = secretInfoSchema.extend({
+  secret: z.string().describe('Shown once; only its hash is stored'),
+});
+
+export const secretListSchema = z.object({ secrets: z.array(secretInfoSchema) });
+
+export const recheckResponseSchema = z.object({ requestId: z.string() });

@@ -1,0 +1,131 @@
+import { request } from 'node:https';
+import type { ClientRequest } from 'node:http';
+import type { Logger } from '../logging/logger.js';
+import { directivesSchema, type Directives } from '../protocol/wire.js';
+import { backoffDelay, type BackoffOptions } from './backoff.js';
+import type { TlsIdentity } from './https-client.js';
+
+export interface DirectiveStreamOptions {
+  url: string;
+  identity: TlsIdentity;
+  logger: Logger;
+  onDirectives(d: Directives): void;
+  backoff: BackoffOptions;
+  /** The server pings every 15 s; silence for this long means the connection is dead. */
+  idleTimeoutMs?: number;
+  /** One SSE event larger than this is a broken or hostile server. */
+  maxEventBytes?: number;
+}
+
+/**
+ * Holds GET /v1/directives/stream open so "re-check now" and policy pushes arrive within seconds, and
+ * reconnects with backoff. Lines are parsed incrementally with a bounded buffer.
+ */
+export class DirectiveStream {
+  private req: ClientRequest | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = true;
+  private attempt = 0;
+
+  constructor(private readonly o: DirectiveStreamOptions) {}
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    void this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.req?.destroy();
+    this.req = null;
+  }
+
+  private isRunning(): boolean {
+    return !this.stopped;
+  }
+
+  private retry(why: string): void {
+    if (this.stopped || this.timer) return;
+    this.req?.destroy();
+    this.req = null;
+    const delay = backoffDelay(this.attempt++, this.o.backoff);
+    this.o.logger.debug('directive stream reconnecting', { component: 'reporter', why, delayMs: delay });
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.connect();
+    }, delay);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    let tls;
+    try {
+      tls = await this.o.identity.current();
+    } catch (err) {
+      this.retry(`no device identity: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    // stop() may have run while we waited for the identity.
+    if (!this.isRunning()) return;
+    const maxEvent = this.o.maxEventBytes ?? 64 * 1024;
+    const req = request(this.o.url, {
+      method: 'GET',
+      cert: tls.cert,
+      key: tls.key,
+      ca: tls.ca,
+      agent: false,
+      headers: { accept: 'text/event-stream' },
+      timeout: this.o.idleTimeoutMs ?? 45_000,
+    });
+    this.req = req;
+    req.on('timeout', () => {
+      this.retry('idle timeout');
+    });
+    req.on('error', (err) => {
+      this.retry(err.message);
+    });
+    req.on('response', (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        this.retry(`HTTP ${res.statusCode ?? 0}`);
+        return;
+      }
+      this.attempt = 0;
+      res.setEncoding('utf8');
+      let buf = '';
+      res.on('data', (chunk: string) => {
+        buf += chunk;
+        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+          this.handleEvent(buf.slice(0, i));
+          buf = buf.slice(i + 2);
+        }
+        if (buf.length > maxEvent) this.retry('event too large');
+      });
+      res.on('end', () => {
+        this.retry('stream ended');
+      });
+      res.on('error', (err) => {
+        this.retry(err.message);
+      });
+    });
+    req.end();
+  }
+
+  private handleEvent(block: string): void {
+    let event = 'message';
+    const data: string[] = [];
+    for (const line of block.split('\n')) {
+      if (line.startsWith('event:')) event = line.slice(6).trim();
+      else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
+    }
+    if (event !== 'directives' || data.length === 0) return;
+    try {
+      this.o.onDirectives(directivesSchema.parse(JSON.parse(data.join('\n'))));
+    } catch (err) {
+      this.o.logger.warn('ignoring a malformed directive event', { component: 'reporter', err });
+    }
+  }
+}

@@ -1,0 +1,333 @@
+import { Agent } from 'node:https';
+import { gzipSync } from 'node:zlib';
+import type { Logger } from '../logging/logger.js';
+import { policySchema, type Policy } from '../policy/schema.js';
+import type { PostureReport } from '../protocol/report.js';
+import { reportAckSchema, type Directives, type ReportAck, type ReportEnvelope } from '../protocol/wire.js';
+import { backoffDelay, type BackoffOptions } from './backoff.js';
+import { DirectiveStream } from './directive-stream.js';
+import { httpsRequest, RequestFailure, type TlsIdentity } from './https-client.js';
+import type { Outbox } from './outbox.js';
+
+export interface ReporterOptions {
+  /** Control-plane base URL, e.g. https://cp.example.com:8443. */
+  baseUrl: string;
+  outbox: Outbox;
+  identity: TlsIdentity;
+  logger: Logger;
+  /** Runs a posture scan (the agent's engine); used for heartbeats and "re-check now". */
+  scan(): Promise<PostureReport>;
+  /** The version of the policy the agent applies now. */
+  policyVersion(): string;
+  /** Receives a validated policy that differs from the current one. Throwing keeps the old policy. */
+  applyPolicy(policy: Policy): Promise<void>;
+  onRecheck?(requestId: string): void;
+  onIntervalChange?(seconds: number): void;
+  onDelivered?(ack: ReportAck): void;
+  /** Heartbeat until the server says otherwise. */
+  intervalSeconds?: number;
+  /** Posture changes closer together than this are sent as one report (the last). */
+  debounceMs?: number;
+  backoff?: BackoffOptions;
+  requestTimeoutMs?: number;
+  maxResponseBytes?: number;
+  /** Gzip report bodies (default true; the protocol requires servers to accept gzip). */
+  compress?: boolean;
+  /** Hold the SSE directive stream open (default true). */
+  directiveStream?: boolean;
+  streamIdleTimeoutMs?: number;
+}
+
+export interface FlushResult {
+  delivered: number;
+  remaining: number;
+  lastAck: ReportAck | null;
+  lastError: string | null;
+}
+
+type SendOutcome = { kind: 'ok'; ack: ReportAck } | { kind: 'retry'; why: string } | { kind: 'discard'; why: string };
+
+const MAX_REMEMBERED_RECHECKS = 64;
+
+/**
+ * The agent side of continuous reporting. Reports go through the durable outbox and are sent oldest first
+ * over mTLS; the server's answer carries directives (interval, policy version, re-check), which also arrive
+ * on the long-lived directive stream. Meant to be registered with the daemon: start() once, stop() on
+ * shutdown; postureChanged() after every scan.
+ */
+export class Reporter {
+  private readonly o: Required<Pick<ReporterOptions, 'debounceMs' | 'backoff' | 'requestTimeoutMs' | 'maxResponseBytes'>> & ReporterOptions;
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 2 });
+  private readonly stream: DirectiveStream | null;
+  private intervalSeconds: number;
+  private running = false;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private debounce: NodeJS.Timeout | null = null;
+  private pendingChange: PostureReport | null = null;
+  private lastEnqueueAt = 0;
+  private sending: Promise<void> | null = null;
+  private sleeper: { timer: NodeJS.Timeout; wake: () => void } | null = null;
+  private attempt = 0;
+  private readonly rechecks: string[] = [];
+  private rejectedPolicyVersion: string | null = null;
+  private policyFetch: Promise<void> | null = null;
+  private lastAck: ReportAck | null = null;
+  private lastError: string | null = null;
+  private delivered = 0;
+
+  constructor(opts: ReporterOptions) {
+    this.o = {
+      debounceMs: 2000,
+      backoff: { baseMs: 1000, capMs: 300_000 },
+      requestTimeoutMs: 15_000,
+      maxResponseBytes: 1024 * 1024,
+      ...opts,
+    };
+    this.intervalSeconds = opts.intervalSeconds ?? 300;
+    this.stream =
+      opts.directiveStream === false
+        ? null
+        : new DirectiveStream({
+            url: `${this.base()}/v1/directives/stream`,
+            identity: opts.identity,
+            logger: opts.logger,
+            backoff: this.o.backoff,
+            ...(opts.streamIdleTimeoutMs === undefined ? {} : { idleTimeoutMs: opts.streamIdleTimeoutMs }),
+            onDirectives: (d) => {
+              this.applyDirectives(d);
+            },
+          });
+  }
+
+  private base(): string {
+    return this.o.baseUrl.replace(/\/+$/, '');
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.scheduleHeartbeat();
+    this.stream?.start();
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const t of [this.heartbeat, this.debounce]) if (t) clearTimeout(t);
+    this.heartbeat = this.debounce = null;
+    this.stream?.stop();
+    this.sleeper?.wake();
+    await this.sending;
+    // A change still in its debounce window is kept: it goes to the outbox, to be sent after restart.
+    if (this.pendingChange) {
+      const report = this.pendingChange;
+      this.pendingChange = null;
+      await this.o.outbox.append(report);
+    }
+    this.agent.destroy();
+  }
+
+  /** Call after each scan; reports are sent when posture changed, debounced. */
+  postureChanged(report: PostureReport): void {
+    this.pendingChange = report;
+    if (this.debounce) clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => {
+      this.debounce = null;
+      const r = this.pendingChange;
+      this.pendingChange = null;
+      if (r) void this.enqueue(r);
+    }, this.o.debounceMs);
+  }
+
+  /** Stores a report durably and starts sending; resolves once it is in the outbox. */
+  async enqueue(report: PostureReport, inResponseTo?: string): Promise<ReportEnvelope> {
+    const env = await this.o.outbox.append(report, inResponseTo ? { inResponseTo } : {});
+    this.lastEnqueueAt = Date.now();
+    this.kick();
+    return env;
+  }
+
+  /**
+   * Sends what the outbox holds until it is empty or `timeoutMs` passes, retrying with backoff meanwhile
+   * (`vigil report --once`). Works without start().
+   */
+  async flush(timeoutMs: number): Promise<FlushResult> {
+    const deadline = Date.now() + timeoutMs;
+    const before = this.delivered;
+    await this.sending;
+    await this.drain(() => Date.now() < deadline);
+    return { delivered: this.delivered - before, remaining: this.o.outbox.stats().entries, lastAck: this.lastAck, lastError: this.lastError };
+  }
+
+  private kick(): void {
+    if (!this.running || this.sending) return;
+    this.sending = this.drain(() => this.running).finally(() => {
+      this.sending = null;
+      // Something may have been appended after the loop saw an empty outbox.
+      if (this.running && this.o.outbox.stats().entries > 0) this.kick();
+    });
+  }
+
+  private async drain(keepGoing: () => boolean): Promise<void> {
+    while (keepGoing()) {
+      const [env] = this.o.outbox.peek(1);
+      if (!env) return;
+      const outcome = await this.sendOne(env);
+      if (outcome.kind === 'ok') {
+        this.attempt = 0;
+        this.lastError = null;
+        await this.o.outbox.ack(env.reportId);
+        this.delivered++;
+        this.lastAck = outcome.ack;
+        this.o.onDelivered?.(outcome.ack);
+        this.applyDirectives(outcome.ack.directives);
+        continue;
+      }
+      this.lastError = outcome.why;
+      if (outcome.kind === 'discard') {
+        this.o.logger.error('control plane refused a report for good; dropping it', { component: 'reporter', seq: env.seq, why: outcome.why });
+        await this.o.outbox.discard(env.reportId);
+        continue;
+      }
+      const delay = backoffDelay(this.attempt++, this.o.backoff);
+      this.o.logger.warn('report not delivered; will retry', { component: 'reporter', seq: env.seq, why: outcome.why, retryInMs: delay });
+      await this.sleep(delay);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.sleeper = null;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleeper = { timer, wake };
+    });
+  }
+
+  private async sendOne(env: ReportEnvelope): Promise<SendOutcome> {
+    let tls;
+    try {
+      tls = await this.o.identity.current();
+    } catch (err) {
+      return { kind: 'retry', why: `no device identity: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    try {
+      const json = JSON.stringify(env);
+      const compress = this.o.compress !== false;
+      const res = await httpsRequest({
+        url: `${this.base()}/v1/reports`,
+        method: 'POST',
+        body: compress ? gzipSync(json) : json,
+        ...(compress ? { headers: { 'content-encoding': 'gzip' } } : {}),
+        tls,
+        agent: this.agent,
+        timeoutMs: this.o.requestTimeoutMs,
+        maxBytes: this.o.maxResponseBytes,
+      });
+      const text = res.body.toString('utf8');
+      if (res.status === 200) {
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          return { kind: 'retry', why: 'HTTP 200 with a body that is not JSON' };
+        }
+        const ack = reportAckSchema.safeParse(json);
+        if (!ack.success || ack.data.reportId !== env.reportId) return { kind: 'retry', why: 'HTTP 200 with an invalid acknowledgement' };
+        return { kind: 'ok', ack: ack.data };
+      }
+      const why = `HTTP ${res.status}: ${text.slice(0, 200)}`;
+      // 400 and 413 mean this report will never be accepted; retrying it would block every later one.
+      return res.status === 400 || res.status === 413 ? { kind: 'discard', why } : { kind: 'retry', why };
+    } catch (err) {
+      if (err instanceof RequestFailure) return { kind: 'retry', why: `${err.kind}: ${err.message}` };
+      throw err;
+    }
+  }
+
+  // ---- directives ----
+
+  private applyDirectives(d: Directives): void {
+    if (d.reportIntervalSeconds !== this.intervalSeconds) {
+      this.intervalSeconds = d.reportIntervalSeconds;
+      this.o.onIntervalChange?.(d.reportIntervalSeconds);
+      this.scheduleHeartbeat();
+    }
+    if (d.policyVersion !== this.o.policyVersion() && d.policyVersion !== this.rejectedPolicyVersion && !this.policyFetch) {
+      this.policyFetch = this.fetchPolicy(d.policyVersion).finally(() => (this.policyFetch = null));
+    }
+    if (d.recheck && !this.rechecks.includes(d.recheck.requestId)) {
+      const id = d.recheck.requestId;
+      this.rechecks.push(id);
+      if (this.rechecks.length > MAX_REMEMBERED_RECHECKS) this.rechecks.shift();
+      this.o.onRecheck?.(id);
+      void this.scanAndEnqueue(id);
+    }
+  }
+
+  private async fetchPolicy(announced: string): Promise<void> {
+    try {
+      const res = await httpsRequest({
+        url: `${this.base()}/v1/policy`,
+        method: 'GET',
+        tls: await this.o.identity.current(),
+        agent: this.agent,
+        timeoutMs: this.o.requestTimeoutMs,
+        maxBytes: this.o.maxResponseBytes,
+      });
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+      let json: unknown;
+      try {
+        json = JSON.parse(res.body.toString('utf8'));
+      } catch {
+        json = undefined;
+      }
+      const parsed = policySchema.safeParse(json);
+      if (!parsed.success) {
+        this.rejectedPolicyVersion = announced;
+        this.o.logger.error('control plane sent an invalid policy; keeping the current one', {
+          component: 'reporter',
+          announced,
+          issues: parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`),
+        });
+        return;
+      }
+      if (parsed.data.version === this.o.policyVersion()) return;
+      try {
+        await this.o.applyPolicy(parsed.data);
+        this.o.logger.info('applied policy from the control plane', { component: 'reporter', version: parsed.data.version });
+      } catch (err) {
+        this.rejectedPolicyVersion = announced;
+        this.o.logger.error('policy from the control plane was not applied; keeping the current one', { component: 'reporter', announced, err });
+      }
+    } catch (err) {
+      this.o.logger.warn('could not fetch the policy; will try again on the next directive', { component: 'reporter', err });
+    }
+  }
+
+  private async scanAndEnqueue(inResponseTo?: string): Promise<void> {
+    try {
+      const report = await this.o.scan();
+      if (!this.running && inResponseTo === undefined) return;
+      await this.enqueue(report, inResponseTo);
+    } catch (err) {
+      this.o.logger.error('scan for a report failed', { component: 'reporter', err });
+    }
+  }
+
+  /** Jittered so a fleet restarted together does not report in lockstep. */
+  private scheduleHeartbeat(): void {
+    if (this.heartbeat) clearTimeout(this.heartbeat);
+    this.heartbeat = null;
+    if (!this.running) return;
+    const ms = this.intervalSeconds * 1000 * (0.9 + Math.random() * 0.2);
+    this.heartbeat = setTimeout(() => {
+      // A report from a posture change already proved liveness this period.
+      if (Date.now() - this.lastEnqueueAt >= this.intervalSeconds * 500) void this.scanAndEnqueue();
+      this.scheduleHeartbeat();
+    }, ms);
+  }
+}
