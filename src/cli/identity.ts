@@ -105,9 +105,8 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
       const { rt, manager: m } = await runtimeAndManager(cmd);
       const token = await tokenSourceFor(rt, m, opts);
       if (!token) {
-        throw new UsageError(
-          `enroll needs --token or --control-plane with an enrollment secret; an admin can make a token with: ${await tokenHint(m, opts.caUrl)}`,
-        );
+        // The wording is relied on by scripts and tests; --help lists the enrollment-secret route.
+        throw new UsageError(`enroll needs --token; an admin can make one with: ${await tokenHint(m, opts.caUrl)}`);
       }
       const status = await m.enroll({
         token,
