@@ -27,7 +27,9 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
     reporter.postureChanged(outcome.report);
   });
   agent.on('policy-changed', () => {
-    agent.scan().catch((err: unknown) => {
+    // A scan already running was started under the old policy; the new one needs a scan of its own.
+    const inFlight = agent.scanning ? agent.scan().catch(() => undefined) : Promise.resolve(undefined);
+    inFlight.then(() => agent.scan()).catch((err: unknown) => {
       logger.error(`scan after a policy change failed: ${err instanceof Error ? err.message : String(err)}`);
     });
   });
