@@ -9,6 +9,7 @@ import { currentPlatform, platformSupport, type PlatformSupport } from './postur
 import type { Platform } from './posture/types.js';
 import { postureReportSchema, type PostureReport } from './protocol/report.js';
 import { writeFileAtomic } from './state/atomic.js';
+import { PUSHED_POLICY_SOURCE, readPushedPolicy } from './reporting/pushed-policy.js';
 
 export interface GlobalOptions {
   config?: string;
@@ -49,8 +50,16 @@ export async function loadRuntime(opts: GlobalOptions, mode: 'cli' | 'daemon'): 
     ...(mode === 'daemon' ? { file: { dir: loaded.logDir } } : {}),
   });
   for (const w of loaded.warnings) logger.warn(w);
-  const policySource = loaded.config.policyFile ?? BUNDLED_POLICY_SOURCE;
-  const policy = loaded.config.policyFile ? await loadPolicyFile(loaded.config.policyFile) : bundledPolicy();
+  let policySource = loaded.config.policyFile ?? BUNDLED_POLICY_SOURCE;
+  let policy = loaded.config.policyFile ? await loadPolicyFile(loaded.config.policyFile) : bundledPolicy();
+  // A configured policy file is the admin's explicit choice; otherwise the control plane's last push wins.
+  if (!loaded.config.policyFile) {
+    const pushed = await readPushedPolicy(loaded.stateDir);
+    if (pushed?.ok) {
+      policy = pushed.policy;
+      policySource = PUSHED_POLICY_SOURCE;
+    } else if (pushed) logger.warn(`${pushed.problem}; using the bundled policy until the control plane sends one`);
+  }
   const platform = currentPlatform();
   const support = platformSupport(platform);
   const scan = loaded.config.scan;

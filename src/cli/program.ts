@@ -15,6 +15,7 @@ import { readDaemonPid, startDaemon, type DaemonExtension } from '../agent/daemo
 import { DEFAULT_DAEMON_EXTENSIONS } from '../agent/extensions.js';
 import { formatReport } from './format.js';
 import { registerIdentityCommands } from './identity.js';
+import { registerReportCommand } from '../reporting/report-command.js';
 import { AGENT_VERSION } from '../version.js';
 import type { PostureReport } from '../protocol/report.js';
 
@@ -177,6 +178,7 @@ export function buildProgram(io: ProgramIO): Command {
     });
 
   registerIdentityCommands(program, io);
+  registerReportCommand(program, io);
 
   const config = program.command('config').description('inspect configuration');
   config

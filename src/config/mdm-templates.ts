@@ -21,6 +21,8 @@ const EXAMPLE_VALUES: Readonly<Record<string, string>> = {
   // SHA-256 of the empty string: recognisably a placeholder, yet well-formed.
   'identity.fingerprint': 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
   'identity.domain': 'example.com',
+  'reporting.controlPlaneUrl': 'https://vigil.example.com:8443',
+  'reporting.enrollmentSecretFile': '/Library/Application Support/Vigil/enrollment-secret',
 };
 
 /** Category titles in the Group Policy editor; a section missing here is titled after its key. */

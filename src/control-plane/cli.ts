@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { createLogger } from '../logging/logger.js';
 import { secretCreateRequestSchema } from '../protocol/admin.js';
-import { formatZodError, loadConfigFile, serveConfigSchema } from './config.js';
+import { formatZodError, loadConfigFile, serveCommandSchema } from './config.js';
 import { parseDurationSeconds } from './duration.js';
 import { startControlPlane } from './server.js';
 import { createEnrollmentSecret, ControlPlaneService } from './service.js';
@@ -45,12 +45,13 @@ program
   .option('--admin-token-file <file>', 'file holding the admin bearer token')
   .option('--tls-cert <file>', 'server certificate chain (PEM)')
   .option('--tls-key <file>', 'server private key (PEM)')
+  .option('--server-name <name>', 'without --tls-cert: name (IP or DNS) in the server certificate from step-ca (default: the listen host)')
   .addOption(new Option('--report-interval-seconds <n>', 'heartbeat interval asked of agents').argParser(int))
   .addOption(new Option('--max-report-age-seconds <n>', 'silence after which a device is stale').argParser(int))
   .addOption(new Option('--log-level <level>').choices(['error', 'warn', 'info', 'debug']))
   .action(async (flags: Record<string, unknown>) => {
     const file = await loadConfigFile(typeof flags.config === 'string' ? flags.config : undefined);
-    const parsed = serveConfigSchema.safeParse(merged(file, flags));
+    const parsed = serveCommandSchema.safeParse(merged(file, flags));
     if (!parsed.success) throw new Error(`invalid configuration: ${formatZodError(parsed.error)}`);
     const logger = createLogger({ level: parsed.data.logLevel, console: true });
     const running = await startControlPlane(parsed.data, { logger });

@@ -12,7 +12,7 @@ export function parseListen(text: string): { host: string; port: number } | null
 const listenSchema = z.string().refine((s) => parseListen(s) !== null, 'host:port, e.g. 127.0.0.1:8443');
 
 /** Keys match the CLI flags in camelCase, so a config file and flags mean the same thing. */
-export const serveConfigSchema = z.strictObject({
+const serveKeys = {
   listen: listenSchema.default('127.0.0.1:8443'),
   dataDir: z.string().min(1),
   caUrl: z.url(),
@@ -30,8 +30,22 @@ export const serveConfigSchema = z.strictObject({
   enrollBurst: z.number().int().min(1).max(10_000).default(10),
   enrollPerMinute: z.number().int().min(1).max(100_000).default(10),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
-});
+};
+
+/** With a configured server certificate. */
+export const serveConfigSchema = z.strictObject(serveKeys);
 export type ServeConfig = z.infer<typeof serveConfigSchema>;
+
+/** What `serve` accepts: without --tls-cert/--tls-key the server gets its certificate from step-ca. */
+export const serveCommandSchema = z
+  .strictObject({
+    ...serveKeys,
+    tlsCert: serveKeys.tlsCert.optional(),
+    tlsKey: serveKeys.tlsKey.optional(),
+    serverName: z.string().min(1).optional().describe('Name (IP or DNS) in the step-ca-issued server certificate; defaults to the listen host'),
+  })
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'tlsCert and tlsKey go together', path: ['tlsKey'] });
+export type ServeCommandConfig = z.infer<typeof serveCommandSchema>;
 
 /** Reads a JSON config file; flags given on the command line win over its keys. */
 export async function loadConfigFile(path: string | undefined): Promise<Record<string, unknown>> {

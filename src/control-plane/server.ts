@@ -1,13 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../logging/logger.js';
 import { FileCertificateSource, type CertificateSource } from './cert-source.js';
-import { parseListen, type ServeConfig } from './config.js';
+import { parseListen, type ServeCommandConfig } from './config.js';
 import { EventHub } from './events.js';
 import { buildApp, tlsOptions, type ControlPlaneApp } from './http.js';
-import { loadProvisionerKey, rootFingerprint } from './ott.js';
+import { loadProvisionerKey, rootFingerprint, type ProvisionerKey } from './ott.js';
 import { RateLimiter } from './rate-limit.js';
 import { ControlPlaneService } from './service.js';
 import { SqliteStorage } from './sqlite-storage.js';
+import { StepCaCertificateSource } from './stepca-cert-source.js';
 import type { Storage } from './storage.js';
 
 export interface RunningControlPlane {
@@ -21,14 +22,32 @@ export interface RunningControlPlane {
 
 export interface StartOptions {
   logger: Logger;
-  /** Defaults to the configured --tls-cert/--tls-key files; the step-ca self-enrolling source plugs in here. */
+  /** Defaults to the configured --tls-cert/--tls-key files, else a certificate from step-ca. */
   certificateSource?: CertificateSource;
   storage?: Storage;
   ssePingMs?: number;
 }
 
+/** Configured files if given; otherwise a certificate from the same step-ca, for the listen host. */
+function serverCertificateSource(config: ServeCommandConfig, host: string, caRootPem: string, provisionerKey: ProvisionerKey, logger: Logger): CertificateSource {
+  if (config.tlsCert !== undefined && config.tlsKey !== undefined) return new FileCertificateSource(config.tlsCert, config.tlsKey);
+  const serverName = config.serverName ?? host;
+  if (serverName === '0.0.0.0' || serverName === '::') {
+    throw new Error(`listening on ${host}: give --server-name (the name agents connect to) or --tls-cert and --tls-key`);
+  }
+  return new StepCaCertificateSource({
+    caUrl: config.caUrl,
+    caRootPem,
+    rootFingerprint: rootFingerprint(caRootPem),
+    provisioner: config.provisioner,
+    provisionerKey,
+    serverName,
+    logger,
+  });
+}
+
 /** Loads keys and files, opens storage, listens, and runs the stale sweeper and history pruning. */
-export async function startControlPlane(config: ServeConfig, opts: StartOptions): Promise<RunningControlPlane> {
+export async function startControlPlane(config: ServeCommandConfig, opts: StartOptions): Promise<RunningControlPlane> {
   const listen = parseListen(config.listen);
   if (!listen) throw new Error(`--listen ${config.listen}: expected host:port`);
   const [caRootPem, adminTokenRaw, provisionerKey] = await Promise.all([
@@ -38,7 +57,7 @@ export async function startControlPlane(config: ServeConfig, opts: StartOptions)
   ]);
   const adminToken = adminTokenRaw.trim();
   if (adminToken.length < 16) throw new Error(`${config.adminTokenFile}: the admin token must be at least 16 characters`);
-  const certificateSource = opts.certificateSource ?? new FileCertificateSource(config.tlsCert, config.tlsKey);
+  const certificateSource = opts.certificateSource ?? serverCertificateSource(config, listen.host, caRootPem, provisionerKey, opts.logger);
   const credentials = await certificateSource.load();
   const storage = opts.storage ?? new SqliteStorage(config.dataDir);
   const hub = new EventHub();

@@ -34,7 +34,8 @@ export interface HttpsRequest {
   method: 'GET' | 'POST';
   body?: string | Buffer;
   headers?: Record<string, string>;
-  tls: TlsMaterial;
+  /** Without cert and key, no client certificate is presented (enrollment, before the device has one). */
+  tls: Pick<TlsMaterial, 'ca'> & Partial<TlsMaterial>;
   /** Whole request, connect to last byte: a server that stalls mid-response cannot hold us longer. */
   timeoutMs: number;
   /** Larger responses are cut off and fail; nothing beyond this is buffered. */
@@ -63,8 +64,7 @@ export function httpsRequest(r: HttpsRequest): Promise<HttpsResponse> {
     };
     const req = request(r.url, {
       method: r.method,
-      cert: r.tls.cert,
-      key: r.tls.key,
+      ...(r.tls.cert !== undefined && r.tls.key !== undefined ? { cert: r.tls.cert, key: r.tls.key } : {}),
       ca: r.tls.ca,
       ...(r.agent ? { agent: r.agent } : { agent: false }),
       headers: {

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { ensureStepCaBinary } from './stepca-build.js';
 
 const execFileP = promisify(execFile);
@@ -49,6 +49,8 @@ export interface StepCa {
   /** Lower-case hex SHA-256 of the root's DER, what `step ca bootstrap --fingerprint` takes. */
   rootFingerprint: string;
   provisionerName: string;
+  /** The JWK provisioner's private key (PKCS#8 PEM), for a control plane that mints tokens itself. */
+  provisionerKeyPem(): Promise<string>;
   token(opts: TokenOptions): Promise<string>;
   logs(): string;
   running(): boolean;
@@ -254,6 +256,7 @@ export async function startStepCa(opts: StepCaOptions = {}): Promise<StepCa> {
     rootPem,
     rootFingerprint,
     provisionerName,
+    provisionerKeyPem: () => exportPKCS8(signingKey),
     token,
     logs: () => log,
     running: () => child?.exitCode === null,
