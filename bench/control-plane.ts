@@ -12,7 +12,6 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:https';
-import { createServer } from 'node:net';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +21,7 @@ import { prepare } from '../test/helpers/control-plane.js';
 import { call } from '../test/helpers/https.js';
 import type { Issued } from '../test/helpers/pki.js';
 import { sampleReport } from '../test/helpers/report.js';
+import { freePort } from '../test/helpers.js';
 
 const AGENT_COUNTS = [1, 10, 50, 100];
 const PHASE_MS = 4000;
@@ -179,18 +179,6 @@ async function openLoop(url: string, rootPem: string, sims: Sim[], rate: number)
   return { mode: `open@${rate}/s`, agents: sims.length, rate: completedInWindow / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), errors };
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const addr = srv.address();
-  await new Promise<void>((r) => {
-    srv.close(() => {
-      r();
-    });
-  });
-  if (typeof addr !== 'object' || addr === null) throw new Error('no port');
-  return addr.port;
-}
 
 async function main(): Promise<void> {
   const loadBefore = loadavg().map((l) => l.toFixed(1)).join(' ');

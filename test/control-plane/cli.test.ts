@@ -1,6 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -9,23 +8,12 @@ import { enrollResponseSchema } from '../../src/protocol/wire.js';
 import { prepare } from '../helpers/control-plane.js';
 import { call } from '../helpers/https.js';
 import { sampleReport } from '../helpers/report.js';
+import { freePort } from '../helpers.js';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '../../src/control-plane/cli.ts');
 const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', CLI, ...args], { timeout: 30_000 });
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const addr = srv.address();
-  await new Promise<void>((r) => {
-    srv.close(() => {
-      r();
-    });
-  });
-  if (typeof addr !== 'object' || addr === null) throw new Error('no port');
-  return addr.port;
-}
 
 describe('vigil-control-plane CLI (real processes)', () => {
   it('creates a secret, serves from a config file with a flag override, lists devices, stops on SIGTERM', async () => {

@@ -1,4 +1,3 @@
-import { createServer as createNetServer } from 'node:net';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { spawn } from 'node:child_process';
@@ -21,6 +20,7 @@ import { ADMIN_TOKEN, prepare } from '../helpers/control-plane.js';
 import { call } from '../helpers/https.js';
 import { createTestPki, type TestPki } from '../helpers/pki.js';
 import { sampleReport } from '../helpers/report.js';
+import { freePort } from '../helpers.js';
 
 let pki: TestPki;
 let identity: TlsIdentity;
@@ -43,18 +43,6 @@ function capturingLogger(): { logger: Logger; lines: string[] } {
   return { logger, lines };
 }
 
-async function freePort(): Promise<number> {
-  const srv = createNetServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const addr = srv.address();
-  await new Promise<void>((r) => {
-    srv.close(() => {
-      r();
-    });
-  });
-  if (typeof addr !== 'object' || addr === null) throw new Error('no port');
-  return addr.port;
-}
 
 async function reporterFor(baseUrl: string, extra: Partial<ReporterOptions> = {}) {
   const outbox = await Outbox.open(await mkdtemp(join(tmpdir(), 'vigil-rep-')));
