@@ -6,7 +6,7 @@ import { runCli } from './cli/program.js';
 
 /**
  * `npm start`: the tray where Electron can run, otherwise the headless agent with a one-line reason.
- * Plain `require('electron')` from Node returns the binary's path, or throws when it was never downloaded.
+ * Plain Node's require of the electron package returns the binary's path, or throws when it was never downloaded.
  */
 function electronBinary(): { path: string } | { reason: string } {
   const main = fileURLToPath(new URL('../electron/main.js', import.meta.url));
