@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStepCa, type StepCa } from '../harness/stepca.js';
+import { freePort } from '../helpers.js';
 
 /*
  * `vigil-control-plane serve` without --tls-cert: the real CLI gets its server certificate from a real
@@ -15,20 +15,6 @@ import { startStepCa, type StepCa } from '../harness/stepca.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CONTROL_PLANE = join(ROOT, 'dist/src/control-plane/cli.js');
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.on('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => {
-        if (a && typeof a === 'object') res(a.port);
-        else rej(new Error('no port'));
-      });
-    });
-  });
-}
 
 /** The served certificate, verified against the step-ca root only (and the name 127.0.0.1). */
 function servedCert(port: number, ca: string): Promise<{ serial: string; issuer: string; validTo: string }> {

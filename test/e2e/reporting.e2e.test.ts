@@ -2,12 +2,12 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request, type RequestOptions } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStepCa, type StepCa } from '../harness/stepca.js';
+import { freePort } from '../helpers.js';
 
 /*
  * Real processes end to end: step-ca (harness), the control plane from its CLI, and the agent from its CLI
@@ -19,20 +19,6 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const AGENT = join(ROOT, 'dist/src/cli/main.js');
 const CONTROL_PLANE = join(ROOT, 'dist/src/control-plane/cli.js');
 const built = existsSync(AGENT) && existsSync(CONTROL_PLANE);
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.on('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => {
-        if (a && typeof a === 'object') res(a.port);
-        else rej(new Error('no port'));
-      });
-    });
-  });
-}
 
 interface HttpResult {
   status: number;
