@@ -50,10 +50,15 @@ $result.bitlocker = Invoke-Section {
   Get-CimInstance -Namespace 'root\cimv2\Security\MicrosoftVolumeEncryption' -ClassName Win32_EncryptableVolume |
     ForEach-Object {
       $volume = $_
+      # The ProtectionStatus property is cached and can say "on" for a volume that is no longer encrypted
+      # (osquery/osquery#8931); the methods evaluate afresh, so their answers win when they succeed.
+      $conversion = (Invoke-Section { Invoke-CimMethod -InputObject $volume -MethodName GetConversionStatus }).value
+      $protection = (Invoke-Section { Invoke-CimMethod -InputObject $volume -MethodName GetProtectionStatus }).value
       [ordered]@{
-        DeviceID = $_.DeviceID; DriveLetter = $_.DriveLetter; VolumeType = $_.VolumeType
-        ProtectionStatus = $_.ProtectionStatus; ConversionStatus = $_.ConversionStatus
-        EncryptionPercentage = (Invoke-Section { (Invoke-CimMethod -InputObject $volume -MethodName GetConversionStatus).EncryptionPercentage }).value
+        DeviceID = $volume.DeviceID; DriveLetter = $volume.DriveLetter; VolumeType = $volume.VolumeType
+        ProtectionStatus = if ($null -ne $protection) { $protection.ProtectionStatus } else { $volume.ProtectionStatus }
+        ConversionStatus = if ($null -ne $conversion) { $conversion.ConversionStatus } else { $volume.ConversionStatus }
+        EncryptionPercentage = if ($null -ne $conversion) { $conversion.EncryptionPercentage } else { $null }
       }
     }
 }

@@ -5,16 +5,19 @@ import { deniedForNonAdmin, readWin32Posture, type Win32Posture } from './probe.
 
 type VolumeState = 'protected' | 'suspended' | 'encrypting' | 'decrypting' | 'unencrypted' | 'unknown';
 
-/** Win32_EncryptableVolume: ProtectionStatus 0 off, 1 on, 2 unknown (locked); ConversionStatus 0-5 (see docs). */
+/**
+ * Win32_EncryptableVolume: ProtectionStatus 0 off, 1 on, 2 unknown (locked); ConversionStatus 0-5 (see docs).
+ * ConversionStatus decides first: the ProtectionStatus property is cached and has been seen reporting 1 on a
+ * fully decrypted volume (Windows 11 24H2, osquery/osquery#8931), so "on" only counts on an encrypted volume.
+ */
 export function cimVolumeState(v: { ProtectionStatus: number | null; ConversionStatus: number | null }): VolumeState {
-  if (v.ProtectionStatus === 1) return 'protected';
   // A locked volume cannot be read at all, so it is encrypted.
   if (v.ProtectionStatus === 2) return 'protected';
   switch (v.ConversionStatus) {
     case 0:
       return 'unencrypted';
     case 1:
-      return 'suspended';
+      return v.ProtectionStatus === 1 ? 'protected' : 'suspended';
     case 2:
     case 4:
       return 'encrypting';
@@ -22,7 +25,7 @@ export function cimVolumeState(v: { ProtectionStatus: number | null; ConversionS
     case 5:
       return 'decrypting';
     default:
-      return 'unknown';
+      return v.ProtectionStatus === 1 ? 'protected' : 'unknown';
   }
 }
 
