@@ -21,6 +21,14 @@ export const WIN32_EDR_PROCESSES: Readonly<Record<string, string>> = {
 const ACTIVE_MODES = new Set(['Normal', 'EDR Block Mode']);
 
 /**
+ * Get-MpComputerStatus reports a signature age of 65535 or 4294967295 (UInt32 max) when Defender has never
+ * loaded signatures (recorded on machines where another antivirus turned it off); that is no age at all.
+ */
+export function defenderSignatureAge(age: number | null | undefined): number | null {
+  return age === null || age === undefined || age >= 65_535 ? null : age;
+}
+
+/**
  * Protected when Defender is the active antivirus with real-time protection and fresh signatures, when
  * SecurityCenter2 lists another antivirus that is on and up to date (Defender then runs passive), or when a
  * known EDR agent runs.
@@ -39,9 +47,10 @@ export function judgeWin32Edr(p: Pick<Win32Posture, 'defender' | 'antivirusProdu
     d.AntivirusEnabled === true &&
     d.RealTimeProtectionEnabled === true &&
     (d.AMRunningMode === null || ACTIVE_MODES.has(d.AMRunningMode));
-  const signatureFresh = d?.AntivirusSignatureAge !== null && d?.AntivirusSignatureAge !== undefined && d.AntivirusSignatureAge <= maxSignatureAgeDays;
+  const signatureAge = defenderSignatureAge(d?.AntivirusSignatureAge);
+  const signatureFresh = signatureAge !== null && signatureAge <= maxSignatureAgeDays;
   const evidence = {
-    defender: d === null ? null : { runningMode: d.AMRunningMode, realTime: d.RealTimeProtectionEnabled, signatureAgeDays: d.AntivirusSignatureAge },
+    defender: d === null ? null : { runningMode: d.AMRunningMode, realTime: d.RealTimeProtectionEnabled, signatureAgeDays: signatureAge },
     securityCenter: products.map((a) => ({ name: a.name, state: a.state, upToDate: a.upToDate })),
     edrProcesses: edr,
   };
@@ -49,7 +58,9 @@ export function judgeWin32Edr(p: Pick<Win32Posture, 'defender' | 'antivirusProdu
   if (thirdParty.length > 0) return { status: 'pass', evidence, reason: `active antivirus: ${thirdParty.join(', ')}` };
   if (edr.length > 0) return { status: 'pass', evidence, reason: `running: ${edr.join(', ')}` };
   if (defenderActive) {
-    return { status: 'fail', evidence, reason: `Defender signatures are ${d.AntivirusSignatureAge ?? '?'} days old (allowed: ${maxSignatureAgeDays})` };
+    return signatureAge === null
+      ? { status: 'fail', evidence, reason: 'Defender reports no signature update' }
+      : { status: 'fail', evidence, reason: `Defender signatures are ${signatureAge} days old (allowed: ${maxSignatureAgeDays})` };
   }
   if (d === null && p.antivirusProducts.error !== null) {
     return { status: 'unknown', evidence, reason: 'neither Defender nor Windows Security Center could be queried' };
