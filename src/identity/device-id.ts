@@ -78,11 +78,15 @@ export function pickDeviceId(candidates: readonly DeviceIdCandidate[]): DeviceId
   return undefined;
 }
 
-/** `ioreg -rd1 -c IOPlatformExpertDevice` output -> IOPlatformUUID and IOPlatformSerialNumber. */
+/**
+ * `ioreg -rd1 -c IOPlatformExpertDevice` output -> IOPlatformUUID and IOPlatformSerialNumber. A value must close
+ * on its own line: ioreg clips lines at the terminal width ("...$", no closing quote), and a clipped value must
+ * not run on to the next line's quote and become an ID.
+ */
 export function parseIoreg(text: string): DeviceIdCandidate[] {
   const out: DeviceIdCandidate[] = [];
-  const uuid = /"IOPlatformUUID"\s*=\s*"([^"]+)"/.exec(text)?.[1];
-  const serial = /"IOPlatformSerialNumber"\s*=\s*"([^"]+)"/.exec(text)?.[1];
+  const uuid = /"IOPlatformUUID"[ \t]*=[ \t]*"([^"\r\n]+)"/.exec(text)?.[1];
+  const serial = /"IOPlatformSerialNumber"[ \t]*=[ \t]*"([^"\r\n]+)"/.exec(text)?.[1];
   if (uuid) out.push({ source: 'hardware-uuid', value: uuid });
   if (serial) out.push({ source: 'hardware-serial', value: serial });
   return out;
