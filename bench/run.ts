@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import si from 'systeminformation';
 import { Agent } from '../src/agent/agent.js';
 import { bundledPolicy } from '../src/policy/load.js';
-import { currentPlatform, platformSupport } from '../src/posture/platforms.js';
+import { currentPlatform, loadPlatformSupport } from '../src/posture/platforms.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 600);
@@ -31,9 +31,11 @@ async function time(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t0;
 }
 
+const platform = currentPlatform();
+const support = await loadPlatformSupport(platform);
+
 function newAgent(factCacheFile?: string): Agent {
-  const platform = currentPlatform();
-  return new Agent(bundledPolicy(), platform, platformSupport(platform), { ...scanSettings, ...(factCacheFile ? { factCacheFile } : {}) });
+  return new Agent(bundledPolicy(), platform, support, { ...scanSettings, ...(factCacheFile ? { factCacheFile } : {}) });
 }
 
 async function scans(): Promise<void> {

@@ -2,10 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Agent } from './agent/agent.js';
 import { loadConfig, type ConfigLayer, type LoadedConfig } from './config/load.js';
-import { createLogger, type LogLevel, type Logger } from './logging/logger.js';
+import { createLogger, type Logger } from './logging/logger.js';
+import type { LogLevel } from './logging/levels.js';
 import { bundledPolicy, BUNDLED_POLICY_SOURCE, loadPolicyFile } from './policy/load.js';
 import type { Policy } from './policy/schema.js';
-import { currentPlatform, platformSupport, type PlatformSupport } from './posture/platforms.js';
+import { currentPlatform, loadPlatformSupport, type PlatformSupport } from './posture/platforms.js';
 import type { Platform } from './posture/types.js';
 import { postureReportSchema, type PostureReport } from './protocol/report.js';
 import { writeFileAtomic } from './state/atomic.js';
@@ -61,7 +62,7 @@ export async function loadRuntime(opts: GlobalOptions, mode: 'cli' | 'daemon'): 
     } else if (pushed) logger.warn(`${pushed.problem}; using the bundled policy until the control plane sends one`);
   }
   const platform = currentPlatform();
-  const support = platformSupport(platform);
+  const support = await loadPlatformSupport(platform);
   const scan = loaded.config.scan;
   return {
     loaded,

@@ -1,10 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UsageError } from '../config/errors.js';
-import { IdentityManager, type IdentityStatus } from '../identity/manager.js';
-import { StaticToken, type TokenSource } from '../identity/token.js';
-import { enrollmentTokenSource } from '../reporting/setup.js';
-import { loadRuntime, type GlobalOptions, type Runtime } from '../runtime.js';
+import type { IdentityManager, IdentityStatus } from '../identity/manager.js';
+import type { TokenSource } from '../identity/token.js';
+import type { GlobalOptions, Runtime } from '../runtime.js';
+
+// Implementations load when a command runs, not when it is registered: `vigil daemon` shares this
+// program and should not keep enrollment code resident.
 
 interface IdentityIO {
   stdout: (s: string) => void;
@@ -15,6 +17,7 @@ async function managerFor(cmd: Command): Promise<IdentityManager> {
 }
 
 async function runtimeAndManager(cmd: Command): Promise<{ rt: Runtime; manager: IdentityManager }> {
+  const [{ loadRuntime }, { IdentityManager }] = await Promise.all([import('../runtime.js'), import('../identity/manager.js')]);
   const rt = await loadRuntime(cmd.optsWithGlobals<GlobalOptions>(), 'cli');
   return { rt, manager: new IdentityManager({ stateDir: rt.loaded.stateDir, config: rt.loaded.config.identity, logger: rt.logger }) };
 }
@@ -26,6 +29,11 @@ interface EnrollFlags {
   controlPlane?: string;
   enrollmentSecret?: string;
   enrollmentSecretFile?: string;
+}
+
+async function staticToken(token: string): Promise<TokenSource> {
+  const { StaticToken } = await import('../identity/token.js');
+  return new StaticToken(token);
 }
 
 async function readSecretFile(path: string): Promise<string> {
@@ -44,7 +52,7 @@ async function readSecretFile(path: string): Promise<string> {
  * as MDM deploys it) is traded at the control plane. undefined when neither is available.
  */
 async function tokenSourceFor(rt: Runtime, m: IdentityManager, opts: EnrollFlags): Promise<TokenSource | undefined> {
-  if (opts.token) return new StaticToken(opts.token);
+  if (opts.token) return staticToken(opts.token);
   const reporting = rt.loaded.config.reporting;
   const secretFile = opts.enrollmentSecretFile ?? reporting.enrollmentSecretFile;
   const secret = opts.enrollmentSecret ?? (secretFile === undefined ? undefined : await readSecretFile(secretFile));
@@ -53,6 +61,7 @@ async function tokenSourceFor(rt: Runtime, m: IdentityManager, opts: EnrollFlags
   if (secret === undefined) throw new UsageError('enroll --control-plane needs --enrollment-secret, --enrollment-secret-file or reporting.enrollmentSecretFile');
   if (controlPlane === undefined) throw new UsageError('an enrollment secret needs --control-plane or reporting.controlPlaneUrl');
   if (!/^https:\/\/[^\s/]+/.test(controlPlane)) throw new UsageError(`--control-plane ${controlPlane}: must be an https:// URL`);
+  const { enrollmentTokenSource } = await import('../reporting/setup.js');
   return enrollmentTokenSource(rt, m, controlPlane, secret);
 }
 
@@ -133,7 +142,7 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
     .option('--token <ott>', 'one-time token, used only if the CA does not support rekey')
     .action(async (opts: { token?: string }, cmd: Command) => {
       const m = await managerFor(cmd);
-      const status = await m.rekey(opts.token ? { token: new StaticToken(opts.token) } : {});
+      const status = await m.rekey(opts.token ? { token: await staticToken(opts.token) } : {});
       io.stdout(`Rekeyed.\n${formatIdentity(status)}`);
     });
 

@@ -1,23 +1,17 @@
 import { Command, CommanderError, Option } from 'commander';
-import { CHECKS } from '../posture/catalog.js';
-import { platformSupport } from '../posture/platforms.js';
-import { selectGuide } from '../posture/remediation/select.js';
-import { resolveDeepLink } from '../posture/remediation/deeplinks.js';
 import { PLATFORMS, type Platform } from '../posture/types.js';
 import type { DeviceContext, RemediationGuide } from '../posture/remediation/types.js';
-import { LOG_LEVELS } from '../logging/logger.js';
+import { LOG_LEVELS } from '../logging/levels.js';
 import { UsageError } from '../config/errors.js';
-import { envName } from '../config/load.js';
-import { leaves } from '../config/introspect.js';
-import { configSchema } from '../config/schema.js';
-import { loadRuntime, readStatus, saveStatus, type GlobalOptions, type Runtime } from '../runtime.js';
-import { readDaemonPid, startDaemon, type DaemonExtension } from '../agent/daemon.js';
-import { DEFAULT_DAEMON_EXTENSIONS } from '../agent/extensions.js';
-import { formatReport } from './format.js';
+import type { GlobalOptions, Runtime } from '../runtime.js';
+import type { DaemonExtension } from '../agent/daemon.js';
 import { registerIdentityCommands } from './identity.js';
 import { registerReportCommand } from '../reporting/report-command.js';
 import { AGENT_VERSION } from '../version.js';
 import type { PostureReport } from '../protocol/report.js';
+
+// Each action imports what it runs: `vigil daemon` is long-lived, and every module loaded for a
+// command it never runs would stay resident for the daemon's whole life.
 
 /** Documented in the README; MDM scripts depend on them. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, limited: 3, blocked: 4 } as const;
@@ -38,7 +32,8 @@ function strictExit(report: PostureReport): number {
   return report.accessLevel === 'full' ? EXIT.ok : report.accessLevel === 'limited' ? EXIT.limited : EXIT.blocked;
 }
 
-function firstSteps(rt: Runtime, report: PostureReport, ctx: DeviceContext): Map<string, RemediationGuide | undefined> {
+async function firstSteps(rt: Runtime, report: PostureReport, ctx: DeviceContext): Promise<Map<string, RemediationGuide | undefined>> {
+  const { selectGuide } = await import('../posture/remediation/select.js');
   return new Map(report.reasons.map((r) => [r.checkId, selectGuide(rt.support.checks[r.checkId]?.remediation, ctx)]));
 }
 
@@ -73,6 +68,7 @@ export function buildProgram(io: ProgramIO): Command {
     .option('--json', 'print the versioned JSON report (schema: docs/report.schema.json)')
     .option('--strict', `exit ${EXIT.limited} if the access level is limited and ${EXIT.blocked} if blocked`)
     .action(async (opts: { json?: boolean; strict?: boolean }, cmd: Command) => {
+      const { loadRuntime, saveStatus } = await import('../runtime.js');
       const rt = await loadRuntime(globals(cmd), 'cli');
       const agent = rt.createAgent();
       const { report } = await agent.scan();
@@ -80,7 +76,10 @@ export function buildProgram(io: ProgramIO): Command {
         rt.logger.warn(`could not save status to ${rt.statusFile}: ${(err as Error).message}`);
       });
       if (opts.json) io.stdout(`${JSON.stringify(report, null, 2)}\n`);
-      else io.stdout(formatReport(report, firstSteps(rt, report, await agent.deviceContext())));
+      else {
+        const { formatReport } = await import('./format.js');
+        io.stdout(formatReport(report, await firstSteps(rt, report, await agent.deviceContext())));
+      }
       process.exitCode = opts.strict ? strictExit(report) : EXIT.ok;
     });
 
@@ -89,8 +88,13 @@ export function buildProgram(io: ProgramIO): Command {
     .description('list the check catalog with remediation steps for a platform')
     .addOption(new Option('--platform <platform>', 'platform to describe').choices(PLATFORMS).default(process.platform))
     .option('--json', 'print JSON')
-    .action((opts: { platform: Platform; json?: boolean }) => {
-      const support = platformSupport(opts.platform);
+    .action(async (opts: { platform: Platform; json?: boolean }) => {
+      const [{ CHECKS }, { loadPlatformSupport }, { resolveDeepLink }] = await Promise.all([
+        import('../posture/catalog.js'),
+        import('../posture/platforms.js'),
+        import('../posture/remediation/deeplinks.js'),
+      ]);
+      const support = await loadPlatformSupport(opts.platform);
       const rows = CHECKS.filter((c) => (c.platforms as readonly Platform[]).includes(opts.platform)).map((c) => {
         const remediation = support.checks[c.id]?.remediation;
         return {
@@ -133,6 +137,7 @@ export function buildProgram(io: ProgramIO): Command {
     .option('--json', 'print JSON')
     .option('--strict', `exit ${EXIT.limited} if the last access level is limited and ${EXIT.blocked} if blocked`)
     .action(async (opts: { json?: boolean; strict?: boolean }, cmd: Command) => {
+      const [{ loadRuntime, readStatus }, { readDaemonPid }] = await Promise.all([import('../runtime.js'), import('../agent/daemon.js')]);
       const rt = await loadRuntime(globals(cmd), 'cli');
       const stored = await readStatus(rt.statusFile);
       const pid = await readDaemonPid(rt.loaded.stateDir);
@@ -170,6 +175,11 @@ export function buildProgram(io: ProgramIO): Command {
     .command('daemon')
     .description('run the agent in the foreground: scan on a schedule, log changes, stop on SIGTERM/SIGINT')
     .action(async (_opts: unknown, cmd: Command) => {
+      const [{ loadRuntime }, { startDaemon }, { DEFAULT_DAEMON_EXTENSIONS }] = await Promise.all([
+        import('../runtime.js'),
+        import('../agent/daemon.js'),
+        import('../agent/extensions.js'),
+      ]);
       const rt = await loadRuntime(globals(cmd), 'daemon');
       const handle = await startDaemon(rt, io.daemonExtensions ?? DEFAULT_DAEMON_EXTENSIONS);
       const signal = await (io.untilStopped ?? waitForSignal)();
@@ -186,6 +196,12 @@ export function buildProgram(io: ProgramIO): Command {
     .description('print the effective config and where each value came from')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const [{ loadRuntime }, { envName }, { leaves }, { configSchema }] = await Promise.all([
+        import('../runtime.js'),
+        import('../config/load.js'),
+        import('../config/introspect.js'),
+        import('../config/schema.js'),
+      ]);
       const rt = await loadRuntime(globals(cmd), 'cli');
       const rows = leaves(configSchema).map((l) => {
         const key = l.path.join('.');

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LOG_LEVELS } from '../logging/logger.js';
+import { LOG_LEVELS } from '../logging/levels.js';
 import { identityConfigSchema } from './sections/identity.js';
 import { reportingConfigSchema } from './sections/reporting.js';
 import { uiConfigSchema } from './sections/ui.js';

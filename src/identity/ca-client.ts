@@ -3,7 +3,16 @@ import { request } from 'node:https';
 import { sha256Hex, splitPem } from './certs.js';
 import { IdentityError } from './errors.js';
 import type { ProvisionerRef } from './token.js';
-import { caErrorMessage } from './token.js';
+
+/** step-ca's error bodies are JSON with a message; anything else is reduced to its first line. */
+export function caErrorMessage(body: string): string | undefined {
+  try {
+    const parsed = JSON.parse(body) as { message?: unknown };
+    return typeof parsed.message === 'string' ? parsed.message : undefined;
+  } catch {
+    return body.trim() ? body.trim().split('\n')[0] : undefined;
+  }
+}
 
 export interface HttpResult {
   status: number;

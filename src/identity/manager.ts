@@ -12,7 +12,7 @@ import { createCsr, deviceKeyFromPkcs8, generateDeviceKey, privateKeyPem, type C
 import { backoffDelay, renewalTime } from './schedule.js';
 import { IdentityStore, type Pointer } from './store.js';
 import { renderSubject, tokenSans } from './template.js';
-import { decodeOtt, diagnoseSignRejection, precheckToken, type TokenSource } from './token.js';
+import type { TokenSource } from './token.js';
 
 export type IdentityState = 'not-enrolled' | 'valid' | 'renewing' | 'needs-enrollment';
 
@@ -185,6 +185,8 @@ export class IdentityManager {
       const sealed = await this.storageFor(this.config.keyStorage).seal(key.pkcs8);
       const csr = await createCsr(key, request);
       const ott = await opts.token.getToken({ caUrl: trust.caUrl, subject: request.commonName, sans, deviceId: deviceId.id });
+      // Only enrollment reads a token; the long-running daemon need not keep a JWT library resident.
+      const { decodeOtt, diagnoseSignRejection, precheckToken } = await import('./token.js');
       const claims = decodeOtt(ott);
       precheckToken(claims, trust.fingerprint);
       const client = this.client(trust.caUrl, trust.rootPem);

@@ -1,5 +1,6 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { IdentityError } from './errors.js';
+import { caErrorMessage } from './ca-client.js';
 
 export interface TokenRequest {
   caUrl: string;
@@ -93,15 +94,6 @@ export interface RejectionContext {
 
 /** step-ca's own leeway on exp/nbf (go-jose's DefaultLeeway). */
 const LEEWAY_S = 60;
-
-export function caErrorMessage(body: string): string | undefined {
-  try {
-    const parsed = JSON.parse(body) as { message?: unknown };
-    return typeof parsed.message === 'string' ? parsed.message : undefined;
-  } catch {
-    return body.trim() ? body.trim().split('\n')[0] : undefined;
-  }
-}
 
 /**
  * step-ca 0.19 answers every token problem on /1.0/sign with the same generic 401 ("lacked necessary

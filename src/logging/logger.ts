@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import winston from 'winston';
 import { redact } from './redact.js';
 
-export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+import { LOG_LEVELS, type LogLevel } from './levels.js';
 
 export type Logger = winston.Logger;
 

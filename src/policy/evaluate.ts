@@ -45,7 +45,9 @@ export function evaluate(policy: Policy, results: readonly CheckResult[]): Decis
       message: `${severity} check "${r.title}" ${what}${r.reason ? `: ${r.reason}` : ''}`,
     });
   }
-  reasons.sort((a, b) => RANK[b.effect] - RANK[a.effect] || a.checkId.localeCompare(b.checkId));
+  // Check IDs are ASCII, so a code-unit comparison orders them the same everywhere. localeCompare would
+  // page in ICU's collation data, megabytes of resident memory for the daemon's whole life.
+  reasons.sort((a, b) => RANK[b.effect] - RANK[a.effect] || (a.checkId < b.checkId ? -1 : a.checkId > b.checkId ? 1 : 0));
   const accessLevel = reasons.reduce<AccessLevel>((lvl, r) => (RANK[r.effect] > RANK[lvl] ? r.effect : lvl), 'full');
   return { accessLevel, reasons };
 }

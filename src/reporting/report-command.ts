@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../config/errors.js';
-import { loadRuntime, saveStatus, type GlobalOptions } from '../runtime.js';
-import { createReporter, identityManager } from './setup.js';
+import type { GlobalOptions } from '../runtime.js';
 
 interface ReportIO {
   stdout: (s: string) => void;
@@ -17,6 +16,8 @@ export function registerReportCommand(program: Command, io: ReportIO): void {
     .action(async (opts: { timeout: string }, cmd: Command) => {
       const timeoutS = Number(opts.timeout);
       if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`--timeout ${opts.timeout}: expected a positive number of seconds`);
+      // Loaded here, not at registration, so that other commands sharing the program (the daemon) do not carry it.
+      const [{ loadRuntime, saveStatus }, { createReporter, identityManager }] = await Promise.all([import('../runtime.js'), import('./setup.js')]);
       const rt = await loadRuntime(cmd.optsWithGlobals<GlobalOptions>(), 'cli');
       const baseUrl = rt.loaded.config.reporting.controlPlaneUrl;
       if (baseUrl === undefined) throw new UsageError('report needs reporting.controlPlaneUrl in the config');

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { platformSupport } from '../../src/posture/platforms.js';
+import { loadPlatformSupport } from '../../src/posture/platforms.js';
 import type { DeepLinkTarget } from '../../src/posture/remediation/deeplinks.js';
 import type { DeviceContext } from '../../src/posture/remediation/types.js';
 import type { PostureReport } from '../../src/protocol/report.js';
@@ -25,7 +25,7 @@ import { recordedReport, withStatuses } from './reports.js';
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = process.env.VIGIL_UPDATE_SCREENSHOTS === '1' ? join(ROOT, 'docs', 'screenshots') : tempDir('vigil-shots-');
 const device: DeviceContext = { platform: 'linux', desktop: 'gnome', distroFamily: 'debian', osVersion: '12' };
-const linux = platformSupport('linux');
+const linux = await loadPlatformSupport('linux');
 
 /** Three failing checks: the recorded report with two of its five problems already solved. */
 const start = withStatuses(recordedReport(), { 'os-patched': 'pass', 'edr-running': 'pass' });

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { platformSupport } from '../../src/posture/platforms.js';
+import { loadPlatformSupport } from '../../src/posture/platforms.js';
 import type { DeviceContext, Remediation } from '../../src/posture/remediation/types.js';
 import { walkthroughModelSchema } from '../../src/ui/ipc.js';
 import { WalkthroughSession, type WalkthroughDeps } from '../../src/ui/walkthrough.js';
 import { allPassing, recordedReport, withStatuses } from './reports.js';
 
 const recorded = recordedReport();
-const linux = platformSupport('linux');
+const linux = await loadPlatformSupport('linux');
 const remediation = (id: string): Remediation | undefined => linux.checks[id]?.remediation;
 const gnomeDebian: DeviceContext = { platform: 'linux', desktop: 'gnome', distroFamily: 'debian', osVersion: '12' };
 
