@@ -144,7 +144,8 @@ $result.bootOptions = Invoke-Section {
 $result.join = Invoke-Section {
   $cs = Get-CimInstance -ClassName Win32_ComputerSystem
   $dsreg = Join-Path $env:SystemRoot 'System32\dsregcmd.exe'
-  $text = if (Test-Path $dsreg) { (& $dsreg /status | Out-String) } else { $null }
+  # The lines are joined as printed; Out-String would route them through the formatting system.
+  $text = if (Test-Path $dsreg) { (& $dsreg /status) -join "`n" } else { $null }
   [ordered]@{ PartOfDomain = $cs.PartOfDomain; dsregcmd = $text }
 }
 
