@@ -50,7 +50,10 @@ export class IdentityWatch {
     if (!this.stopped) return;
     this.stopped = false;
     this.lastKey = await this.currentKey();
-    this.watchDir(this.o.stateDir, 'identity');
+    // The identity dir made, removed or replaced: a watch on the old one would see nothing more.
+    this.watchDir(this.o.stateDir, 'identity', () => {
+      this.unwatch(this.identityDir);
+    });
     this.watchDir(this.identityDir, 'current.json');
     this.schedulePoll();
   }
@@ -68,13 +71,21 @@ export class IdentityWatch {
     while (this.checking) await this.checking;
   }
 
-  private watchDir(dir: string, name: string): void {
+  private unwatch(dir: string): void {
+    this.watchers.get(dir)?.close();
+    this.watchers.delete(dir);
+  }
+
+  private watchDir(dir: string, name: string, onEntry?: () => void): void {
     if (this.stopped || this.watchers.has(dir)) return;
     let w: FSWatcher;
     try {
       w = watch(dir, { persistent: false }, (_event, file) => {
         // A null name means the platform could not say which entry changed; check anyway.
-        if (file === null || file === name) this.nudge();
+        if (file === null || file === name) {
+          onEntry?.();
+          this.nudge();
+        }
       });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -84,8 +95,7 @@ export class IdentityWatch {
     }
     w.on('error', () => {
       // The directory was removed or replaced: drop the watch; the next check places a new one.
-      w.close();
-      this.watchers.delete(dir);
+      this.unwatch(dir);
       this.nudge();
     });
     this.watchers.set(dir, w);
