@@ -1,45 +1,120 @@
 import type { DaemonExtension } from '../agent/daemon.js';
+import type { ScanOutcome } from '../agent/agent.js';
+import { IdentityWatch } from './identity-watch.js';
+import type { Reporter } from './reporter.js';
 import { createReporter, identityManager } from './setup.js';
 
 /**
  * Continuous reporting in `vigil daemon`. Off unless reporting.controlPlaneUrl is set and the device holds
- * a certificate: without one the control plane cannot tell who is reporting.
+ * a certificate: without one the control plane cannot tell who is reporting. The identity is watched, so
+ * an enrollment or unenrollment made by another process (MDM enrolls after starting the daemon) starts or
+ * stops reporting without a restart.
  */
 export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent, logger }) => {
   const baseUrl = runtime.loaded.config.reporting.controlPlaneUrl;
   if (baseUrl === undefined) return undefined;
   const manager = identityManager(runtime);
-  const identity = await manager.status();
-  if (identity.state !== 'valid' && identity.state !== 'renewing') {
-    logger.warn(`reporting to ${baseUrl} is off: the device is ${identity.state}; enroll, then restart the daemon`);
-    return undefined;
-  }
-  const reporter = await createReporter(runtime, agent, manager, baseUrl, {
-    onRecheck: (id) => {
-      logger.info('control plane asked for a re-check', { component: 'reporter', requestId: id });
-    },
-  });
+  const log = logger.child({ component: 'reporter' });
+  let reporter: Reporter | null = null;
   let reportedPolicy: string | undefined;
-  agent.on('scanned', (outcome) => {
+  let stopped = false;
+  /** The state last logged, so each transition is logged once. */
+  let announced: string | undefined;
+
+  agent.on('scanned', (outcome: ScanOutcome) => {
     // Unchanged posture is left to the heartbeat; a new policy version is news to the server even then.
-    if (outcome.changes.length === 0 && !outcome.level && outcome.report.policy.version === reportedPolicy) return;
+    if (!reporter || (outcome.changes.length === 0 && !outcome.level && outcome.report.policy.version === reportedPolicy)) return;
     reportedPolicy = outcome.report.policy.version;
     reporter.postureChanged(outcome.report);
   });
   agent.on('policy-changed', () => {
+    if (!reporter) return;
     // A scan already running was started under the old policy; the new one needs a scan of its own.
     const inFlight = agent.scanning ? agent.scan().catch(() => undefined) : Promise.resolve(undefined);
     inFlight.then(() => agent.scan()).catch((err: unknown) => {
-      logger.error(`scan after a policy change failed: ${err instanceof Error ? err.message : String(err)}`);
+      log.error(`scan after a policy change failed: ${err instanceof Error ? err.message : String(err)}`);
     });
   });
-  // The daemon's first scan may have finished while this extension was starting.
-  const first = agent.report;
-  if (first) {
-    reportedPolicy = first.policy.version;
-    reporter.postureChanged(first);
-  }
-  reporter.start();
-  logger.info(`reporting to ${baseUrl}`, { component: 'reporter' });
-  return { stop: () => reporter.stop() };
+
+  const startReporting = async (): Promise<void> => {
+    const r = await createReporter(runtime, agent, manager, baseUrl, {
+      onRecheck: (id) => {
+        log.info('control plane asked for a re-check', { requestId: id });
+      },
+    });
+    reporter = r;
+    r.start();
+    log.info(`reporting to ${baseUrl}`);
+    if (announced === undefined) {
+      // At daemon start: its first scan may have finished already; if not, the 'scanned' handler sends it.
+      const first = agent.report;
+      if (first) {
+        reportedPolicy = first.policy.version;
+        r.postureChanged(first);
+      }
+      return;
+    }
+    // Enrolled while the daemon ran: the last scan may be old, and the server should start from the present.
+    agent
+      .scan()
+      .then((o) => {
+        if (reporter !== r) return;
+        reportedPolicy = o.report.policy.version;
+        r.postureChanged(o.report);
+      })
+      .catch((err: unknown) => {
+        log.error(`first scan for reporting failed: ${err instanceof Error ? err.message : String(err)}`);
+      });
+  };
+
+  const stopReporting = async (): Promise<void> => {
+    const r = reporter;
+    reporter = null;
+    await r?.stop();
+  };
+
+  /** Brings reporting in line with the identity on disk. */
+  const reconcileNow = async (): Promise<void> => {
+    try {
+      const identity = await manager.status();
+      if (stopped) return;
+      const usable = identity.state === 'valid' || identity.state === 'renewing';
+      if (usable && !reporter) {
+        await startReporting();
+      } else if (usable && reporter) {
+        // A new certificate (renewed, or enrolled again after a refusal) deserves a try right away.
+        reporter.retryNow();
+      } else if (!usable) {
+        const state = `${identity.state}${identity.reason ? ` (${identity.reason})` : ''}`;
+        if (reporter) {
+          await stopReporting();
+          log.warn(`reporting to ${baseUrl} stopped: the device is ${state}`);
+        } else if (announced !== state) {
+          log.warn(`reporting is off until the device is enrolled (now ${state}); it starts by itself after \`vigil enroll\``);
+        }
+        announced = state;
+        return;
+      }
+      announced = 'on';
+    } catch (err) {
+      log.error(`could not check the device identity: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+
+  let queue: Promise<void> = Promise.resolve();
+  // The watch and daemon start could otherwise overlap and start two reporters.
+  const reconcile = (): Promise<void> => (queue = queue.then(reconcileNow));
+
+  const watch = new IdentityWatch({ stateDir: runtime.loaded.stateDir, onChange: reconcile });
+  await watch.start();
+  await reconcile();
+  return {
+    stop: async () => {
+      stopped = true;
+      watch.stop();
+      await watch.idle();
+      await queue;
+      await stopReporting();
+    },
+  };
 };

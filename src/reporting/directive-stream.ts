@@ -11,6 +11,8 @@ export interface DirectiveStreamOptions {
   logger: Logger;
   onDirectives(d: Directives): void;
   backoff: BackoffOptions;
+  /** Reconnect delay after a 401/403: the certificate will not be accepted until it changes. */
+  refusedRetryMs?: number;
   /** The server pings every 15 s; silence for this long means the connection is dead. */
   idleTimeoutMs?: number;
   /** One SSE event larger than this is a broken or hostile server. */
@@ -43,15 +45,24 @@ export class DirectiveStream {
     this.req = null;
   }
 
+  /** Reconnects now if waiting to (the certificate changed). */
+  retryNow(): void {
+    if (this.stopped || !this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.attempt = 0;
+    void this.connect();
+  }
+
   private isRunning(): boolean {
     return !this.stopped;
   }
 
-  private retry(why: string): void {
+  private retry(why: string, refused = false): void {
     if (this.stopped || this.timer) return;
     this.req?.destroy();
     this.req = null;
-    const delay = backoffDelay(this.attempt++, this.o.backoff);
+    const delay = refused && this.o.refusedRetryMs !== undefined ? this.o.refusedRetryMs : backoffDelay(this.attempt++, this.o.backoff);
     this.o.logger.debug('directive stream reconnecting', { component: 'reporter', why, delayMs: delay });
     this.timer = setTimeout(() => {
       this.timer = null;
@@ -90,7 +101,8 @@ export class DirectiveStream {
     req.on('response', (res) => {
       if (res.statusCode !== 200) {
         res.resume();
-        this.retry(`HTTP ${res.statusCode ?? 0}`);
+        const status = res.statusCode ?? 0;
+        this.retry(`HTTP ${status}`, status === 401 || status === 403);
         return;
       }
       this.attempt = 0;

@@ -12,7 +12,7 @@ export function registerReportCommand(program: Command, io: ReportIO): void {
     .command('report')
     .description('scan and send the report to the control plane (reporting.controlPlaneUrl)')
     .requiredOption('--once', 'send one report, drain the outbox and exit (the daemon reports continuously)')
-    .option('--timeout <seconds>', 'give up after this long, retrying meanwhile', '30')
+    .option('--timeout <seconds>', 'give up after this long, retrying transient failures meanwhile (a refusal ends it at once)', '30')
     .action(async (opts: { timeout: string }, cmd: Command) => {
       const timeoutS = Number(opts.timeout);
       if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`--timeout ${opts.timeout}: expected a positive number of seconds`);
@@ -41,7 +41,9 @@ export function registerReportCommand(program: Command, io: ReportIO): void {
       await reporter.stop();
       const serverLevel = delivered.get(env.reportId);
       if (serverLevel === undefined) {
-        throw new Error(`report not accepted: ${result.lastError ?? `not delivered within ${timeoutS} s`}`);
+        const queued = `${result.remaining} report(s) stay queued in the outbox`;
+        if (result.refused !== null) throw new Error(`report not accepted: ${result.refused}; ${queued}`);
+        throw new Error(`report not accepted within ${timeoutS} s: ${result.lastError ?? 'not delivered'}; ${queued}, retried by the daemon or the next report`);
       }
       const others = result.delivered - 1;
       io.stdout(

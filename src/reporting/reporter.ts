@@ -7,6 +7,7 @@ import { reportAckSchema, type Directives, type ReportAck, type ReportEnvelope }
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { DirectiveStream } from './directive-stream.js';
 import { httpsRequest, RequestFailure, type TlsIdentity } from './https-client.js';
+import { classifyAnswer, type Refusal } from './server-response.js';
 import type { Outbox } from './outbox.js';
 
 export interface ReporterOptions {
@@ -29,6 +30,11 @@ export interface ReporterOptions {
   /** Posture changes closer together than this are sent as one report (the last). */
   debounceMs?: number;
   backoff?: BackoffOptions;
+  /**
+   * After the server refused the device or the endpoint for good (401/403/404...), wait this long before
+   * asking again, unless retryNow() (a new certificate) comes first. Default 15 minutes.
+   */
+  refusedRetryMs?: number;
   requestTimeoutMs?: number;
   maxResponseBytes?: number;
   /** Gzip report bodies (default true; the protocol requires servers to accept gzip). */
@@ -43,9 +49,11 @@ export interface FlushResult {
   remaining: number;
   lastAck: ReportAck | null;
   lastError: string | null;
+  /** Set when flush stopped early because the server refused for good; the report is still in the outbox. */
+  refused: string | null;
 }
 
-type SendOutcome = { kind: 'ok'; ack: ReportAck } | { kind: 'retry'; why: string } | { kind: 'discard'; why: string };
+type SendOutcome = { kind: 'ok'; ack: ReportAck } | { kind: 'retry'; why: string; retryAfterMs?: number } | { kind: 'refused'; refusal: Refusal; why: string };
 
 const MAX_REMEMBERED_RECHECKS = 64;
 
@@ -56,7 +64,7 @@ const MAX_REMEMBERED_RECHECKS = 64;
  * shutdown; postureChanged() after every scan.
  */
 export class Reporter {
-  private readonly o: Required<Pick<ReporterOptions, 'debounceMs' | 'backoff' | 'requestTimeoutMs' | 'maxResponseBytes'>> & ReporterOptions;
+  private readonly o: Required<Pick<ReporterOptions, 'debounceMs' | 'backoff' | 'requestTimeoutMs' | 'maxResponseBytes' | 'refusedRetryMs'>> & ReporterOptions;
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 2 });
   private readonly stream: DirectiveStream | null;
   private intervalSeconds: number;
@@ -73,6 +81,8 @@ export class Reporter {
   private policyFetch: Promise<void> | null = null;
   private lastAck: ReportAck | null = null;
   private lastError: string | null = null;
+  /** The refusal last logged, so a refusal that lasts for days is logged once, not on every attempt. */
+  private refusal: string | null = null;
   private delivered = 0;
 
   constructor(opts: ReporterOptions) {
@@ -81,6 +91,7 @@ export class Reporter {
       backoff: { baseMs: 1000, capMs: 300_000 },
       requestTimeoutMs: 15_000,
       maxResponseBytes: 1024 * 1024,
+      refusedRetryMs: 15 * 60_000,
       ...opts,
     };
     this.intervalSeconds = opts.intervalSeconds ?? 300;
@@ -92,6 +103,7 @@ export class Reporter {
             identity: opts.identity,
             logger: opts.logger,
             backoff: this.o.backoff,
+            refusedRetryMs: this.o.refusedRetryMs,
             ...(opts.streamIdleTimeoutMs === undefined ? {} : { idleTimeoutMs: opts.streamIdleTimeoutMs }),
             onDirectives: (d) => {
               this.applyDirectives(d);
@@ -127,6 +139,13 @@ export class Reporter {
     this.agent.destroy();
   }
 
+  /** Ends any backoff now: the identity changed (renewed, or enrolled again), so a refusal may be over. */
+  retryNow(): void {
+    this.attempt = 0;
+    this.sleeper?.wake();
+    this.stream?.retryNow();
+  }
+
   /** Call after each scan; reports are sent when posture changed, debounced. */
   postureChanged(report: PostureReport): void {
     this.pendingChange = report;
@@ -148,34 +167,39 @@ export class Reporter {
   }
 
   /**
-   * Sends what the outbox holds until it is empty or `timeoutMs` passes, retrying with backoff meanwhile
-   * (`vigil report --once`). Works without start().
+   * Sends what the outbox holds until it is empty or `timeoutMs` passes, retrying transient failures with
+   * backoff meanwhile (`vigil report --once`). Stops at the first permanent refusal, leaving that report in
+   * the outbox. Works without start().
    */
   async flush(timeoutMs: number): Promise<FlushResult> {
     const deadline = Date.now() + timeoutMs;
     const before = this.delivered;
     await this.sending;
-    await this.drain(() => Date.now() < deadline);
-    return { delivered: this.delivered - before, remaining: this.o.outbox.stats().entries, lastAck: this.lastAck, lastError: this.lastError };
+    const refused = await this.drain(() => Date.now() < deadline, { deadline, stopOnRefusal: true });
+    return { delivered: this.delivered - before, remaining: this.o.outbox.stats().entries, lastAck: this.lastAck, lastError: this.lastError, refused };
   }
 
   private kick(): void {
     if (!this.running || this.sending) return;
-    this.sending = this.drain(() => this.running).finally(() => {
+    this.sending = this.drain(() => this.running, { stopOnRefusal: false }).then(() => undefined).finally(() => {
       this.sending = null;
       // Something may have been appended after the loop saw an empty outbox.
       if (this.running && this.o.outbox.stats().entries > 0) this.kick();
     });
   }
 
-  private async drain(keepGoing: () => boolean): Promise<void> {
+  /** Returns the refusal that stopped it (only with stopOnRefusal), else null. */
+  private async drain(keepGoing: () => boolean, mode: { deadline?: number; stopOnRefusal: boolean }): Promise<string | null> {
+    const log = this.o.logger;
     while (keepGoing()) {
       const [env] = this.o.outbox.peek(1);
-      if (!env) return;
+      if (!env) return null;
       const outcome = await this.sendOne(env);
       if (outcome.kind === 'ok') {
         this.attempt = 0;
         this.lastError = null;
+        if (this.refusal !== null) log.info('control plane accepts reports again', { component: 'reporter' });
+        this.refusal = null;
         await this.o.outbox.ack(env.reportId);
         this.delivered++;
         this.lastAck = outcome.ack;
@@ -184,15 +208,30 @@ export class Reporter {
         continue;
       }
       this.lastError = outcome.why;
-      if (outcome.kind === 'discard') {
-        this.o.logger.error('control plane refused a report for good; dropping it', { component: 'reporter', seq: env.seq, why: outcome.why });
-        await this.o.outbox.discard(env.reportId);
-        continue;
+      let delay: number;
+      if (outcome.kind === 'refused') {
+        if (mode.stopOnRefusal) return outcome.why;
+        if (outcome.refusal === 'report') {
+          // Retrying a report the server will never take would block every later one.
+          log.error('control plane refused a report for good; dropping it', { component: 'reporter', seq: env.seq, why: outcome.why });
+          await this.o.outbox.discard(env.reportId);
+          continue;
+        }
+        if (this.refusal !== outcome.why) {
+          log.error(`${outcome.why}; reports stay queued and are retried every ${Math.round(this.o.refusedRetryMs / 60_000)} min or when the certificate changes`, {
+            component: 'reporter',
+          });
+        }
+        this.refusal = outcome.why;
+        delay = this.o.refusedRetryMs;
+      } else {
+        delay = Math.max(backoffDelay(this.attempt++, this.o.backoff), outcome.retryAfterMs ?? 0);
+        log.warn('report not delivered; will retry', { component: 'reporter', seq: env.seq, why: outcome.why, retryInMs: delay });
       }
-      const delay = backoffDelay(this.attempt++, this.o.backoff);
-      this.o.logger.warn('report not delivered; will retry', { component: 'reporter', seq: env.seq, why: outcome.why, retryInMs: delay });
-      await this.sleep(delay);
+      // `vigil report --once` must end by its timeout even when the server asks for a long pause.
+      await this.sleep(mode.deadline === undefined ? delay : Math.min(delay, Math.max(0, mode.deadline - Date.now())));
     }
+    return null;
   }
 
   private sleep(ms: number): Promise<void> {
@@ -239,9 +278,9 @@ export class Reporter {
         if (!ack.success || ack.data.reportId !== env.reportId) return { kind: 'retry', why: 'HTTP 200 with an invalid acknowledgement' };
         return { kind: 'ok', ack: ack.data };
       }
-      const why = `HTTP ${res.status}: ${text.slice(0, 200)}`;
-      // 400 and 413 mean this report will never be accepted; retrying it would block every later one.
-      return res.status === 400 || res.status === 413 ? { kind: 'discard', why } : { kind: 'retry', why };
+      const answer = classifyAnswer(res.status, res.headers, text, Date.now());
+      if (answer.kind === 'refused') return { kind: 'refused', refusal: answer.refusal, why: answer.why };
+      return answer.retryAfterMs === undefined ? { kind: 'retry', why: answer.why } : { kind: 'retry', why: answer.why, retryAfterMs: answer.retryAfterMs };
     } catch (err) {
       if (err instanceof RequestFailure) return { kind: 'retry', why: `${err.kind}: ${err.message}` };
       throw err;

@@ -1,0 +1,103 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { request, type RequestOptions } from 'node:https';
+import { join, resolve, sep } from 'node:path';
+import { promisify } from 'node:util';
+import { freePort } from '../helpers.js';
+import type { StepCa } from './stepca.js';
+
+const execFileP = promisify(execFile);
+
+const HERE = import.meta.dirname;
+// Run from test/harness by vitest, or compiled into dist/test/harness for a bench.
+const REPO = resolve(HERE, HERE.split(sep).includes('dist') ? '../../..' : '../..');
+/** Built entry points; e2e tests and benches run what `npm run build` produced. */
+export const DIST = join(REPO, 'dist');
+export const AGENT_CLI = join(DIST, 'src/cli/main.js');
+export const CONTROL_PLANE_CLI = join(DIST, 'src/control-plane/cli.js');
+
+export interface HttpResult {
+  status: number;
+  body: string;
+}
+
+export function httpsCall(url: string, opts: RequestOptions & { body?: string }): Promise<HttpResult> {
+  return new Promise((res, rej) => {
+    const req = request(url, { ...opts, timeout: 10_000 }, (r) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => {
+        res({ status: r.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', rej);
+    req.end(opts.body);
+  });
+}
+
+export interface ControlPlane {
+  url: string;
+  dataDir: string;
+  admin(method: string, path: string, body?: unknown): Promise<HttpResult>;
+  /** A fresh enrollment secret from the admin CLI. */
+  secret(uses?: number): Promise<string>;
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * `vigil-control-plane serve` as a child process on loopback, with its server certificate minted from the
+ * given step-ca (no --tls-cert), so agents verify it with the pinned root like in production.
+ */
+export async function startControlPlane(ca: StepCa, dir: string, opts: { reportIntervalSeconds?: number } = {}): Promise<ControlPlane> {
+  const adminToken = 'harness-admin-token-0123456789abcdef';
+  await writeFile(join(dir, 'root.crt'), ca.rootPem);
+  await writeFile(join(dir, 'provisioner.pem'), await ca.provisionerKeyPem(), { mode: 0o600 });
+  await writeFile(join(dir, 'admin-token'), adminToken, { mode: 0o600 });
+  const dataDir = join(dir, 'cp-data');
+  const port = await freePort();
+  const url = `https://127.0.0.1:${port}`;
+  const args = [
+    CONTROL_PLANE_CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--ca-url', ca.url,
+    '--ca-root', join(dir, 'root.crt'), '--provisioner', ca.provisionerName, '--provisioner-key', join(dir, 'provisioner.pem'),
+    '--admin-token-file', join(dir, 'admin-token'),
+    ...(opts.reportIntervalSeconds === undefined ? [] : ['--report-interval-seconds', String(opts.reportIntervalSeconds)]),
+  ];
+  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the control plane exited during start:\n${log}`);
+    const ok = await httpsCall(`${url}/health`, { ca: ca.rootPem }).then((r) => r.status === 200, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error(`the control plane did not become healthy:\n${log}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url,
+    dataDir,
+    admin: (method, path, body) =>
+      httpsCall(`${url}${path}`, {
+        method,
+        ca: ca.rootPem,
+        headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      }),
+    secret: async (uses = 1) => {
+      const { stdout } = await execFileP(process.execPath, [CONTROL_PLANE_CLI, 'secret', 'create', '--data-dir', dataDir, '--uses', String(uses), '--expires', '1h']);
+      return stdout.trim();
+    },
+    log: () => log,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
