@@ -2,7 +2,6 @@ import type { DaemonExtension } from '../agent/daemon.js';
 import type { ScanOutcome } from '../agent/agent.js';
 import { IdentityWatch } from './identity-watch.js';
 import type { Reporter } from './reporter.js';
-import { createReporter, identityManager } from './setup.js';
 
 /**
  * Continuous reporting in `vigil daemon`. Off unless reporting.controlPlaneUrl is set and the device holds
@@ -13,6 +12,8 @@ import { createReporter, identityManager } from './setup.js';
 export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent, logger }) => {
   const baseUrl = runtime.loaded.config.reporting.controlPlaneUrl;
   if (baseUrl === undefined) return undefined;
+  // Not loaded by a daemon that has no control plane to talk to: it would stay resident for nothing.
+  const { createReporter, identityManager } = await import('./setup.js');
   const manager = identityManager(runtime);
   const log = logger.child({ component: 'reporter' });
   let reporter: Reporter | null = null;
