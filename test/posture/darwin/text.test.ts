@@ -111,6 +111,18 @@ describe('parseSoftwareUpdateList', () => {
     expect(parseSoftwareUpdateList(fixture('softwareupdate/ventura-13.7-pending.txt'), '').state).toBe('pending');
   });
 
+  it('reads a Sonoma list whose detail lines are indented with spaces, not a tab', () => {
+    expect(parseSoftwareUpdateList(fixture('softwareupdate/sonoma-14.7.2-and-sequoia-15.2-pending.txt'), '')).toEqual({
+      state: 'pending',
+      updates: [
+        { label: 'Safari18.2SonomaAuto-18.2', title: 'Safari', recommended: true, restart: false },
+        { label: 'Command Line Tools for Xcode-16.2', title: 'Command Line Tools for Xcode', recommended: true, restart: false },
+        { label: 'macOS Sonoma 14.7.2-23H311', title: 'macOS Sonoma 14.7.2', recommended: true, restart: true },
+        { label: 'macOS Sequoia 15.2-24C101', title: 'macOS Sequoia 15.2', recommended: true, restart: true },
+      ],
+    });
+  });
+
   it('says none only when softwareupdate says so, and unknown otherwise (offline)', () => {
     expect(parseSoftwareUpdateList(fixture('softwareupdate/none.txt'), '')).toEqual({ state: 'none' });
     expect(parseSoftwareUpdateList('Software Update Tool\n\nFinding available software\n', '')).toEqual({ state: 'unknown' });
