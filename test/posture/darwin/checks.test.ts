@@ -40,6 +40,11 @@ describe('not-rooted (SIP)', () => {
     expect(judgeSip(fixture('csrutil/enabled.txt')).status).toBe('pass');
     expect(judgeSip(fixture('csrutil/custom-enabled-10.11.txt')).status).toBe('fail');
     expect(judgeSip(fixture('csrutil/custom-unknown-partial.txt')).reason).toContain('Kext Signing, Filesystem Protections');
+    expect(judgeSip(fixture('csrutil/custom-unknown-apple-silicon-12.5.txt'))).toMatchObject({
+      status: 'fail',
+      reason:
+        'System Integrity Protection is partly off: Filesystem Protections, Debugging Restrictions, NVRAM Protections, Boot-arg Restrictions, Kernel Integrity Protections',
+    });
     expect(judgeSip(null).status).toBe('unknown');
   });
 });

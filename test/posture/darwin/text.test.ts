@@ -56,6 +56,20 @@ describe('parseCsrutilStatus', () => {
     expect(parseCsrutilStatus(fixture('csrutil/custom-unknown-10.15.txt'))?.status).toBe('unknown');
   });
 
+  it('reads the ten-protection layout of Apple silicon Macs, including hyphenated names', () => {
+    expect(parseCsrutilStatus(fixture('csrutil/custom-unknown-apple-silicon-12.5.txt'))).toEqual({
+      status: 'unknown',
+      custom: true,
+      disabledProtections: [
+        'Filesystem Protections',
+        'Debugging Restrictions',
+        'NVRAM Protections',
+        'Boot-arg Restrictions',
+        'Kernel Integrity Protections',
+      ],
+    });
+  });
+
   it('returns undefined for unrelated text', () => {
     expect(parseCsrutilStatus('csrutil: command not found')).toBeUndefined();
   });
