@@ -79,6 +79,11 @@ describe('screen-lock', () => {
     expect(obs).toMatchObject({ status: 'pass', evidence: { idleTimeSeconds: 300, passwordDelaySeconds: 0, idleSource: 'user' } });
   });
 
+  it('reads the password setting recorded on macOS 14.8.7', () => {
+    const obs = judgeDarwinScreenLock(posture({ screenLockStatus: fixture('sysadminctl/immediate-14.8.7.txt'), screensaverByHost: byHost(300) }), 300);
+    expect(obs).toMatchObject({ status: 'pass', reason: 'the screen locks after 300 s idle', evidence: { passwordSource: 'user', passwordDelaySeconds: 0 } });
+  });
+
   it('adds the password delay and uses the 20-minute default when idleTime was never set', () => {
     expect(judgeDarwinScreenLock(posture({ screenLockStatus: fixture('sysadminctl/300.txt'), screensaverByHost: byHost(120) }), 300).status).toBe('fail');
     expect(judgeDarwinScreenLock(posture({ screenLockStatus: fixture('sysadminctl/immediate.txt') }), 300)).toMatchObject({

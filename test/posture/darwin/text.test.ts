@@ -108,6 +108,8 @@ describe('firewall, Gatekeeper, MDM, screen lock', () => {
     expect(parseSysadminctlScreenLock(fixture('sysadminctl/300.txt'))).toEqual({ passwordRequired: true, delaySeconds: 300 });
     expect(parseSysadminctlScreenLock(fixture('sysadminctl/off.txt'))).toEqual({ passwordRequired: false });
     expect(parseSysadminctlScreenLock('screenLock delay is -1.000000 seconds')).toEqual({ passwordRequired: false });
+    // The full NSLog prefix (date, time, process[pid:thread]) as macOS 14.8.7 prints it.
+    expect(parseSysadminctlScreenLock(fixture('sysadminctl/immediate-14.8.7.txt'))).toEqual({ passwordRequired: true, delaySeconds: 0 });
   });
 });
 
