@@ -66,6 +66,9 @@ printf ',"screensaverManagedUser":%s' "$(json_str "$(plist_xml "$managed/$user/c
 printf ',"softwareUpdate":%s' "$(json_str "$(plist_xml /Library/Preferences/com.apple.SoftwareUpdate.plist)")"
 printf ',"softwareUpdateManaged":%s' "$(json_str "$(plist_xml "$managed/com.apple.SoftwareUpdate.plist")")"
 printf ',"xprotect":%s' "$(json_str "$(plist_xml /Library/Apple/System/Library/CoreServices/XProtect.bundle/Contents/Info.plist)")"
+# macOS 15 scans with the copy in /var/protected/xprotect, which it updates on its own (also over iCloud); the
+# CoreServices copy above is only its fallback and can lag behind.
+printf ',"xprotectProtected":%s' "$(json_str "$(plist_xml /private/var/protected/xprotect/XProtect.bundle/Contents/Info.plist)")"
 printf ',"xprotectRemediator":%s' "$(json_str "$(plist_xml /Library/Apple/System/Library/CoreServices/XProtect.app/Contents/Info.plist)")"
 printf ',"mrt":%s' "$(json_str "$(plist_xml /Library/Apple/System/Library/CoreServices/MRT.app/Contents/Info.plist)")"
 printf ',"processes":%s' "$(json_str "$(capture ps -axco comm=)")"

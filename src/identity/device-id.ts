@@ -92,6 +92,13 @@ export function parseIoreg(text: string): DeviceIdCandidate[] {
   return out;
 }
 
+/**
+ * ioreg clips every line to a width it takes from stdout's terminal, or failing that from stdin's
+ * (IOKitTools ioreg.c: TIOCGWINSZ on stdout, then stdin), so a piped stdout alone does not prevent clipping
+ * when the agent is started from a terminal. `-w0` asks for unlimited width, so no UUID or serial is cut.
+ */
+export const IOREG_ARGS = ['-w0', '-rd1', '-c', 'IOPlatformExpertDevice'] as const;
+
 /** `reg query HKLM\SOFTWARE\Microsoft\Cryptography /v MachineGuid` output -> the GUID. */
 export function parseRegMachineGuid(text: string): DeviceIdCandidate[] {
   const guid = /MachineGuid\s+REG_SZ\s+(\S+)/i.exec(text)?.[1];
@@ -124,7 +131,7 @@ export async function readDeviceIdCandidates(platform: Platform = process.platfo
       return out;
     }
     case 'darwin': {
-      const r = await run('ioreg', ['-rd1', '-c', 'IOPlatformExpertDevice']).catch(() => undefined);
+      const r = await run('ioreg', [...IOREG_ARGS]).catch(() => undefined);
       return r?.code === 0 ? parseIoreg(r.stdout) : [];
     }
     case 'win32': {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers.js';
-import { parseIoreg, parseRegMachineGuid, pickDeviceId } from '../../src/identity/device-id.js';
+import { IOREG_ARGS, parseIoreg, parseRegMachineGuid, pickDeviceId } from '../../src/identity/device-id.js';
 
 function fixture(rel: string): string {
   return readFileSync(join(ROOT, 'test', 'fixtures', rel), 'utf8');
@@ -26,6 +26,11 @@ describe('device-ID parsers', () => {
     const clipped = ioreg.replace('"IOPlatformSerialNumber" = "A01BC3QFQ05D"', '"IOPlatformSerialNumber" = "A01BC$');
     expect(clipped).toContain('"A01BC$\n  "regulatory-model-number"');
     expect(parseIoreg(clipped)).toEqual([{ source: 'hardware-uuid', value: '1AB2345C-03E4-57D4-A375-1234D48DE123' }]);
+  });
+
+  it('asks ioreg for unlimited width, since it clips to the width of a terminal on stdin too', () => {
+    expect(IOREG_ARGS[0]).toBe('-w0');
+    expect(IOREG_ARGS).toContain('IOPlatformExpertDevice');
   });
 
   it('reads MachineGuid from reg.exe output (ASSEMBLED in the layout of a recorded reg query, CRLF)', () => {

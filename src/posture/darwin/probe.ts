@@ -22,6 +22,7 @@ export const darwinPostureSchema = z.strictObject({
   softwareUpdate: text,
   softwareUpdateManaged: text,
   xprotect: text,
+  xprotectProtected: text,
   xprotectRemediator: text,
   mrt: text,
   processes: text,

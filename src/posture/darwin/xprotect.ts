@@ -9,16 +9,24 @@ function bundleVersion(xml: string | null): string | null {
   return typeof v === 'string' ? v : null;
 }
 
+type XprotectFields = 'xprotect' | 'xprotectProtected' | 'xprotectRemediator' | 'mrt' | 'softwareUpdate' | 'softwareUpdateManaged';
+
 /**
  * XProtect is Apple's built-in malware scanner; it is only as good as its definitions, which arrive through
  * the "security responses and system files" update (ConfigDataInstall). A profile's value wins over the local one.
+ * macOS 15 scans with the bundle in /var/protected/xprotect and falls back to the CoreServices one only when that
+ * is missing, so the version reported is the one in use; the CoreServices copy can be older on the same Mac.
  */
-export function judgeXprotect(p: Pick<DarwinPosture, 'xprotect' | 'xprotectRemediator' | 'mrt' | 'softwareUpdate' | 'softwareUpdateManaged'>): Observation {
+export function judgeXprotect(p: Pick<DarwinPosture, XprotectFields>): Observation {
   const managed = prefBool(plistDict(p.softwareUpdateManaged)?.ConfigDataInstall);
   const local = prefBool(plistDict(p.softwareUpdate)?.ConfigDataInstall);
   const configDataInstall = managed ?? local ?? null;
+  const protectedVersion = bundleVersion(p.xprotectProtected);
+  const coreServicesVersion = bundleVersion(p.xprotect);
   const evidence = {
-    xprotectVersion: bundleVersion(p.xprotect),
+    xprotectVersion: protectedVersion ?? coreServicesVersion,
+    xprotectSource: protectedVersion !== null ? '/var/protected/xprotect' : coreServicesVersion !== null ? 'CoreServices' : null,
+    xprotectCoreServicesVersion: coreServicesVersion,
     xprotectRemediatorVersion: bundleVersion(p.xprotectRemediator),
     mrtVersion: bundleVersion(p.mrt),
     configDataInstall,

@@ -40,6 +40,11 @@ describe('not-rooted (SIP)', () => {
     expect(judgeSip(fixture('csrutil/enabled.txt')).status).toBe('pass');
     expect(judgeSip(fixture('csrutil/custom-enabled-10.11.txt')).status).toBe('fail');
     expect(judgeSip(fixture('csrutil/custom-unknown-partial.txt')).reason).toContain('Kext Signing, Filesystem Protections');
+    expect(judgeSip(fixture('csrutil/custom-unknown-apple-silicon-12.5.txt'))).toMatchObject({
+      status: 'fail',
+      reason:
+        'System Integrity Protection is partly off: Filesystem Protections, Debugging Restrictions, NVRAM Protections, Boot-arg Restrictions, Kernel Integrity Protections',
+    });
     expect(judgeSip(null).status).toBe('unknown');
   });
 });
@@ -72,6 +77,11 @@ describe('screen-lock', () => {
   it('passes with a password required immediately and a short idle time', () => {
     const obs = judgeDarwinScreenLock(posture({ screenLockStatus: fixture('sysadminctl/immediate.txt'), screensaverByHost: byHost(300) }), 300);
     expect(obs).toMatchObject({ status: 'pass', evidence: { idleTimeSeconds: 300, passwordDelaySeconds: 0, idleSource: 'user' } });
+  });
+
+  it('reads the password setting recorded on macOS 14.8.7', () => {
+    const obs = judgeDarwinScreenLock(posture({ screenLockStatus: fixture('sysadminctl/immediate-14.8.7.txt'), screensaverByHost: byHost(300) }), 300);
+    expect(obs).toMatchObject({ status: 'pass', reason: 'the screen locks after 300 s idle', evidence: { passwordSource: 'user', passwordDelaySeconds: 0 } });
   });
 
   it('adds the password delay and uses the 20-minute default when idleTime was never set', () => {
@@ -121,6 +131,16 @@ describe('os-version and os-patched', () => {
     );
     expect(judgeDarwinPatches(list(fixture('softwareupdate/ventura-13.6-major-only.txt')), null, '13.6', now, 30).status).toBe('pass');
     expect(judgeDarwinPatches(list(fixture('softwareupdate/none.txt')), null, '13.6', now, 30).status).toBe('pass');
+    // A Sonoma Mac offered its own patch and Sequoia: only the Sonoma patch and the app updates count.
+    expect(judgeDarwinPatches(list(fixture('softwareupdate/sonoma-14.7.2-and-sequoia-15.2-pending.txt')), null, '14.7.1', now, 30)).toMatchObject({
+      status: 'fail',
+      reason: 'updates are waiting to be installed: Safari, Command Line Tools for Xcode, macOS Sonoma 14.7.2',
+      evidence: { pending: ['Safari', 'Command Line Tools for Xcode', 'macOS Sonoma 14.7.2', 'macOS Sequoia 15.2'] },
+    });
+    // A Ventura VM offered 13.7.4 and Sequoia 15.3.1 (the Sequoia label format of macOS 15).
+    expect(judgeDarwinPatches(list(fixture('softwareupdate/ventura-13.7-pending.txt')), null, '13.7.3', now, 30).reason).toBe(
+      'updates are waiting to be installed: Safari, macOS Ventura 13.7.4',
+    );
     expect(isMajorUpgrade('macOS Sequoia 15.3.1', '13.7.3')).toBe(true);
     expect(isMajorUpgrade('macOS Ventura 13.7.4', '13.7.3')).toBe(false);
   });
@@ -152,6 +172,25 @@ describe('auto-updates, xprotect, ssh-server, guest-account, edr-running', () =>
     expect(judgeXprotect(posture({ xprotect: xp, softwareUpdate: su })).status).toBe('pass');
     expect(judgeXprotect(posture({ xprotect: xp, softwareUpdate: su, softwareUpdateManaged: plist({ ConfigDataInstall: false }) })).status).toBe('fail');
     expect(judgeXprotect(posture({ softwareUpdate: su })).status).toBe('fail');
+  });
+
+  it('reports the XProtect that macOS 15 scans with, not the older CoreServices copy', () => {
+    // Plists assembled with the helper; the two locations and versions 5273/5274 side by side on one Sequoia Mac
+    // are as described by eclecticlight.co ("How XProtect has changed in macOS Sequoia") and seen in the
+    // XprotectService log of osquery/osquery#8573 ("Using meta-plist from: /var/protected/xprotect/...").
+    const bundle = (v: string): string => plist({ CFBundleShortVersionString: v });
+    const sequoia = judgeXprotect(posture({ xprotect: bundle('5273'), xprotectProtected: bundle('5274'), softwareUpdate: su }));
+    expect(sequoia).toMatchObject({
+      status: 'pass',
+      evidence: { xprotectVersion: '5274', xprotectSource: '/var/protected/xprotect', xprotectCoreServicesVersion: '5273' },
+      reason: 'XProtect 5274 with automatic definition updates',
+    });
+    // A Sequoia Mac whose protected copy is missing still scans with the CoreServices copy.
+    expect(judgeXprotect(posture({ xprotect: bundle('5273'), softwareUpdate: su })).evidence).toMatchObject({
+      xprotectVersion: '5273',
+      xprotectSource: 'CoreServices',
+    });
+    expect(judgeXprotect(posture({ xprotectProtected: bundle('5274'), softwareUpdate: su })).status).toBe('pass');
   });
 
   it('reads Remote Login from launchd and listeners', () => {

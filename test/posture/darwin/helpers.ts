@@ -26,6 +26,7 @@ export function posture(over: Partial<DarwinPosture> = {}): DarwinPosture {
     softwareUpdate: null,
     softwareUpdateManaged: null,
     xprotect: null,
+    xprotectProtected: null,
     xprotectRemediator: null,
     mrt: null,
     processes: null,

@@ -56,6 +56,20 @@ describe('parseCsrutilStatus', () => {
     expect(parseCsrutilStatus(fixture('csrutil/custom-unknown-10.15.txt'))?.status).toBe('unknown');
   });
 
+  it('reads the ten-protection layout of Apple silicon Macs, including hyphenated names', () => {
+    expect(parseCsrutilStatus(fixture('csrutil/custom-unknown-apple-silicon-12.5.txt'))).toEqual({
+      status: 'unknown',
+      custom: true,
+      disabledProtections: [
+        'Filesystem Protections',
+        'Debugging Restrictions',
+        'NVRAM Protections',
+        'Boot-arg Restrictions',
+        'Kernel Integrity Protections',
+      ],
+    });
+  });
+
   it('returns undefined for unrelated text', () => {
     expect(parseCsrutilStatus('csrutil: command not found')).toBeUndefined();
   });
@@ -94,6 +108,8 @@ describe('firewall, Gatekeeper, MDM, screen lock', () => {
     expect(parseSysadminctlScreenLock(fixture('sysadminctl/300.txt'))).toEqual({ passwordRequired: true, delaySeconds: 300 });
     expect(parseSysadminctlScreenLock(fixture('sysadminctl/off.txt'))).toEqual({ passwordRequired: false });
     expect(parseSysadminctlScreenLock('screenLock delay is -1.000000 seconds')).toEqual({ passwordRequired: false });
+    // The full NSLog prefix (date, time, process[pid:thread]) as macOS 14.8.7 prints it.
+    expect(parseSysadminctlScreenLock(fixture('sysadminctl/immediate-14.8.7.txt'))).toEqual({ passwordRequired: true, delaySeconds: 0 });
   });
 });
 
@@ -109,6 +125,18 @@ describe('parseSoftwareUpdateList', () => {
       ],
     });
     expect(parseSoftwareUpdateList(fixture('softwareupdate/ventura-13.7-pending.txt'), '').state).toBe('pending');
+  });
+
+  it('reads a Sonoma list whose detail lines are indented with spaces, not a tab', () => {
+    expect(parseSoftwareUpdateList(fixture('softwareupdate/sonoma-14.7.2-and-sequoia-15.2-pending.txt'), '')).toEqual({
+      state: 'pending',
+      updates: [
+        { label: 'Safari18.2SonomaAuto-18.2', title: 'Safari', recommended: true, restart: false },
+        { label: 'Command Line Tools for Xcode-16.2', title: 'Command Line Tools for Xcode', recommended: true, restart: false },
+        { label: 'macOS Sonoma 14.7.2-23H311', title: 'macOS Sonoma 14.7.2', recommended: true, restart: true },
+        { label: 'macOS Sequoia 15.2-24C101', title: 'macOS Sequoia 15.2', recommended: true, restart: true },
+      ],
+    });
   });
 
   it('says none only when softwareupdate says so, and unknown otherwise (offline)', () => {
