@@ -1,5 +1,4 @@
 import { X509Certificate } from 'node:crypto';
-import { request } from 'node:https';
 import { sha256Hex, splitPem } from './certs.js';
 import { IdentityError } from './errors.js';
 import type { ProvisionerRef } from './token.js';
@@ -41,7 +40,9 @@ interface RequestOptions {
   timeoutMs: number;
 }
 
-function httpRequest(url: string, opts: RequestOptions): Promise<HttpResult> {
+async function httpRequest(url: string, opts: RequestOptions): Promise<HttpResult> {
+  // The daemon talks to the CA once a renewal is due, so TLS is loaded then, not kept resident from the start.
+  const { request } = await import('node:https');
   const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
   return new Promise((resolve, reject) => {
     const req = request(
