@@ -237,9 +237,11 @@ export class SqliteStorage implements Storage {
   }
 
   async close(): Promise<void> {
-    if (this.batch.length > 0) this.commitBatch();
-    // Let acknowledgements already promised finish before the WAL goes away.
-    while (this.syncing) await this.syncing.catch(() => undefined);
+    // Commit what is queued and let the acknowledgements already promised finish before the WAL goes away.
+    while (this.syncing || this.batch.length > 0) {
+      if (!this.syncing) this.commitBatch();
+      await this.syncing?.catch(() => undefined);
+    }
     this.db.close();
     closeSync(this.walFd);
   }
@@ -272,12 +274,15 @@ export class SqliteStorage implements Storage {
   private afterSync(): void {
     this.syncing = null;
     const waiting = this.nextSync.splice(0);
+    // Reports that arrived while the disk was busy go into one transaction now, covered by the next flush.
+    if (this.batch.length > 0) this.commitBatch();
     if (waiting.length === 0) return;
     if (this.failed) {
       for (const w of waiting) w.reject(this.failed);
       return;
     }
-    this.startSync().then(
+    // The flush commitBatch may just have started also began after these waiters' commits.
+    this.runningOrNewSync().then(
       () => {
         for (const w of waiting) w.resolve();
       },
@@ -285,6 +290,10 @@ export class SqliteStorage implements Storage {
         for (const w of waiting) w.reject(err);
       },
     );
+  }
+
+  private runningOrNewSync(): Promise<void> {
+    return this.syncing ?? this.startSync();
   }
 
   /** Runs a synchronous write, then waits until it is durable. */
@@ -362,21 +371,29 @@ export class SqliteStorage implements Storage {
   }
 
   /**
-   * Group commit: reports arriving in the same event-loop turn share one transaction and one WAL flush, so
-   * under load the per-commit cost is paid once per batch instead of once per report. Each caller gets its
-   * result only after that flush; if the transaction or the flush fails, every report of the batch fails.
+   * Group commit: reports share one transaction and one WAL flush, so under load the per-commit cost is paid
+   * once per batch instead of once per report. A batch is what arrived in one event-loop turn, or, while a
+   * flush is running, everything that arrives until it ends: those reports could not be acknowledged before
+   * the next flush anyway, and one bigger transaction writes hot pages (the device rows, the index tails)
+   * once instead of once per turn. Each caller gets its result only after the flush covering its commit; if
+   * the transaction or the flush fails, every report of the batch fails.
    */
   ingestReport(r: NewReport): Promise<{ inserted: boolean; becameLatest: boolean }> {
     return new Promise((resolve, reject) => {
       this.batch.push({ r, resolve, reject });
       if (this.batch.length === 1) setImmediate(() => {
-        this.commitBatch();
+        // While a flush runs, afterSync commits the batch when it ends.
+        if (!this.syncing && this.batch.length > 0) this.commitBatch();
       });
     });
   }
 
   private commitBatch(): void {
     const batch = this.batch.splice(0);
+    if (this.failed) {
+      for (const b of batch) b.reject(this.failed);
+      return;
+    }
     let results: { inserted: boolean; becameLatest: boolean }[];
     try {
       results = this.ingestTx(batch.map((b) => b.r));

@@ -129,6 +129,24 @@ describe('report ingest is acknowledged only once durable', () => {
     expect((detail.json as { latestReport: { device: { hostname: string } } }).latestReport.device.hostname).toBe('ws-0142');
   });
 
+  it('gathers reports that arrive during a flush into one transaction committed when it ends', async () => {
+    const r = await start();
+    const seqs = async () => {
+      const hist = await call(r.pki.rootPem, `${r.cp.url}/v1/admin/devices/dev-durable/reports`, { token: ADMIN_TOKEN });
+      return reportHistorySchema.parse(hist.json).reports.map((x) => x.seq).sort();
+    };
+    r.gate.held = true;
+    const first = post(r, randomUUID(), 1);
+    await until(() => r.gate.pending > 0);
+    const later = [post(r, randomUUID(), 2), post(r, randomUUID(), 3)];
+    await new Promise((res) => setTimeout(res, 150));
+    // Only the first batch is committed; the others wait for the disk, uncommitted and unanswered.
+    expect(await seqs()).toEqual([1]);
+    r.gate.release();
+    expect((await Promise.all([first, ...later])).map((x) => x.status)).toEqual([200, 200, 200]);
+    expect(await seqs()).toEqual([1, 2, 3]);
+  });
+
   it('fails every report of a batch whose flush fails, and acknowledges nothing after that', async () => {
     const r = await start();
     r.gate.held = true;
