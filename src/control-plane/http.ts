@@ -28,6 +28,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     principal: Principal | null;
+    /** A JSON body as it arrived (gzip bytes or text), so a report can be stored without re-serialising it. */
+    rawJson: Buffer | string | null;
   }
 }
 
@@ -143,6 +145,7 @@ export function buildApp(o: HttpOptions) {
   };
 
   app.decorateRequest('principal', null);
+  app.decorateRequest('rawJson', null);
 
   app.addHook('onRequest', async (req) => {
     if (req.routeOptions.url === undefined) return; // the 404 handler
@@ -173,13 +176,14 @@ export function buildApp(o: HttpOptions) {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
     const enc = req.headers['content-encoding']?.trim().toLowerCase();
     let text: string;
-    if (enc === undefined || enc === '' || enc === 'identity') text = body.toString('utf8');
+    if (enc === undefined || enc === '' || enc === 'identity') req.rawJson = text = body.toString('utf8');
     else if (enc !== 'gzip') {
       done(fail(415, 'bad-request', `unsupported Content-Encoding ${enc}; use gzip or none`), undefined);
       return;
     } else {
       try {
         text = gunzipSync(body, { maxOutputLength: o.bodyLimitBytes }).toString('utf8');
+        req.rawJson = body;
       } catch (err) {
         const tooLarge = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
         done(
@@ -272,7 +276,7 @@ export function buildApp(o: HttpOptions) {
 
   app.post('/v1/reports', { config: { auth: 'device' } }, async (req) => {
     const { device, cert } = deviceOf(req);
-    return o.service.ingest(device, cert, parseEnvelope(req.body));
+    return o.service.ingest(device, cert, parseEnvelope(req.body), req.rawJson ?? undefined);
   });
 
   app.get('/v1/directives', { config: { auth: 'device' } }, (req) => o.service.directivesFor(deviceOf(req).device));

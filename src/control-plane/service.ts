@@ -160,7 +160,8 @@ export class ControlPlaneService {
     return device;
   }
 
-  async ingest(device: StoredDevice, cert: CertInfo, env: ReportEnvelope): Promise<ReportAck> {
+  /** `raw` is the envelope as received (see NewReport.raw); it must be the bytes `env` was parsed from. */
+  async ingest(device: StoredDevice, cert: CertInfo, env: ReportEnvelope, raw?: Buffer | string): Promise<ReportAck> {
     // Recomputed from the statuses: the server's policy decides, not what the agent concluded.
     const { accessLevel } = evaluate(this.policy, env.report.results);
     const receivedAt = this.now();
@@ -174,6 +175,7 @@ export class ControlPlaneService {
       cert,
       answersRecheck: env.inResponseTo ?? null,
       report: env.report,
+      ...(raw === undefined ? {} : { raw }),
     });
     let current = device;
     if (res.inserted) {

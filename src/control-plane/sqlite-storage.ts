@@ -1,5 +1,7 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { ACCESS_LEVELS, policySchema, type AccessLevel, type Policy } from '../policy/schema.js';
 import type { CertInfo } from '../protocol/admin.js';
@@ -15,7 +17,8 @@ import type {
   StoredSecret,
 } from './storage.js';
 
-const SCHEMA_VERSION = 1;
+/** 2: `reports.body` holds the envelope as the agent sent it (gzip BLOB or JSON text), not the bare report. */
+const SCHEMA_VERSION = 2;
 
 const MIGRATIONS = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,7 +75,7 @@ interface ReportRow {
   generated_at: string;
   received_at: number;
   access_level: string;
-  body: string;
+  body: string | Buffer;
 }
 
 function level(v: string | null): AccessLevel | null {
@@ -121,11 +124,30 @@ function toMeta(r: ReportRow): StoredReportMeta {
   };
 }
 
+export interface SqliteStorageOptions {
+  /** Flushes the WAL file to stable storage. Tests substitute it to hold a commit open or make it fail. */
+  syncWal?: (fd: number) => Promise<void>;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** A stored report body: the envelope, gzip-compressed (BLOB) or as JSON text. */
+function envelopeReport(body: string | Buffer): unknown {
+  const text = typeof body === 'string' ? body : gunzipSync(body).toString('utf8');
+  const env = JSON.parse(text) as { report?: unknown };
+  return env.report;
+}
+
 /**
- * SQLite in WAL mode: readers never block the writer, and `synchronous=NORMAL` makes a commit an append to
- * the WAL without an fsync; a power cut can lose the last commits but never corrupts the database. The
- * agent's outbox re-sends anything not acknowledged, so that trade is safe here. Statements are prepared
- * once; better-sqlite3 is synchronous, which on one node process is the fastest SQLite access there is.
+ * SQLite in WAL mode. Nothing is acknowledged before it is durable: every write resolves only after the WAL
+ * holding it has been flushed with fdatasync, which is what `synchronous=FULL` adds over `NORMAL` in WAL mode
+ * (one WAL sync per commit; checkpoint syncs are the same in both). Doing that flush ourselves, on libuv's
+ * thread pool, keeps the event loop serving TLS and parsing while the disk works, and lets one flush cover
+ * every commit made before it started (group commit). Statements are prepared once; better-sqlite3 is
+ * synchronous, which on one node process is the fastest SQLite access there is.
  */
 export class SqliteStorage implements Storage {
   private readonly db: Database.Database;
@@ -136,11 +158,21 @@ export class SqliteStorage implements Storage {
     resolve: (v: { inserted: boolean; becameLatest: boolean }) => void;
     reject: (err: unknown) => void;
   }[] = [];
+  private readonly walFd: number;
+  private readonly syncWal: (fd: number) => Promise<void>;
+  /** The flush under way, if any; commits made after it started wait for `nextSync`. */
+  private syncing: Promise<void> | null = null;
+  private nextSync: Waiter[] = [];
+  /** After a failed flush the page cache may hold data the disk lost; nothing more may be acknowledged. */
+  private failed: Error | null = null;
+  private readonly certJson = new WeakMap<CertInfo, string>();
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, opts: SqliteStorageOptions = {}) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    this.db = new Database(join(dataDir, 'control-plane.sqlite'));
+    const file = join(dataDir, 'control-plane.sqlite');
+    this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
+    // The per-commit WAL sync is ours (see the class comment); NORMAL still syncs around checkpoints.
     this.db.pragma('synchronous = NORMAL');
     // The CLI (`secret create`) may write while the server runs.
     this.db.pragma('busy_timeout = 5000');
@@ -149,7 +181,17 @@ export class SqliteStorage implements Storage {
     if (!ver) this.db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
     else if (Number(ver.value) > SCHEMA_VERSION) {
       throw new Error(`database schema ${ver.value} is newer than this control plane understands (${SCHEMA_VERSION})`);
+    } else if (Number(ver.value) < 2) {
+      this.db.transaction(() => {
+        this.db.exec("UPDATE reports SET body = json_object('report', json(body))");
+        this.db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(String(SCHEMA_VERSION));
+      }).immediate();
     }
+    // The WAL file exists from the first read in WAL mode and keeps its inode while this connection is open
+    // (SQLite only deletes it when the last connection closes). SQLite takes no locks on it, so a second
+    // descriptor cannot disturb SQLite's POSIX locks.
+    this.walFd = openSync(`${file}-wal`, 'r');
+    this.syncWal = opts.syncWal ?? promisify(fdatasync);
     const db = this.db;
     this.st = {
       insertSecret: db.prepare(
@@ -169,11 +211,16 @@ export class SqliteStorage implements Storage {
       setRecheck: db.prepare('UPDATE devices SET recheck_id = ?, recheck_at = ? WHERE id = ?'),
       insertReport: db.prepare(`INSERT OR IGNORE INTO reports (report_id, device_id, seq, generated_at, received_at, access_level, body)
         VALUES (?, ?, ?, ?, ?, ?, ?)`),
-      touchDevice: db.prepare(`UPDATE devices SET last_seen = MAX(COALESCE(last_seen, 0), @now), dropped = dropped + @dropped,
-        cert = @cert WHERE id = @id`),
-      makeLatest: db.prepare(`UPDATE devices SET last_seq = @seq, access_level = @level, latest_report_id = @reportId
-        WHERE id = @id AND (last_seq IS NULL OR last_seq < @seq)`),
-      answerRecheck: db.prepare('UPDATE devices SET recheck_id = NULL, recheck_at = NULL WHERE id = ? AND recheck_id = ?'),
+      // One statement for everything a new report changes on its device. SET expressions all see the row as it
+      // was, so the latest-by-seq test is the same in each CASE.
+      applyReport: db.prepare<Record<string, string | number | null>, { latest: number }>(`UPDATE devices SET
+          last_seen = MAX(COALESCE(last_seen, 0), @now), dropped = dropped + @dropped, cert = @cert,
+          recheck_id = CASE WHEN recheck_id = @answers THEN NULL ELSE recheck_id END,
+          recheck_at = CASE WHEN recheck_id = @answers THEN NULL ELSE recheck_at END,
+          access_level = CASE WHEN last_seq IS NULL OR last_seq < @seq THEN @level ELSE access_level END,
+          latest_report_id = CASE WHEN last_seq IS NULL OR last_seq < @seq THEN @reportId ELSE latest_report_id END,
+          last_seq = CASE WHEN last_seq IS NULL OR last_seq < @seq THEN @seq ELSE last_seq END
+        WHERE id = @id RETURNING latest_report_id = @reportId AS latest`),
       latestReport: db.prepare<[string], ReportRow>(
         'SELECT r.* FROM reports r JOIN devices d ON d.latest_report_id = r.report_id WHERE d.id = ?',
       ),
@@ -189,15 +236,77 @@ export class SqliteStorage implements Storage {
     this.ingestTx = db.transaction((reports: NewReport[]) => reports.map((r) => this.ingestOne(r)));
   }
 
-  close(): Promise<void> {
-    if (this.batch.length > 0) this.commitBatch();
+  async close(): Promise<void> {
+    // Commit what is queued and let the acknowledgements already promised finish before the WAL goes away.
+    while (this.syncing || this.batch.length > 0) {
+      if (!this.syncing) this.commitBatch();
+      await this.syncing?.catch(() => undefined);
+    }
     this.db.close();
-    return Promise.resolve();
+    closeSync(this.walFd);
+  }
+
+  /**
+   * Resolves once everything committed so far is on stable storage. A flush already running may have started
+   * before the caller's commit, so callers then wait for the one after it, which all of them share.
+   */
+  private durable(): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.syncing) return new Promise((resolve, reject) => this.nextSync.push({ resolve, reject }));
+    return this.startSync();
+  }
+
+  private startSync(): Promise<void> {
+    const run = this.syncWal(this.walFd).then(
+      () => {
+        this.afterSync();
+      },
+      (err: unknown) => {
+        this.failed = err instanceof Error ? err : new Error(String(err));
+        this.afterSync();
+        throw this.failed;
+      },
+    );
+    this.syncing = run;
+    return run;
+  }
+
+  private afterSync(): void {
+    this.syncing = null;
+    const waiting = this.nextSync.splice(0);
+    // Reports that arrived while the disk was busy go into one transaction now, covered by the next flush.
+    if (this.batch.length > 0) this.commitBatch();
+    if (waiting.length === 0) return;
+    if (this.failed) {
+      for (const w of waiting) w.reject(this.failed);
+      return;
+    }
+    // The flush commitBatch may just have started also began after these waiters' commits.
+    this.runningOrNewSync().then(
+      () => {
+        for (const w of waiting) w.resolve();
+      },
+      (err: unknown) => {
+        for (const w of waiting) w.reject(err);
+      },
+    );
+  }
+
+  private runningOrNewSync(): Promise<void> {
+    return this.syncing ?? this.startSync();
+  }
+
+  /** Runs a synchronous write, then waits until it is durable. */
+  private async write<T>(fn: () => T): Promise<T> {
+    const v = fn();
+    await this.durable();
+    return v;
   }
 
   createSecret(s: NewSecret): Promise<void> {
-    this.st.insertSecret.run(s.id, s.hash, s.label, s.createdAt, s.expiresAt, s.usesTotal, s.usesTotal);
-    return Promise.resolve();
+    return this.write(() => {
+      this.st.insertSecret.run(s.id, s.hash, s.label, s.createdAt, s.expiresAt, s.usesTotal, s.usesTotal);
+    });
   }
 
   getSecret(id: string): Promise<StoredSecret | null> {
@@ -213,7 +322,7 @@ export class SqliteStorage implements Storage {
       if (row.expires_at <= now) return 'expired';
       return this.st.takeUse.run(id).changes === 1 ? 'ok' : 'used-up';
     });
-    return Promise.resolve(tx.immediate());
+    return this.write(() => tx.immediate());
   }
 
   listSecrets(): Promise<StoredSecret[]> {
@@ -221,12 +330,13 @@ export class SqliteStorage implements Storage {
   }
 
   revokeSecret(id: string): Promise<boolean> {
-    return Promise.resolve(this.st.revokeSecret.run(id).changes === 1);
+    return this.write(() => this.st.revokeSecret.run(id).changes === 1);
   }
 
   enrollDevice(d: { id: string; facts: DeviceFacts; secretId: string; now: number }): Promise<void> {
-    this.st.enroll.run({ id: d.id, facts: JSON.stringify(d.facts), now: d.now, secretId: d.secretId });
-    return Promise.resolve();
+    return this.write(() => {
+      this.st.enroll.run({ id: d.id, facts: JSON.stringify(d.facts), now: d.now, secretId: d.secretId });
+    });
   }
 
   getDevice(id: string): Promise<StoredDevice | null> {
@@ -239,40 +349,51 @@ export class SqliteStorage implements Storage {
   }
 
   revokeDevice(id: string, now: number): Promise<boolean> {
-    return Promise.resolve(this.st.revokeDevice.run(now, id).changes === 1);
+    return this.write(() => this.st.revokeDevice.run(now, id).changes === 1);
   }
 
   setDeviceLevel(id: string, lvl: AccessLevel): Promise<void> {
-    this.st.setLevel.run(lvl, id);
-    return Promise.resolve();
+    return this.write(() => {
+      this.st.setLevel.run(lvl, id);
+    });
   }
 
   setAnnouncedLevel(id: string, lvl: AccessLevel, state: string): Promise<void> {
-    this.st.announce.run(lvl, state, id);
-    return Promise.resolve();
+    return this.write(() => {
+      this.st.announce.run(lvl, state, id);
+    });
   }
 
   setRecheck(id: string, recheck: { requestId: string; requestedAt: number } | null): Promise<void> {
-    this.st.setRecheck.run(recheck?.requestId ?? null, recheck?.requestedAt ?? null, id);
-    return Promise.resolve();
+    return this.write(() => {
+      this.st.setRecheck.run(recheck?.requestId ?? null, recheck?.requestedAt ?? null, id);
+    });
   }
 
   /**
-   * Group commit: reports arriving in the same event-loop turn share one transaction, so under load the
-   * per-commit cost (WAL append, locking) is paid once per batch instead of once per report. Each caller
-   * still gets its own result only after the batch has committed.
+   * Group commit: reports share one transaction and one WAL flush, so under load the per-commit cost is paid
+   * once per batch instead of once per report. A batch is what arrived in one event-loop turn, or, while a
+   * flush is running, everything that arrives until it ends: those reports could not be acknowledged before
+   * the next flush anyway, and one bigger transaction writes hot pages (the device rows, the index tails)
+   * once instead of once per turn. Each caller gets its result only after the flush covering its commit; if
+   * the transaction or the flush fails, every report of the batch fails.
    */
   ingestReport(r: NewReport): Promise<{ inserted: boolean; becameLatest: boolean }> {
     return new Promise((resolve, reject) => {
       this.batch.push({ r, resolve, reject });
       if (this.batch.length === 1) setImmediate(() => {
-        this.commitBatch();
+        // While a flush runs, afterSync commits the batch when it ends.
+        if (!this.syncing && this.batch.length > 0) this.commitBatch();
       });
     });
   }
 
   private commitBatch(): void {
     const batch = this.batch.splice(0);
+    if (this.failed) {
+      for (const b of batch) b.reject(this.failed);
+      return;
+    }
     let results: { inserted: boolean; becameLatest: boolean }[];
     try {
       results = this.ingestTx(batch.map((b) => b.r));
@@ -280,32 +401,44 @@ export class SqliteStorage implements Storage {
       for (const b of batch) b.reject(err);
       return;
     }
-    batch.forEach((b, i) => {
-      b.resolve(results[i] ?? { inserted: false, becameLatest: false });
-    });
+    this.durable().then(
+      () => {
+        batch.forEach((b, i) => {
+          b.resolve(results[i] ?? { inserted: false, becameLatest: false });
+        });
+      },
+      (err: unknown) => {
+        for (const b of batch) b.reject(err);
+      },
+    );
   }
 
   private ingestOne(r: NewReport): { inserted: boolean; becameLatest: boolean } {
-    const ins = this.st.insertReport.run(
-      r.reportId,
-      r.deviceId,
-      r.seq,
-      r.report.generatedAt,
-      r.receivedAt,
-      r.accessLevel,
-      JSON.stringify(r.report),
-    );
+    const body = r.raw ?? JSON.stringify({ reportId: r.reportId, seq: r.seq, dropped: r.dropped, report: r.report });
+    const ins = this.st.insertReport.run(r.reportId, r.deviceId, r.seq, r.report.generatedAt, r.receivedAt, r.accessLevel, body);
     if (ins.changes === 0) return { inserted: false, becameLatest: false };
-    this.st.touchDevice.run({ id: r.deviceId, now: r.receivedAt, dropped: r.dropped, cert: JSON.stringify(r.cert) });
-    const latest = this.st.makeLatest.run({ id: r.deviceId, seq: r.seq, level: r.accessLevel, reportId: r.reportId });
-    if (r.answersRecheck !== null) this.st.answerRecheck.run(r.deviceId, r.answersRecheck);
-    return { inserted: true, becameLatest: latest.changes === 1 };
+    let cert = this.certJson.get(r.cert);
+    if (cert === undefined) {
+      cert = JSON.stringify(r.cert);
+      this.certJson.set(r.cert, cert);
+    }
+    const row = this.st.applyReport.get({
+      id: r.deviceId,
+      now: r.receivedAt,
+      dropped: r.dropped,
+      cert,
+      answers: r.answersRecheck,
+      seq: r.seq,
+      level: r.accessLevel,
+      reportId: r.reportId,
+    });
+    return { inserted: true, becameLatest: row?.latest === 1 };
   }
 
   getLatestReport(deviceId: string): Promise<StoredReport | null> {
     const row = this.st.latestReport.get(deviceId);
     if (!row) return Promise.resolve(null);
-    return Promise.resolve({ ...toMeta(row), report: postureReportSchema.parse(JSON.parse(row.body)) });
+    return Promise.resolve({ ...toMeta(row), report: postureReportSchema.parse(envelopeReport(row.body)) });
   }
 
   listReports(deviceId: string, limit: number): Promise<StoredReportMeta[]> {
@@ -313,9 +446,11 @@ export class SqliteStorage implements Storage {
   }
 
   pruneReports(keep: number): Promise<number> {
-    let removed = 0;
-    for (const { id } of this.st.deviceIds.all()) removed += this.st.prune.run(id, keep).changes;
-    return Promise.resolve(removed);
+    return this.write(() => {
+      let removed = 0;
+      for (const { id } of this.st.deviceIds.all()) removed += this.st.prune.run(id, keep).changes;
+      return removed;
+    });
   }
 
   getPolicy(): Promise<Policy | null> {
@@ -324,7 +459,8 @@ export class SqliteStorage implements Storage {
   }
 
   setPolicy(policy: Policy, now: number): Promise<void> {
-    this.st.setPolicy.run(policy.version, JSON.stringify(policy), now);
-    return Promise.resolve();
+    return this.write(() => {
+      this.st.setPolicy.run(policy.version, JSON.stringify(policy), now);
+    });
   }
 }

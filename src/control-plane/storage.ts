@@ -86,6 +86,11 @@ export interface NewReport {
   /** Clears the pending recheck when the report answers it. */
   answersRecheck: string | null;
   report: PostureReport;
+  /**
+   * The envelope exactly as the agent sent it (gzip bytes, or JSON text), kept as the stored copy so the
+   * server does not re-serialise what it just parsed. Without it the store serialises the envelope itself.
+   */
+  raw?: Buffer | string;
 }
 
 export interface StoredReportMeta {

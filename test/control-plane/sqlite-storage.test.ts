@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SqliteStorage } from '../../src/control-plane/sqlite-storage.js';
 import { generateSecret } from '../../src/control-plane/secrets.js';
@@ -33,6 +35,51 @@ describe('SqliteStorage', () => {
     await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'y', now: 2 });
     expect(await s.ingestReport(report(0))).toEqual({ inserted: true, becameLatest: true });
     await s.close();
+  });
+
+  it('stores a report ID sent twice in one batch once, and both callers learn the same outcome as a retry would', async () => {
+    const s = new SqliteStorage(await mkdtemp(join(tmpdir(), 'vigil-sq-')));
+    await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
+    const r1 = report(1);
+    // Same turn of the event loop: one transaction.
+    const results = await Promise.all([s.ingestReport(r1), s.ingestReport({ ...r1 }), s.ingestReport(report(2))]);
+    expect(results).toEqual([
+      { inserted: true, becameLatest: true },
+      { inserted: false, becameLatest: false },
+      { inserted: true, becameLatest: true },
+    ]);
+    expect(await s.ingestReport({ ...r1 })).toEqual({ inserted: false, becameLatest: false });
+    expect((await s.listReports('dev-s1', 10)).map((r) => r.seq)).toEqual([2, 1]);
+    await s.close();
+  });
+
+  it('keeps the envelope as received (gzip or text) and reads the report back from it', async () => {
+    const s = new SqliteStorage(await mkdtemp(join(tmpdir(), 'vigil-sq-')));
+    await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
+    const gz = report(1, { report: sampleReport({ failing: ['firewall'] }) });
+    await s.ingestReport({ ...gz, raw: gzipSync(JSON.stringify({ protocolVersion: 1, reportId: gz.reportId, seq: 1, dropped: 0, report: gz.report })) });
+    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(gz.report);
+    const text = report(2);
+    await s.ingestReport({ ...text, raw: JSON.stringify({ protocolVersion: 1, reportId: text.reportId, seq: 2, dropped: 0, report: text.report }) });
+    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(text.report);
+    await s.close();
+  });
+
+  it('migrates a schema 1 database, whose bodies are bare reports', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
+    const s = new SqliteStorage(dir);
+    await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
+    const r = report(1);
+    await s.ingestReport(r);
+    await s.close();
+    // What schema 1 wrote: the report itself as the body.
+    const db = new Database(join(dir, 'control-plane.sqlite'));
+    db.prepare('UPDATE reports SET body = ?').run(JSON.stringify(r.report));
+    db.prepare("UPDATE meta SET value = '1' WHERE key = 'schema'").run();
+    db.close();
+    const again = new SqliteStorage(dir);
+    expect((await again.getLatestReport('dev-s1'))?.report).toEqual(r.report);
+    await again.close();
   });
 
   it('spends secret uses atomically and reports why a secret cannot be used', async () => {
