@@ -56,13 +56,26 @@ export function shellVolumeState(v: number | null): VolumeState {
 /** OS (0) and fixed data (1) volumes; removable drives (2) are out of scope. */
 const FIXED_VOLUME_TYPES = new Set([0, 1]);
 
+/**
+ * Win32_EncryptableVolume also lists the hidden recovery partition: no drive letter, type Data, fully decrypted
+ * (recorded: a 0.49 GB letterless Data volume beside C:, test/fixtures/win32/sections/bitlocker). Windows keeps
+ * it in the clear because WinRE boots from it, so it would fail every encrypted machine. Only a letterless volume
+ * BitLocker never touched is set aside; one that is encrypting or suspended is still judged.
+ */
+function isClearHiddenVolume(v: { DriveLetter: string | null; ConversionStatus: number | null }): boolean {
+  return v.DriveLetter === null && v.ConversionStatus === 0;
+}
+
 /** Every fixed volume must be encrypted with protection on; a suspended one is a fail (its key sits in the clear). */
 export function judgeBitLocker(p: Pick<Win32Posture, 'bitlocker' | 'bitlockerShell'>): Observation {
   let volumes: { volume: string; state: VolumeState; percent: number | null }[] | undefined;
   let source = 'Win32_EncryptableVolume';
+  let hiddenClear: string[] = [];
   if (p.bitlocker.error === null && p.bitlocker.value.length > 0) {
-    volumes = p.bitlocker.value
-      .filter((v) => v.VolumeType === null || FIXED_VOLUME_TYPES.has(v.VolumeType))
+    const fixed = p.bitlocker.value.filter((v) => v.VolumeType === null || FIXED_VOLUME_TYPES.has(v.VolumeType));
+    hiddenClear = fixed.filter(isClearHiddenVolume).map((v) => v.DeviceID ?? '?');
+    volumes = fixed
+      .filter((v) => !isClearHiddenVolume(v))
       .map((v) => ({ volume: v.DriveLetter ?? v.DeviceID ?? '?', state: cimVolumeState(v), percent: v.EncryptionPercentage }));
   } else if (p.bitlockerShell.value.length > 0) {
     source = 'Shell System.Volume.BitLockerProtection';
@@ -77,6 +90,8 @@ export function judgeBitLocker(p: Pick<Win32Posture, 'bitlocker' | 'bitlockerShe
   const evidence = {
     source,
     volumes: volumes.map((v): JsonValue => ({ volume: v.volume, state: v.state, percent: v.percent })),
+    // Named so a reviewer can see what was set aside; absent when nothing was.
+    ...(hiddenClear.length > 0 ? { hiddenUnencryptedVolumes: hiddenClear } : {}),
   };
   const bad = volumes.filter((v) => v.state !== 'protected');
   if (bad.length === 0) return { status: 'pass', evidence, reason: `BitLocker protects ${volumes.map((v) => v.volume).join(', ')}` };

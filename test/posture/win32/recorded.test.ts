@@ -21,10 +21,12 @@ import {
   osFromVerBanner,
   productsFrom,
   section,
+  sectionErrorFromRecord,
   volumeFromBitLockerJson,
   volumeFromBitLockerList,
   volumeFromManageBde,
   volumeFromOsqueryRow,
+  volumesFromBitLockerTable,
   win32TpmFrom,
 } from './recorded.js';
 
@@ -117,6 +119,48 @@ describe('disk-encryption on recorded BitLocker outputs', () => {
     const v = volumeFromOsqueryRow(section('bitlocker/stale-protection-status-win11-24h2.txt'));
     expect(v).toMatchObject({ DriveLetter: 'C:', ConversionStatus: 0, ProtectionStatus: 1 });
     expect(judgeBitLocker(composeProbe({ bitlocker: [v] }))).toMatchObject({ status: 'fail', reason: 'not protected: C: unencrypted' });
+  });
+});
+
+describe('disk-encryption on recorded machines with several volumes', () => {
+  it('fails five volumes, one encrypting, and names every one that is not protected (Microsoft Learn example)', () => {
+    const volumes = volumesFromBitLockerTable(section('bitlocker/five-volumes-learn-example.txt'));
+    expect(volumes.map((v) => [v.DriveLetter, v.VolumeType, v.ConversionStatus, v.EncryptionPercentage, v.ProtectionStatus])).toEqual([
+      ['D:', 1, 2, 1, 0],
+      ['E:', 1, 0, 0, 0],
+      ['C:', 0, 0, 0, 0],
+      ['F:', 1, 0, 0, 0],
+      ['G:', 1, 0, 0, 0],
+    ]);
+    expect(judgeBitLocker(composeProbe({ bitlocker: volumes }))).toMatchObject({
+      status: 'fail',
+      reason: 'not protected: D: encrypting 1%, E: unencrypted, C: unencrypted, F: unencrypted, G: unencrypted',
+    });
+  });
+
+  it('sets the letterless recovery partition aside and judges C: alone', () => {
+    const [hidden, c] = volumesFromBitLockerTable(section('bitlocker/letterless-data-volume.txt'));
+    expect(hidden).toMatchObject({ DriveLetter: null, VolumeType: 1, ConversionStatus: 0 });
+    expect(c).toMatchObject({ DriveLetter: 'C:', VolumeType: 0, ConversionStatus: 0 });
+    const obs = judgeBitLocker(composeProbe({ bitlocker: [hidden, c].filter((v) => v !== undefined) }));
+    // Before, the hidden volume was named too ("? unencrypted") and failed machines whose C: is protected.
+    expect(obs).toMatchObject({ status: 'fail', reason: 'not protected: C: unencrypted', evidence: { hiddenUnencryptedVolumes: ['?'] } });
+  });
+});
+
+describe('sections a standard user is denied, from recorded error records', () => {
+  it('Get-CimInstance access denied is PermissionDenied: BitLocker is requires-admin', () => {
+    const error = sectionErrorFromRecord(section('errors/get-ciminstance-access-denied.txt'));
+    expect(error).toEqual({ category: 'PermissionDenied', hresult: null });
+    const p = composeProbe({}, { bitlocker: error });
+    expect(judgeBitLocker(p)).toMatchObject({ status: 'unknown', reason: expect.stringMatching(/^requires-admin: /) as unknown });
+  });
+
+  it('Get-MpComputerStatus refused by the CIM server is ResourceUnavailable: edr-running is unknown, not a fail', () => {
+    const error = sectionErrorFromRecord(section('errors/get-mpcomputerstatus-access-denied.txt'));
+    expect(error).toEqual({ category: 'ResourceUnavailable', hresult: null });
+    const p = composeProbe({ processes: [] }, { defender: error });
+    expect(judgeWin32Edr(p, 7)).toMatchObject({ status: 'unknown', reason: 'neither Defender nor Windows Security Center could be queried' });
   });
 });
 

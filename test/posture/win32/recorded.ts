@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../helpers.js';
 import { parseProbeOutput } from '../../../src/posture/probes.js';
-import { WIN32_POSTURE_PROBE, type Win32Posture } from '../../../src/posture/win32/probe.js';
+import { WIN32_POSTURE_PROBE, type SectionError, type Win32Posture } from '../../../src/posture/win32/probe.js';
 
 export function section(rel: string): string {
   return readFileSync(join(ROOT, 'test', 'fixtures', 'win32', 'sections', rel), 'utf8');
@@ -199,6 +199,46 @@ export function volumeFromManageBde(text: string, driveLetter: string | null, vo
   };
 }
 
+/**
+ * Get-BitLockerVolume's default table view. The header spans two lines ("Mount"/"Point", …), so columns are read
+ * by position from the dash line: VolumeType, MountPoint, CapacityGB, VolumeStatus, EncryptionPercentage,
+ * KeyProtector, AutoUnlockEnabled, ProtectionStatus. The table cuts a volume path to "\\..."; such a volume has no
+ * drive letter, which is all Win32_EncryptableVolume would say (its DeviceID is not shown: null).
+ */
+export function volumesFromBitLockerTable(text: string): Volume[] {
+  const lines = text.split(/\r?\n/);
+  const dashIndex = lines.findIndex((l) => /^-+(\s+-+)+\s*$/.test(l));
+  const dashes = lines[dashIndex];
+  if (dashes === undefined) throw new Error('no Get-BitLockerVolume table');
+  const starts = [...dashes.matchAll(/-+/g)].map((m) => m.index);
+  return lines
+    .slice(dashIndex + 1)
+    .filter((l) => l.trim() !== '')
+    .map((line) => {
+      const cell = (i: number): string => line.slice(starts[i] ?? line.length, starts[i + 1] ?? line.length).trim();
+      const mount = cell(1);
+      return {
+        DeviceID: null,
+        DriveLetter: /^[A-Z]:$/.test(mount) ? mount : null,
+        VolumeType: VOLUME_TYPE[cell(0)] ?? null,
+        ProtectionStatus: PROTECTION_STATUS[cell(7)] ?? null,
+        ConversionStatus: VOLUME_STATUS[cell(3)] ?? null,
+        EncryptionPercentage: int(cell(4)),
+      };
+    });
+}
+
+/**
+ * Invoke-Section's error for a recorded PowerShell error record: CategoryInfo's category. posture.ps1 also sends
+ * Exception.HResult, which an error record does not print (its "HRESULT 0x…" is the CIM status inside the
+ * FullyQualifiedErrorId), so hresult is null.
+ */
+export function sectionErrorFromRecord(text: string): SectionError {
+  const category = /CategoryInfo\s*:\s*(\w+):/.exec(text)?.[1];
+  if (!category) throw new Error('no CategoryInfo in the error record');
+  return { category, hresult: null };
+}
+
 /** A row of osquery's bitlocker_info table, whose columns are the Win32_EncryptableVolume properties. */
 export function volumeFromOsqueryRow(text: string): Volume {
   const row = /^\|\s*([A-Z]:)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|/m.exec(text);
@@ -213,12 +253,21 @@ type Sections = Omit<Win32Posture, 'probeVersion'>;
 
 /**
  * A whole posture.ps1 output: recorded sections wrapped as Invoke-Section wraps them ({value, error: null}), every
- * other section NOT_RECORDED. It is serialized and parsed back through the probe contract, like a live run.
+ * other section NOT_RECORDED; `failed` sections carry a recorded error instead. It is serialized and parsed back
+ * through the probe contract, like a live run.
  */
-export function composeProbe(recorded: { [K in keyof Sections]?: Sections[K]['value'] }): Win32Posture {
+export function composeProbe(
+  recorded: { [K in keyof Sections]?: Sections[K]['value'] },
+  failed: { [K in keyof Sections]?: SectionError } = {},
+): Win32Posture {
   const keys = Object.keys(WIN32_POSTURE_PROBE.schema.shape).filter((k) => k !== 'probeVersion');
   const out: Record<string, unknown> = { probeVersion: 1 };
   const given: Readonly<Record<string, unknown>> = recorded;
-  for (const k of keys) out[k] = Object.hasOwn(given, k) ? { value: given[k], error: null } : NOT_RECORDED;
+  const errors: Readonly<Record<string, SectionError | undefined>> = failed;
+  for (const k of keys) {
+    const error = errors[k];
+    // A failed section is what Invoke-Section's catch returns: no value, the error.
+    out[k] = error ? { value: null, error } : Object.hasOwn(given, k) ? { value: given[k], error: null } : NOT_RECORDED;
+  }
   return parseProbeOutput(WIN32_POSTURE_PROBE, JSON.stringify(out));
 }
