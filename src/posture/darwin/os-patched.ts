@@ -10,6 +10,7 @@ const LIST_WAIT_MS = 3000;
 
 interface PlistUpdates {
   lastSuccessfulCheck: string | null;
+  /** "Display Name Display Version" of each listed update. */
   pending: string[];
   /** LastRecommendedUpdatesAvailable: macOS sometimes counts updates without listing them. */
   recommendedCount: number;
@@ -18,23 +19,25 @@ interface PlistUpdates {
 /**
  * macOS's own background check records its result in /Library/Preferences/com.apple.SoftwareUpdate.plist
  * (LastSuccessfulDate, RecommendedUpdates), which is free to read; `softwareupdate --list` is the fresh answer.
+ * An entry without a Display Name is left unnamed (counted, not listed): its Identifier cannot be judged as
+ * OS or app by the rules of isMacosUpdate.
  */
 export function plistUpdates(xml: string | null): PlistUpdates | undefined {
   const d = plistDict(xml);
   if (!d) return undefined;
   const last = d.LastSuccessfulDate;
   const recs = Array.isArray(d.RecommendedUpdates) ? d.RecommendedUpdates : [];
-  const pending = recs.map((r: JsonValue) => {
-    if (typeof r !== 'object' || r === null || Array.isArray(r)) return '?';
-    const name = r['Display Name'] ?? r.Identifier;
+  const pending = recs.flatMap((r: JsonValue) => {
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) return [];
+    const name = r['Display Name'];
     const version = r['Display Version'];
-    return `${typeof name === 'string' ? name : '?'}${typeof version === 'string' ? ` ${version}` : ''}`;
+    return typeof name === 'string' ? [`${name}${typeof version === 'string' ? ` ${version}` : ''}`] : [];
   });
   const count = d.LastRecommendedUpdatesAvailable;
   return {
     lastSuccessfulCheck: typeof last === 'string' ? last : null,
     pending,
-    recommendedCount: Math.max(pending.length, typeof count === 'number' ? count : 0),
+    recommendedCount: Math.max(recs.length, typeof count === 'number' ? count : 0),
   };
 }
 
@@ -46,7 +49,58 @@ export function isMajorUpgrade(title: string, productVersion: string | null): bo
 }
 
 /**
- * Recommended updates pending (security content and OS updates are always "Recommended: YES") is a fail.
+ * Updates of macOS itself, by the names Apple gives them: minor and security releases ("macOS Sonoma 14.7.2",
+ * "macOS Security Response 13.2 (a)"), Rapid Security Responses and their successor Background Security
+ * Improvements, and the "Security Update 2021-005" releases for older majors. Everything else Software Update
+ * offers (Safari, Command Line Tools, printer drivers, config data) is not the OS's patch level: Kolide and
+ * Fleet judge macOS patching the same way, and counting a pending Command Line Tools update failed developers'
+ * Macs whose OS was current.
+ */
+const MACOS_UPDATE = [/^macOS\s/, /Security Response|Background Security Improvement/i, /^Security Update \d{4}-\d{3}\b/];
+
+export function isMacosUpdate(...names: string[]): boolean {
+  return names.some((n) => MACOS_UPDATE.some((re) => re.test(n.trim())));
+}
+
+interface Offered {
+  /** Title first; the label is a second chance to recognise an OS update. */
+  names: [string, ...string[]];
+  /** Recommended or needing a restart: Apple marks every macOS and security update so. */
+  counts: boolean;
+}
+
+interface SortedUpdates {
+  pending: string[];
+  majorUpgrades: string[];
+  otherUpdates: string[];
+}
+
+function sortOffered(offered: Offered[], productVersion: string | null): SortedUpdates {
+  const sorted: SortedUpdates = { pending: [], majorUpgrades: [], otherUpdates: [] };
+  for (const { names, counts } of offered) {
+    const [title] = names;
+    if (!isMacosUpdate(...names) || !counts) sorted.otherUpdates.push(title);
+    else if (isMajorUpgrade(title, productVersion)) sorted.majorUpgrades.push(title);
+    else sorted.pending.push(title);
+  }
+  return sorted;
+}
+
+/** The sorted names become the evidence; a pending macOS update decides the check. */
+function failOnPending(sorted: SortedUpdates, evidence: Evidence): Observation | undefined {
+  Object.assign(evidence, sorted);
+  return sorted.pending.length > 0
+    ? { status: 'fail', evidence, reason: `macOS updates are waiting to be installed: ${sorted.pending.join(', ')}` }
+    : undefined;
+}
+
+function notCounted(sorted: SortedUpdates): string {
+  const rest = [...sorted.otherUpdates, ...sorted.majorUpgrades];
+  return rest.length > 0 ? ` (not counted: ${rest.join(', ')})` : '';
+}
+
+/**
+ * A pending update of macOS itself is a fail; other updates and major upgrades are evidence only.
  * Apple publishes no release date per update, so the policy's patch age is applied to the last successful
  * check instead: a Mac that has not reached Apple's catalog for longer than that is unknown, not up to date.
  */
@@ -64,26 +118,31 @@ export function judgeDarwinPatches(
   };
   if (list && list.stdout !== null) {
     const parsed = parseSoftwareUpdateList(list.stdout, list.stderr ?? '');
-    if (parsed.state === 'none') return { status: 'pass', evidence: { ...evidence, pending: [] }, reason: 'no updates are pending' };
+    if (parsed.state === 'none') {
+      return { status: 'pass', evidence: { ...evidence, pending: [], majorUpgrades: [], otherUpdates: [] }, reason: 'no updates are pending' };
+    }
     if (parsed.state === 'pending') {
-      const recommended = parsed.updates
-        .filter((u) => (u.recommended || u.restart) && !isMajorUpgrade(u.title, productVersion))
-        .map((u) => u.title);
-      evidence.pending = parsed.updates.map((u) => u.title);
-      return recommended.length > 0
-        ? { status: 'fail', evidence, reason: `updates are waiting to be installed: ${recommended.join(', ')}` }
-        : { status: 'pass', evidence, reason: 'only optional updates or major upgrades are pending' };
+      const sorted = sortOffered(
+        parsed.updates.map((u) => ({ names: [u.title, u.label], counts: u.recommended || u.restart })),
+        productVersion,
+      );
+      return failOnPending(sorted, evidence) ?? { status: 'pass', evidence, reason: `no macOS update is pending${notCounted(sorted)}` };
     }
   }
   if (!fromPlist) return { status: 'unknown', evidence, reason: 'could not read the software update status' };
   evidence.source = 'com.apple.SoftwareUpdate';
-  evidence.pending = fromPlist.pending;
   evidence.recommendedCount = fromPlist.recommendedCount;
-  const patches = fromPlist.pending.filter((t) => !isMajorUpgrade(t, productVersion));
-  if (patches.length > 0) return { status: 'fail', evidence, reason: `updates are waiting to be installed: ${patches.join(', ')}` };
-  // A count without a list cannot be told apart from a major upgrade, so it counts as pending.
-  if (fromPlist.pending.length === 0 && fromPlist.recommendedCount > 0) {
-    return { status: 'fail', evidence, reason: `${fromPlist.recommendedCount} recommended update(s) are waiting to be installed` };
+  const sorted = sortOffered(fromPlist.pending.map((name) => ({ names: [name], counts: true })), productVersion);
+  const failed = failOnPending(sorted, evidence);
+  if (failed) return failed;
+  // The count also covers Safari, Command Line Tools and major upgrades, so unnamed updates prove nothing either way.
+  const unnamed = fromPlist.recommendedCount - fromPlist.pending.length;
+  if (unnamed > 0) {
+    return {
+      status: 'unknown',
+      evidence,
+      reason: `macOS counts ${unnamed} recommended update(s) without naming them, so they cannot be told apart from app updates`,
+    };
   }
   const last = fromPlist.lastSuccessfulCheck === null ? Number.NaN : Date.parse(fromPlist.lastSuccessfulCheck);
   if (Number.isNaN(last)) return { status: 'unknown', evidence, reason: 'macOS has no record of a successful update check' };
@@ -91,7 +150,7 @@ export function judgeDarwinPatches(
   evidence.lastCheckAgeDays = ageDays;
   return ageDays > maxPatchAgeDays
     ? { status: 'unknown', evidence, reason: `the last successful update check was ${ageDays} days ago (offline?)` }
-    : { status: 'pass', evidence, reason: 'no updates were pending at the last check' };
+    : { status: 'pass', evidence, reason: `no macOS update was pending at the last check${notCounted(sorted)}` };
 }
 
 export const osPatched: PlatformCheck = {

@@ -9,7 +9,7 @@ import { judgeDarwinFirewall } from '../../../src/posture/darwin/firewall.js';
 import { judgeGatekeeper } from '../../../src/posture/darwin/gatekeeper.js';
 import { judgeDarwinMdm } from '../../../src/posture/darwin/mdm-enrolled.js';
 import { judgeDarwinScreenLock } from '../../../src/posture/darwin/screen-lock.js';
-import { judgeDarwinPatches, isMajorUpgrade, plistUpdates } from '../../../src/posture/darwin/os-patched.js';
+import { judgeDarwinPatches, isMacosUpdate, isMajorUpgrade, plistUpdates } from '../../../src/posture/darwin/os-patched.js';
 import { judgeMacosVersion } from '../../../src/posture/darwin/os-version.js';
 import { judgeDarwinAutoUpdates } from '../../../src/posture/darwin/auto-updates.js';
 import { judgeRemoteLogin } from '../../../src/posture/darwin/ssh-server.js';
@@ -125,24 +125,80 @@ describe('os-version and os-patched', () => {
   const now = new Date('2023-05-10T00:00:00Z');
   const list = (text: string) => ({ probeVersion: 1 as const, exitCode: 0, stdout: text, stderr: '' });
 
-  it('fails on pending patches but not on an offered major upgrade', () => {
-    expect(judgeDarwinPatches(list(fixture('softwareupdate/ventura-pre-13.6-pending.txt')), null, '13.5.2', now, 30).reason).toBe(
-      'updates are waiting to be installed: Safari, macOS Ventura 13.6',
-    );
-    expect(judgeDarwinPatches(list(fixture('softwareupdate/ventura-13.6-major-only.txt')), null, '13.6', now, 30).status).toBe('pass');
+  it('fails on a pending macOS update but not on an offered major upgrade', () => {
+    expect(judgeDarwinPatches(list(fixture('softwareupdate/ventura-pre-13.6-pending.txt')), null, '13.5.2', now, 30)).toMatchObject({
+      status: 'fail',
+      reason: 'macOS updates are waiting to be installed: macOS Ventura 13.6',
+      evidence: { pending: ['macOS Ventura 13.6'], majorUpgrades: ['macOS Sonoma 14.0'], otherUpdates: ['Safari'] },
+    });
+    expect(judgeDarwinPatches(list(fixture('softwareupdate/ventura-13.6-major-only.txt')), null, '13.6', now, 30)).toMatchObject({
+      status: 'pass',
+      reason: 'no macOS update is pending (not counted: macOS Sonoma 14.0)',
+    });
     expect(judgeDarwinPatches(list(fixture('softwareupdate/none.txt')), null, '13.6', now, 30).status).toBe('pass');
-    // A Sonoma Mac offered its own patch and Sequoia: only the Sonoma patch and the app updates count.
+    // A Sonoma Mac offered its own patch and Sequoia: only the Sonoma patch counts; Safari and the CLT are evidence.
     expect(judgeDarwinPatches(list(fixture('softwareupdate/sonoma-14.7.2-and-sequoia-15.2-pending.txt')), null, '14.7.1', now, 30)).toMatchObject({
       status: 'fail',
-      reason: 'updates are waiting to be installed: Safari, Command Line Tools for Xcode, macOS Sonoma 14.7.2',
-      evidence: { pending: ['Safari', 'Command Line Tools for Xcode', 'macOS Sonoma 14.7.2', 'macOS Sequoia 15.2'] },
+      reason: 'macOS updates are waiting to be installed: macOS Sonoma 14.7.2',
+      evidence: {
+        pending: ['macOS Sonoma 14.7.2'],
+        majorUpgrades: ['macOS Sequoia 15.2'],
+        otherUpdates: ['Safari', 'Command Line Tools for Xcode'],
+      },
     });
     // A Ventura VM offered 13.7.4 and Sequoia 15.3.1 (the Sequoia label format of macOS 15).
     expect(judgeDarwinPatches(list(fixture('softwareupdate/ventura-13.7-pending.txt')), null, '13.7.3', now, 30).reason).toBe(
-      'updates are waiting to be installed: Safari, macOS Ventura 13.7.4',
+      'macOS updates are waiting to be installed: macOS Ventura 13.7.4',
     );
     expect(isMajorUpgrade('macOS Sequoia 15.3.1', '13.7.3')).toBe(true);
     expect(isMajorUpgrade('macOS Ventura 13.7.4', '13.7.3')).toBe(false);
+    expect(isMajorUpgrade('macOS Security Response 13.2 (a)', '13.2')).toBe(false);
+  });
+
+  it('does not fail a current macOS on pending Command Line Tools or Safari updates', () => {
+    expect(judgeDarwinPatches(list(fixture('softwareupdate/catalina-clt-only.txt')), null, '10.15.2', now, 30)).toMatchObject({
+      status: 'pass',
+      reason: 'no macOS update is pending (not counted: Command Line Tools for Xcode, Command Line Tools for Xcode)',
+      evidence: { pending: [], majorUpgrades: [], otherUpdates: ['Command Line Tools for Xcode', 'Command Line Tools for Xcode'] },
+    });
+    expect(judgeDarwinPatches(list(fixture('softwareupdate/ventura-safari-only.txt')), null, '13.6.4', now, 30)).toMatchObject({
+      status: 'pass',
+      evidence: { pending: [], otherUpdates: ['Safari'] },
+    });
+  });
+
+  it('fails on a pending Rapid Security Response', () => {
+    expect(judgeDarwinPatches(list(fixture('softwareupdate/ventura-13.2-rsr-pending.txt')), null, '13.2', now, 30)).toMatchObject({
+      status: 'fail',
+      reason: 'macOS updates are waiting to be installed: macOS Security Response 13.2 (a)',
+      evidence: { pending: ['macOS Security Response 13.2 (a)'], otherUpdates: [] },
+    });
+  });
+
+  it('tells macOS updates from other updates by their names', () => {
+    // Titles and labels as softwareupdate printed them (see the fixture README for each source).
+    for (const os of [
+      'macOS Sonoma 14.7.2',
+      'macOS Ventura 13.7.4-22H420',
+      'macOS Security Response 13.3.1 (a)-22E772610a',
+      // Mojave's pre-10.15 list title (MagerValp/AutoDMGUpdateProfiles#91); no "* Label:" list of one was found.
+      'Security Update 2020-005 (10.14.6)',
+    ]) {
+      expect(isMacosUpdate(os), os).toBe(true);
+    }
+    // Apple's names for the feature (eclecticlight.co; Apple Platform Deployment), not a recorded list line.
+    expect(isMacosUpdate('Rapid Security Response'), 'RSR').toBe(true);
+    expect(isMacosUpdate('Background Security Improvement'), 'BSI').toBe(true);
+    for (const other of [
+      'Safari',
+      'Safari18.2SonomaAuto-18.2',
+      'Command Line Tools for Xcode',
+      'Command Line Tools (macOS Sierra version 10.12) for Xcode-8.1',
+      'XProtectPlistConfigData_10_15-5346',
+      'StuffIt Expander Security Update',
+    ]) {
+      expect(isMacosUpdate(other), other).toBe(false);
+    }
   });
 
   it('falls back to com.apple.SoftwareUpdate when the list is not ready or offline', () => {
@@ -151,9 +207,48 @@ describe('os-version and os-patched', () => {
     expect(judgeDarwinPatches(undefined, none, '13.3.1', now, 30)).toMatchObject({ status: 'pass', evidence: { lastCheckAgeDays: 5 } });
     expect(judgeDarwinPatches(list('Software Update Tool\n'), none, '13.3.1', now, 30).status).toBe('pass');
     expect(judgeDarwinPatches(undefined, none, '13.3.1', new Date('2023-08-01T00:00:00Z'), 30).status).toBe('unknown');
-    // The real plist counts one update without listing it.
-    expect(judgeDarwinPatches(undefined, fixture('plists/SoftwareUpdate-13.3.1-one-update.plist'), '13.3.1', now, 30).status).toBe('fail');
     expect(judgeDarwinPatches(undefined, null, '13.3.1', now, 30).status).toBe('unknown');
+  });
+
+  it('is unknown when the plist counts updates without naming them', () => {
+    // The real plist counts one recommended update and lists none: it may be Safari or the CLT as well as macOS.
+    const one = judgeDarwinPatches(undefined, fixture('plists/SoftwareUpdate-13.3.1-one-update.plist'), '13.3.1', now, 30);
+    expect(one).toMatchObject({ status: 'unknown', evidence: { recommendedCount: 1, pending: [] } });
+    expect(one.reason).toContain('1 recommended update(s) without naming them');
+  });
+
+  it('judges the updates the plist names like the list', () => {
+    // Assembled in the layout of the recorded 13.3.1 plists with RecommendedUpdates entries filled in; the MSU_UPDATE
+    // identifier is the one Macjutsu/super#151 logged for 13.6 (see the fixture README).
+    const su = (entries: Record<string, string>[]) => {
+      const dicts = entries.map((e) => `<dict>${Object.entries(e).map(([k, v]) => `<key>${k}</key><string>${v}</string>`).join('')}</dict>`);
+      return [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<plist version="1.0">',
+        '<dict>',
+        '\t<key>LastSuccessfulDate</key>',
+        '\t<date>2023-05-08T00:00:00Z</date>',
+        '\t<key>LastRecommendedUpdatesAvailable</key>',
+        `\t<integer>${String(entries.length)}</integer>`,
+        '\t<key>RecommendedUpdates</key>',
+        `\t<array>${dicts.join('')}</array>`,
+        '</dict>',
+        '</plist>',
+      ].join('\n');
+    };
+    const clt = { 'Display Name': 'Command Line Tools for Xcode', 'Display Version': '14.3' };
+    expect(judgeDarwinPatches(undefined, su([clt]), '13.5.2', now, 30)).toMatchObject({
+      status: 'pass',
+      evidence: { pending: [], otherUpdates: ['Command Line Tools for Xcode 14.3'] },
+    });
+    const msu = 'MSU_UPDATE_22G120_patch_13.6_minor';
+    const ventura = { 'Display Name': 'macOS Ventura 13.6', 'Display Version': '13.6', Identifier: msu };
+    expect(judgeDarwinPatches(undefined, su([clt, ventura]), '13.5.2', now, 30)).toMatchObject({
+      status: 'fail',
+      evidence: { pending: ['macOS Ventura 13.6 13.6'], otherUpdates: ['Command Line Tools for Xcode 14.3'] },
+    });
+    // Without a Display Name the Identifier alone is not judged: counted, not named.
+    expect(judgeDarwinPatches(undefined, su([{ Identifier: msu }]), '13.5.2', now, 30).status).toBe('unknown');
   });
 });
 

@@ -139,6 +139,20 @@ describe('parseSoftwareUpdateList', () => {
     });
   });
 
+  it('reads a Rapid Security Response entry, whose label and title carry a "(a)" suffix', () => {
+    expect(parseSoftwareUpdateList(fixture('softwareupdate/ventura-13.2-rsr-pending.txt'), '')).toEqual({
+      state: 'pending',
+      updates: [
+        {
+          label: 'macOS Security Response 13.2 (a)-22D7750270d',
+          title: 'macOS Security Response 13.2 (a)',
+          recommended: true,
+          restart: true,
+        },
+      ],
+    });
+  });
+
   it('says none only when softwareupdate says so, and unknown otherwise (offline)', () => {
     expect(parseSoftwareUpdateList(fixture('softwareupdate/none.txt'), '')).toEqual({ state: 'none' });
     expect(parseSoftwareUpdateList('Software Update Tool\n\nFinding available software\n', '')).toEqual({ state: 'unknown' });
