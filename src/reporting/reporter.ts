@@ -168,8 +168,8 @@ export class Reporter {
 
   /**
    * Sends what the outbox holds until it is empty or `timeoutMs` passes, retrying transient failures with
-   * backoff meanwhile (`vigil report --once`). Stops at the first permanent refusal, leaving that report in
-   * the outbox. Works without start().
+   * backoff meanwhile (`vigil report --once`). Stops at the first permanent refusal: a refused device or
+   * endpoint leaves the report queued, a refused report is dropped as the daemon drops it. Works without start().
    */
   async flush(timeoutMs: number): Promise<FlushResult> {
     const deadline = Date.now() + timeoutMs;
@@ -210,13 +210,15 @@ export class Reporter {
       this.lastError = outcome.why;
       let delay: number;
       if (outcome.kind === 'refused') {
-        if (mode.stopOnRefusal) return outcome.why;
         if (outcome.refusal === 'report') {
-          // Retrying a report the server will never take would block every later one.
+          // Retrying a report the server will never take would block every later one, in the daemon and in
+          // `vigil report --once` alike (an MDM script that only ever runs the latter would be stuck for good).
           log.error('control plane refused a report for good; dropping it', { component: 'reporter', seq: env.seq, why: outcome.why });
           await this.o.outbox.discard(env.reportId);
+          if (mode.stopOnRefusal) return `${outcome.why}; it was dropped from the outbox so that later reports can go`;
           continue;
         }
+        if (mode.stopOnRefusal) return outcome.why;
         if (this.refusal !== outcome.why) {
           log.error(`${outcome.why}; reports stay queued and are retried every ${Math.round(this.o.refusedRetryMs / 60_000)} min or when the certificate changes`, {
             component: 'reporter',
