@@ -1,11 +1,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { request, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'node:https';
+import { httpsCall as https, type HttpResult } from '../harness/control-plane.js';
 import { startStepCa, type StepCa } from '../harness/stepca.js';
 import { freePort } from '../helpers.js';
 
@@ -19,26 +20,6 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const AGENT = join(ROOT, 'dist/src/cli/main.js');
 const CONTROL_PLANE = join(ROOT, 'dist/src/control-plane/cli.js');
 const built = existsSync(AGENT) && existsSync(CONTROL_PLANE);
-
-interface HttpResult {
-  status: number;
-  body: string;
-}
-
-function https(url: string, opts: RequestOptions & { body?: string }): Promise<HttpResult> {
-  return new Promise((res, rej) => {
-    const req = request(url, { ...opts, timeout: 10_000 }, (r) => {
-      const chunks: Buffer[] = [];
-      r.on('data', (c: Buffer) => chunks.push(c));
-      r.on('end', () => {
-        res({ status: r.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', rej);
-    req.end(opts.body);
-  });
-}
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
