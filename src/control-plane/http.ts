@@ -7,12 +7,13 @@ import { z } from 'zod';
 import type { Logger } from '../logging/logger.js';
 import type { Policy } from '../policy/schema.js';
 import { secretCreateRequestSchema, type CertInfo } from '../protocol/admin.js';
-import { checkResultSchema, postureReportSchema } from '../protocol/report.js';
-import { enrollRequestSchema, reportEnvelopeSchema, type ErrorCode, type ReportEnvelope } from '../protocol/wire.js';
+import { enrollRequestSchema, type ErrorCode, type ReportEnvelope } from '../protocol/wire.js';
 import { certInfo, deviceIdFromCertificate } from './cert-identity.js';
 import type { ServerCredentials } from './cert-source.js';
 import type { EventHub } from './events.js';
 import type { RateLimiter } from './rate-limit.js';
+import { issuesMessage, validateEnvelope } from './report-decoder.js';
+import { ReportDecoderPool } from './report-decoder-pool.js';
 import { tokensEqual } from './secrets.js';
 import { ControlPlaneError, type ControlPlaneService } from './service.js';
 import type { StoredDevice } from './storage.js';
@@ -30,6 +31,8 @@ declare module 'fastify' {
     principal: Principal | null;
     /** A JSON body as it arrived (gzip bytes or text), so a report can be stored without re-serialising it. */
     rawJson: Buffer | string | null;
+    /** The report envelope, already validated by a decoder worker. */
+    envelope: ReportEnvelope | null;
   }
 }
 
@@ -62,24 +65,15 @@ function fail(status: number, code: ErrorCode, message: string): ControlPlaneErr
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const r = schema.safeParse(value);
   if (!r.success) {
-    throw fail(400, 'bad-request', r.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '));
+    throw fail(400, 'bad-request', issuesMessage(r.error));
   }
   return r.data;
 }
 
-/**
- * The report envelope as the server validates it. Evidence values are whatever JSON.parse produced, which
- * is JSON by construction, so walking them through the recursive JsonValue union (half the validation
- * time of a report) proves nothing; everything else is checked in full.
- */
-const ingestEnvelopeSchema = reportEnvelopeSchema.extend({
-  report: postureReportSchema.extend({
-    results: z.array(checkResultSchema.extend({ evidence: z.record(z.string(), z.unknown()) })),
-  }),
-});
-
 function parseEnvelope(body: unknown): ReportEnvelope {
-  return parse(ingestEnvelopeSchema, body) as ReportEnvelope;
+  const r = validateEnvelope(body);
+  if (!r.ok) throw fail(r.status, r.code, r.message);
+  return r.envelope;
 }
 
 const idParams = z.object({ id: z.string().min(1).max(128) });
@@ -146,6 +140,7 @@ export function buildApp(o: HttpOptions) {
 
   app.decorateRequest('principal', null);
   app.decorateRequest('rawJson', null);
+  app.decorateRequest('envelope', null);
 
   app.addHook('onRequest', async (req) => {
     if (req.routeOptions.url === undefined) return; // the 404 handler
@@ -173,7 +168,25 @@ export function buildApp(o: HttpOptions) {
   // stops at the same limit as a plain body, and there is no per-chunk zlib stream machinery to pay for.
   const jsonParser = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
+  const decoder = new ReportDecoderPool();
+  app.addHook('onClose', async () => {
+    await decoder.close();
+  });
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    if (req.routeOptions.url === '/v1/reports') {
+      void decoder.decode(typeof body === 'string' ? Buffer.from(body) : body, req.headers['content-encoding'], o.bodyLimitBytes).then((r) => {
+        if (!r.ok) {
+          if (r.status >= 500) o.logger.error('a report decoder worker failed', { component: 'control-plane' });
+          done(fail(r.status, r.code, r.message), undefined);
+          return;
+        }
+        const enc = req.headers['content-encoding']?.trim().toLowerCase();
+        req.rawJson = enc === 'gzip' ? body : body.toString('utf8');
+        req.envelope = JSON.parse(r.json) as ReportEnvelope;
+        done(null, req.envelope);
+      });
+      return;
+    }
     const enc = req.headers['content-encoding']?.trim().toLowerCase();
     let text: string;
     if (enc === undefined || enc === '' || enc === 'identity') req.rawJson = text = body.toString('utf8');
@@ -276,7 +289,7 @@ export function buildApp(o: HttpOptions) {
 
   app.post('/v1/reports', { config: { auth: 'device' } }, async (req) => {
     const { device, cert } = deviceOf(req);
-    return o.service.ingest(device, cert, parseEnvelope(req.body), req.rawJson ?? undefined);
+    return o.service.ingest(device, cert, req.envelope ?? parseEnvelope(req.body), req.rawJson ?? undefined);
   });
 
   app.get('/v1/directives', { config: { auth: 'device' } }, (req) => o.service.directivesFor(deviceOf(req).device));

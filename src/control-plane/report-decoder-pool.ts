@@ -1,0 +1,71 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { DecodeFailure } from './report-decoder.js';
+import type { DecodeRequest } from './report-decoder-worker.js';
+
+export type DecodeResult = { ok: true; json: string } | DecodeFailure;
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, (r: DecodeResult) => void>;
+}
+
+const WORKER_FAILED: DecodeFailure = { ok: false, status: 500, code: 'internal', message: 'internal error' };
+
+/**
+ * Worker threads that decode report bodies (see decodeReportBody), so that the event loop only does TLS,
+ * HTTP and SQLite. Ingest is bound by one core otherwise; with this a second core takes a third of the
+ * work. A worker that dies fails only the requests it held and is replaced.
+ */
+export class ReportDecoderPool {
+  private readonly slots: Slot[] = [];
+  private next = 0;
+  private seq = 0;
+  private closed = false;
+
+  constructor(size = Math.max(1, Math.min(4, availableParallelism() - 1))) {
+    for (let i = 0; i < size; i++) this.slots.push(this.spawn());
+  }
+
+  decode(body: Uint8Array, encoding: string | undefined, limitBytes: number): Promise<DecodeResult> {
+    if (this.closed) return Promise.resolve(WORKER_FAILED);
+    const slot = this.slots[this.next++ % this.slots.length];
+    if (!slot) return Promise.resolve(WORKER_FAILED);
+    const id = ++this.seq;
+    return new Promise((resolve) => {
+      slot.pending.set(id, resolve);
+      // Copied, not transferred: fastify's body may share a pooled ArrayBuffer with other buffers.
+      slot.worker.postMessage({ id, body, encoding, limitBytes } satisfies DecodeRequest);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+
+  private spawn(): Slot {
+    const worker = import.meta.url.endsWith('.ts')
+      ? // Run from TypeScript source (the tests), the worker must register the TypeScript loader itself first.
+        new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./report-decoder-worker.ts', import.meta.url).href)}); });`, { eval: true })
+      : new Worker(new URL('./report-decoder-worker.js', import.meta.url));
+    const slot: Slot = { worker, pending: new Map() };
+    worker.on('message', (m: { id: number; result: DecodeResult }) => {
+      const done = slot.pending.get(m.id);
+      slot.pending.delete(m.id);
+      done?.(m.result);
+    });
+    const fail = (): void => {
+      for (const done of slot.pending.values()) done(WORKER_FAILED);
+      slot.pending.clear();
+      if (this.closed) return;
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots[i] = this.spawn();
+    };
+    worker.on('error', fail);
+    worker.on('exit', () => {
+      if (this.slots.includes(slot)) fail();
+    });
+    return slot;
+  }
+}

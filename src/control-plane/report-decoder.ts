@@ -1,0 +1,68 @@
+import { gunzipSync } from 'node:zlib';
+import sjson from 'secure-json-parse';
+import { z } from 'zod';
+import { checkResultSchema, postureReportSchema } from '../protocol/report.js';
+import { reportEnvelopeSchema, type ErrorCode, type ReportEnvelope } from '../protocol/wire.js';
+
+/**
+ * The report envelope as the server validates it. Evidence values are whatever JSON.parse produced, which
+ * is JSON by construction, so walking them through the recursive JsonValue union (half the validation
+ * time of a report) proves nothing; everything else is checked in full.
+ */
+export const ingestEnvelopeSchema = reportEnvelopeSchema.extend({
+  report: postureReportSchema.extend({
+    results: z.array(checkResultSchema.extend({ evidence: z.record(z.string(), z.unknown()) })),
+  }),
+});
+
+export interface DecodeFailure {
+  ok: false;
+  status: number;
+  code: ErrorCode;
+  message: string;
+}
+
+/** One line naming the first problems, as every 400 of the API does. */
+export function issuesMessage(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`)
+    .join('; ');
+}
+
+export function validateEnvelope(value: unknown): { ok: true; envelope: ReportEnvelope } | DecodeFailure {
+  const r = ingestEnvelopeSchema.safeParse(value);
+  if (!r.success) return { ok: false, status: 400, code: 'bad-request', message: issuesMessage(r.error) };
+  return { ok: true, envelope: r.data as ReportEnvelope };
+}
+
+/**
+ * A report body from the wire to a validated envelope, serialised again so that it crosses to the main
+ * thread as one string: inflating, parsing (with fastify's prototype-poisoning rules) and validating are
+ * most of the CPU a report costs, and they run in worker threads (report-decoder-pool.ts).
+ */
+export function decodeReportBody(body: Uint8Array, encoding: string | undefined, limitBytes: number): { ok: true; json: string } | DecodeFailure {
+  const enc = encoding?.trim().toLowerCase();
+  let text: string;
+  if (enc === undefined || enc === '' || enc === 'identity') text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  else if (enc !== 'gzip') return { ok: false, status: 415, code: 'bad-request', message: `unsupported Content-Encoding ${enc}; use gzip or none` };
+  else {
+    try {
+      // Capped at the body limit, so a compression bomb stops where a plain body would.
+      text = gunzipSync(body, { maxOutputLength: limitBytes }).toString('utf8');
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
+        ? { ok: false, status: 413, code: 'payload-too-large', message: `decompressed body exceeds ${limitBytes} bytes` }
+        : { ok: false, status: 400, code: 'bad-request', message: 'the body is not valid gzip' };
+    }
+  }
+  if (text.length === 0) return { ok: false, status: 400, code: 'bad-request', message: 'the body is empty' };
+  let value: unknown;
+  try {
+    value = sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
+  } catch {
+    return { ok: false, status: 400, code: 'bad-request', message: "Body is not valid JSON but content-type is set to 'application/json'" };
+  }
+  const v = validateEnvelope(value);
+  return v.ok ? { ok: true, json: JSON.stringify(v.envelope) } : v;
+}
