@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { gunzipSync } from 'node:zlib';
 import type { ServerResponse } from 'node:http';
 import { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
@@ -12,7 +11,7 @@ import { certInfo, deviceIdFromCertificate } from './cert-identity.js';
 import type { ServerCredentials } from './cert-source.js';
 import type { EventHub } from './events.js';
 import type { RateLimiter } from './rate-limit.js';
-import { issuesMessage, validateEnvelope } from './report-decoder.js';
+import { inflateBody, issuesMessage, validateEnvelope } from './report-decoder.js';
 import { ReportDecoderPool } from './report-decoder-pool.js';
 import { tokensEqual } from './secrets.js';
 import { ControlPlaneError, type ControlPlaneService } from './service.js';
@@ -164,8 +163,8 @@ export function buildApp(o: HttpOptions) {
   });
 
   // Agents gzip their reports (about a third of the size). The body is small, so it is read whole (bodyLimit
-  // on the compressed bytes) and inflated in one synchronous call capped at bodyLimit: a compression bomb
-  // stops at the same limit as a plain body, and there is no per-chunk zlib stream machinery to pay for.
+  // on the compressed bytes) and inflated in one call capped at bodyLimit (inflateBody); reports are decoded
+  // in worker threads, other routes here.
   const jsonParser = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   const decoder = new ReportDecoderPool();
@@ -187,28 +186,12 @@ export function buildApp(o: HttpOptions) {
       });
       return;
     }
-    const enc = req.headers['content-encoding']?.trim().toLowerCase();
-    let text: string;
-    if (enc === undefined || enc === '' || enc === 'identity') req.rawJson = text = body.toString('utf8');
-    else if (enc !== 'gzip') {
-      done(fail(415, 'bad-request', `unsupported Content-Encoding ${enc}; use gzip or none`), undefined);
+    const inflated = inflateBody(typeof body === 'string' ? Buffer.from(body) : body, req.headers['content-encoding'], o.bodyLimitBytes);
+    if (!inflated.ok) {
+      done(fail(inflated.status, inflated.code, inflated.message), undefined);
       return;
-    } else {
-      try {
-        text = gunzipSync(body, { maxOutputLength: o.bodyLimitBytes }).toString('utf8');
-        req.rawJson = body;
-      } catch (err) {
-        const tooLarge = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
-        done(
-          tooLarge
-            ? fail(413, 'payload-too-large', `decompressed body exceeds ${o.bodyLimitBytes} bytes`)
-            : fail(400, 'bad-request', 'the body is not valid gzip'),
-          undefined,
-        );
-        return;
-      }
     }
-    void jsonParser(req, text, done);
+    void jsonParser(req, inflated.text, done);
   });
 
   app.setErrorHandler((err: unknown, req, reply) => {

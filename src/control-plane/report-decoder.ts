@@ -37,29 +37,34 @@ export function validateEnvelope(value: unknown): { ok: true; envelope: ReportEn
 }
 
 /**
+ * A JSON body as sent: plain, or gzip inflated in one call capped at the body limit, so a compression bomb
+ * stops where a plain body would. Shared by the report decoder workers and every other JSON route.
+ */
+export function inflateBody(body: Uint8Array, encoding: string | undefined, limitBytes: number): { ok: true; text: string } | DecodeFailure {
+  const enc = encoding?.trim().toLowerCase();
+  if (enc === undefined || enc === '' || enc === 'identity') return { ok: true, text: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') };
+  if (enc !== 'gzip') return { ok: false, status: 415, code: 'bad-request', message: `unsupported Content-Encoding ${enc}; use gzip or none` };
+  try {
+    return { ok: true, text: gunzipSync(body, { maxOutputLength: limitBytes }).toString('utf8') };
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
+      ? { ok: false, status: 413, code: 'payload-too-large', message: `decompressed body exceeds ${limitBytes} bytes` }
+      : { ok: false, status: 400, code: 'bad-request', message: 'the body is not valid gzip' };
+  }
+}
+
+/**
  * A report body from the wire to a validated envelope, serialised again so that it crosses to the main
  * thread as one string: inflating, parsing (with fastify's prototype-poisoning rules) and validating are
  * most of the CPU a report costs, and they run in worker threads (report-decoder-pool.ts).
  */
 export function decodeReportBody(body: Uint8Array, encoding: string | undefined, limitBytes: number): { ok: true; json: string } | DecodeFailure {
-  const enc = encoding?.trim().toLowerCase();
-  let text: string;
-  if (enc === undefined || enc === '' || enc === 'identity') text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
-  else if (enc !== 'gzip') return { ok: false, status: 415, code: 'bad-request', message: `unsupported Content-Encoding ${enc}; use gzip or none` };
-  else {
-    try {
-      // Capped at the body limit, so a compression bomb stops where a plain body would.
-      text = gunzipSync(body, { maxOutputLength: limitBytes }).toString('utf8');
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
-        ? { ok: false, status: 413, code: 'payload-too-large', message: `decompressed body exceeds ${limitBytes} bytes` }
-        : { ok: false, status: 400, code: 'bad-request', message: 'the body is not valid gzip' };
-    }
-  }
-  if (text.length === 0) return { ok: false, status: 400, code: 'bad-request', message: 'the body is empty' };
+  const inflated = inflateBody(body, encoding, limitBytes);
+  if (!inflated.ok) return inflated;
+  if (inflated.text.length === 0) return { ok: false, status: 400, code: 'bad-request', message: 'the body is empty' };
   let value: unknown;
   try {
-    value = sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
+    value = sjson.parse(inflated.text, undefined, { protoAction: 'error', constructorAction: 'error' });
   } catch {
     return { ok: false, status: 400, code: 'bad-request', message: "Body is not valid JSON but content-type is set to 'application/json'" };
   }
