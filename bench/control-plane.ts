@@ -142,16 +142,23 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
-/** CPU time (ms) a process has used, from /proc (Linux; null elsewhere). Ticks are 10 ms on Linux. */
-async function cpuMs(pid: number | undefined): Promise<number | null> {
-  if (pid === undefined || process.platform !== 'linux') return null;
+/** CPU time (ms) from a /proc stat file (Linux; null elsewhere). Ticks are 10 ms on Linux. */
+async function statCpuMs(path: string): Promise<number | null> {
+  if (process.platform !== 'linux') return null;
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const stat = await readFile(path, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) * 10;
   } catch {
     return null;
   }
+}
+
+/** The whole server process, and its main thread alone: the event loop is the bottleneck to watch. */
+async function cpuMs(pid: number | undefined): Promise<{ all: number; loop: number } | null> {
+  if (pid === undefined) return null;
+  const [all, loop] = await Promise.all([statCpuMs(`/proc/${pid}/stat`), statCpuMs(`/proc/${pid}/task/${pid}/stat`)]);
+  return all === null || loop === null ? null : { all, loop };
 }
 
 interface Result {
@@ -164,6 +171,7 @@ interface Result {
   /** Requests answered during the whole phase, warm-up included: the denominator of the server's CPU. */
   completed: number;
   serverCpuMsPerReport?: number | null;
+  loopCpuMsPerReport?: number | null;
 }
 
 async function closedLoop(sims: Sim[]): Promise<Result> {
@@ -278,7 +286,9 @@ async function main(): Promise<void> {
       const before = await cpuMs(server.pid);
       const r = await fn();
       const after = await cpuMs(server.pid);
-      r.serverCpuMsPerReport = before === null || after === null || r.completed === 0 ? null : (after - before) / r.completed;
+      const ok = before !== null && after !== null && r.completed > 0;
+      r.serverCpuMsPerReport = ok ? (after.all - before.all) / r.completed : null;
+      r.loopCpuMsPerReport = ok ? (after.loop - before.loop) / r.completed : null;
       results.push(r);
     };
     for (const n of AGENT_COUNTS) await measured(() => closedLoop(sims.slice(0, n)));
@@ -287,10 +297,10 @@ async function main(): Promise<void> {
     const env = envelope(0);
     console.log(`\nvigil-control-plane ingest, loopback mTLS keep-alive, ${PHASE_MS / 1000} s per phase, server in its own process`);
     console.log(`load average before: ${loadBefore}, after: ${loadavg().map((l) => l.toFixed(1)).join(' ')}; this box has ${availableParallelism()} cores`);
-    console.log('mode           agents  reports/s   p50 ms   p99 ms  err/skip  server CPU ms/report');
+    console.log('mode           agents  reports/s   p50 ms   p99 ms  err/skip  server CPU ms/report  event loop');
     for (const r of results) {
       console.log(
-        `${r.mode.padEnd(14)} ${String(r.agents).padStart(6)} ${r.rate.toFixed(0).padStart(10)} ${r.p50.toFixed(1).padStart(8)} ${r.p99.toFixed(1).padStart(8)} ${String(r.errors).padStart(9)}  ${r.serverCpuMsPerReport == null ? '-' : r.serverCpuMsPerReport.toFixed(2).padStart(8)}`,
+        `${r.mode.padEnd(14)} ${String(r.agents).padStart(6)} ${r.rate.toFixed(0).padStart(10)} ${r.p50.toFixed(1).padStart(8)} ${r.p99.toFixed(1).padStart(8)} ${String(r.errors).padStart(9)}  ${r.serverCpuMsPerReport == null ? '-' : r.serverCpuMsPerReport.toFixed(2).padStart(8)}${r.loopCpuMsPerReport == null ? '' : r.loopCpuMsPerReport.toFixed(2).padStart(21)}`,
       );
     }
     console.log('err/skip: failed requests; in the open loop also sends skipped because that agent was still waiting (falling behind)');
