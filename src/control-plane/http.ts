@@ -6,12 +6,12 @@ import { z } from 'zod';
 import type { Logger } from '../logging/logger.js';
 import type { Policy } from '../policy/schema.js';
 import { secretCreateRequestSchema, type CertInfo } from '../protocol/admin.js';
-import { enrollRequestSchema, type ErrorCode, type ReportEnvelope } from '../protocol/wire.js';
+import { enrollRequestSchema, type ErrorCode } from '../protocol/wire.js';
 import { certInfo, deviceIdFromCertificate } from './cert-identity.js';
 import type { ServerCredentials } from './cert-source.js';
 import type { EventHub } from './events.js';
 import type { RateLimiter } from './rate-limit.js';
-import { inflateBody, issuesMessage, validateEnvelope } from './report-decoder.js';
+import { inflateBody, issuesMessage, type ReportSummary } from './report-decoder.js';
 import { ReportDecoderPool } from './report-decoder-pool.js';
 import { tokensEqual } from './secrets.js';
 import { ControlPlaneError, type ControlPlaneService } from './service.js';
@@ -28,10 +28,10 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     principal: Principal | null;
-    /** A JSON body as it arrived (gzip bytes or text), so a report can be stored without re-serialising it. */
-    rawJson: Buffer | string | null;
-    /** The report envelope, already validated by a decoder worker. */
-    envelope: ReportEnvelope | null;
+    /** A report body as it arrived (gzip bytes or text): what is stored, without re-serialising it. */
+    reportBody: Buffer | string | null;
+    /** What the handler needs of that report, validated by a decoder worker. */
+    reportSummary: ReportSummary | null;
   }
 }
 
@@ -67,12 +67,6 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
     throw fail(400, 'bad-request', issuesMessage(r.error));
   }
   return r.data;
-}
-
-function parseEnvelope(body: unknown): ReportEnvelope {
-  const r = validateEnvelope(body);
-  if (!r.ok) throw fail(r.status, r.code, r.message);
-  return r.envelope;
 }
 
 const idParams = z.object({ id: z.string().min(1).max(128) });
@@ -138,8 +132,8 @@ export function buildApp(o: HttpOptions) {
   };
 
   app.decorateRequest('principal', null);
-  app.decorateRequest('rawJson', null);
-  app.decorateRequest('envelope', null);
+  app.decorateRequest('reportBody', null);
+  app.decorateRequest('reportSummary', null);
 
   app.addHook('onRequest', async (req) => {
     if (req.routeOptions.url === undefined) return; // the 404 handler
@@ -180,9 +174,9 @@ export function buildApp(o: HttpOptions) {
           return;
         }
         const enc = req.headers['content-encoding']?.trim().toLowerCase();
-        req.rawJson = enc === 'gzip' ? body : body.toString('utf8');
-        req.envelope = JSON.parse(r.json) as ReportEnvelope;
-        done(null, req.envelope);
+        req.reportBody = enc === 'gzip' ? body : body.toString('utf8');
+        req.reportSummary = r.summary;
+        done(null, r.summary);
       });
       return;
     }
@@ -272,7 +266,8 @@ export function buildApp(o: HttpOptions) {
 
   app.post('/v1/reports', { config: { auth: 'device' } }, async (req) => {
     const { device, cert } = deviceOf(req);
-    return o.service.ingest(device, cert, req.envelope ?? parseEnvelope(req.body), req.rawJson ?? undefined);
+    if (req.reportSummary === null || req.reportBody === null) throw fail(400, 'bad-request', 'a report needs Content-Type: application/json and a body');
+    return o.service.ingest(device, cert, req.reportSummary, req.reportBody);
   });
 
   app.get('/v1/directives', { config: { auth: 'device' } }, (req) => o.service.directivesFor(deviceOf(req).device));

@@ -1,9 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { DecodeFailure } from './report-decoder.js';
+import type { DecodeFailure, ReportSummary } from './report-decoder.js';
 import type { DecodeRequest } from './report-decoder-worker.js';
 
-export type DecodeResult = { ok: true; json: string } | DecodeFailure;
+export type DecodeResult = { ok: true; summary: ReportSummary } | DecodeFailure;
 
 interface Slot {
   worker: Worker;

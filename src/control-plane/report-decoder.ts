@@ -1,6 +1,7 @@
 import { gunzipSync } from 'node:zlib';
 import sjson from 'secure-json-parse';
 import { z } from 'zod';
+import type { EvaluatedResult } from '../policy/evaluate.js';
 import { checkResultSchema, postureReportSchema } from '../protocol/report.js';
 import { reportEnvelopeSchema, type ErrorCode, type ReportEnvelope } from '../protocol/wire.js';
 
@@ -14,6 +15,30 @@ export const ingestEnvelopeSchema = reportEnvelopeSchema.extend({
     results: z.array(checkResultSchema.extend({ evidence: z.record(z.string(), z.unknown()) })),
   }),
 });
+
+/**
+ * What the event loop needs of a validated report. The body itself is stored as it arrived, so the evidence,
+ * two thirds of a report, never has to cross from the decoder worker or be parsed a second time.
+ */
+export interface ReportSummary {
+  reportId: string;
+  seq: number;
+  dropped: number;
+  inResponseTo?: string;
+  generatedAt: string;
+  results: EvaluatedResult[];
+}
+
+export function summarize(env: ReportEnvelope): ReportSummary {
+  return {
+    reportId: env.reportId,
+    seq: env.seq,
+    dropped: env.dropped,
+    ...(env.inResponseTo === undefined ? {} : { inResponseTo: env.inResponseTo }),
+    generatedAt: env.report.generatedAt,
+    results: env.report.results.map((r) => ({ id: r.id, title: r.title, status: r.status, ...(r.reason === undefined ? {} : { reason: r.reason }) })),
+  };
+}
 
 export interface DecodeFailure {
   ok: false;
@@ -54,11 +79,11 @@ export function inflateBody(body: Uint8Array, encoding: string | undefined, limi
 }
 
 /**
- * A report body from the wire to a validated envelope, serialised again so that it crosses to the main
- * thread as one string: inflating, parsing (with fastify's prototype-poisoning rules) and validating are
- * most of the CPU a report costs, and they run in worker threads (report-decoder-pool.ts).
+ * A report body from the wire to the summary of a validated envelope: inflating, parsing (with fastify's
+ * prototype-poisoning rules) and validating are most of the CPU a report costs, and they run in worker
+ * threads (report-decoder-pool.ts).
  */
-export function decodeReportBody(body: Uint8Array, encoding: string | undefined, limitBytes: number): { ok: true; json: string } | DecodeFailure {
+export function decodeReportBody(body: Uint8Array, encoding: string | undefined, limitBytes: number): { ok: true; summary: ReportSummary } | DecodeFailure {
   const inflated = inflateBody(body, encoding, limitBytes);
   if (!inflated.ok) return inflated;
   if (inflated.text.length === 0) return { ok: false, status: 400, code: 'bad-request', message: 'the body is empty' };
@@ -69,5 +94,5 @@ export function decodeReportBody(body: Uint8Array, encoding: string | undefined,
     return { ok: false, status: 400, code: 'bad-request', message: "Body is not valid JSON but content-type is set to 'application/json'" };
   }
   const v = validateEnvelope(value);
-  return v.ok ? { ok: true, json: JSON.stringify(v.envelope) } : v;
+  return v.ok ? { ok: true, summary: summarize(v.envelope) } : v;
 }

@@ -21,10 +21,10 @@ import {
   type EnrollResponse,
   type ErrorCode,
   type ReportAck,
-  type ReportEnvelope,
 } from '../protocol/wire.js';
 import type { PostureReport } from '../protocol/report.js';
 import type { EventHub } from './events.js';
+import type { ReportSummary } from './report-decoder.js';
 import { mintOtt, type ProvisionerKey } from './ott.js';
 import { generateSecret, secretId, secretMatches } from './secrets.js';
 import type { Storage, StoredDevice, StoredReportMeta, StoredSecret } from './storage.js';
@@ -160,10 +160,10 @@ export class ControlPlaneService {
     return device;
   }
 
-  /** `raw` is the envelope as received (see NewReport.raw); it must be the bytes `env` was parsed from. */
-  async ingest(device: StoredDevice, cert: CertInfo, env: ReportEnvelope, raw?: Buffer | string): Promise<ReportAck> {
+  /** `body` is the envelope as received (see NewReport.body); `env` must be the summary of those bytes. */
+  async ingest(device: StoredDevice, cert: CertInfo, env: ReportSummary, body: Buffer | string): Promise<ReportAck> {
     // Recomputed from the statuses: the server's policy decides, not what the agent concluded.
-    const { accessLevel } = evaluate(this.policy, env.report.results);
+    const { accessLevel } = evaluate(this.policy, env.results);
     const receivedAt = this.now();
     const res = await this.o.storage.ingestReport({
       reportId: env.reportId,
@@ -174,8 +174,8 @@ export class ControlPlaneService {
       dropped: env.dropped,
       cert,
       answersRecheck: env.inResponseTo ?? null,
-      report: env.report,
-      ...(raw === undefined ? {} : { raw }),
+      generatedAt: env.generatedAt,
+      body,
     });
     let current = device;
     if (res.inserted) {

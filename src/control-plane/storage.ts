@@ -85,12 +85,13 @@ export interface NewReport {
   cert: CertInfo;
   /** Clears the pending recheck when the report answers it. */
   answersRecheck: string | null;
-  report: PostureReport;
+  /** The report's own timestamp, from the agent's clock. */
+  generatedAt: string;
   /**
    * The envelope exactly as the agent sent it (gzip bytes, or JSON text), kept as the stored copy so the
-   * server does not re-serialise what it just parsed. Without it the store serialises the envelope itself.
+   * server does not re-serialise what it just parsed.
    */
-  raw?: Buffer | string;
+  body: Buffer | string;
 }
 
 export interface StoredReportMeta {

@@ -11,6 +11,9 @@ export interface Reason {
   message: string;
 }
 
+/** What evaluation reads of a result: the control plane receives evidence but never looks at it. */
+export type EvaluatedResult = Pick<CheckResult, 'id' | 'title' | 'status' | 'reason'>;
+
 export interface Decision {
   accessLevel: AccessLevel;
   reasons: Reason[];
@@ -27,7 +30,7 @@ export function severityOf(policy: Policy, checkId: string): PolicySeverity {
  * `unknown` and `error` are never a pass: on a critical check they cost what the policy says
  * (`unknownOnCritical`), on a recommended one they limit.
  */
-export function evaluate(policy: Policy, results: readonly CheckResult[]): Decision {
+export function evaluate(policy: Policy, results: readonly EvaluatedResult[]): Decision {
   const reasons: Reason[] = [];
   for (const r of results) {
     if (r.status === 'pass') continue;

@@ -8,12 +8,29 @@ import { describe, expect, it } from 'vitest';
 import { SqliteStorage } from '../../src/control-plane/sqlite-storage.js';
 import { generateSecret } from '../../src/control-plane/secrets.js';
 import type { NewReport } from '../../src/control-plane/storage.js';
+import type { PostureReport } from '../../src/protocol/report.js';
 import { sampleReport } from '../helpers/report.js';
 
 const cert = { serial: '01', subject: 'CN=device-dev-s1', issuer: 'CN=int', not_after: new Date(0).toISOString(), fingerprint_sha256: 'ab' };
 
-function report(seq: number, over: Partial<NewReport> = {}): NewReport {
-  return { reportId: randomUUID(), deviceId: 'dev-s1', seq, receivedAt: 1000 + seq, accessLevel: 'full', dropped: 0, cert, answersRecheck: null, report: sampleReport(), ...over };
+/** A report as the HTTP layer hands it over, its body the envelope as JSON text unless `gzip`. */
+function report(seq: number, over: Partial<NewReport> = {}, posture: PostureReport = sampleReport(), gzip = false): NewReport & { posture: PostureReport } {
+  const reportId = over.reportId ?? randomUUID();
+  const text = JSON.stringify({ protocolVersion: 1, reportId, seq, dropped: over.dropped ?? 0, report: posture });
+  return {
+    reportId,
+    deviceId: 'dev-s1',
+    seq,
+    receivedAt: 1000 + seq,
+    accessLevel: 'full',
+    dropped: 0,
+    cert,
+    answersRecheck: null,
+    generatedAt: posture.generatedAt,
+    body: gzip ? gzipSync(text) : text,
+    ...over,
+    posture,
+  };
 }
 
 describe('SqliteStorage', () => {
@@ -56,12 +73,12 @@ describe('SqliteStorage', () => {
   it('keeps the envelope as received (gzip or text) and reads the report back from it', async () => {
     const s = new SqliteStorage(await mkdtemp(join(tmpdir(), 'vigil-sq-')));
     await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
-    const gz = report(1, { report: sampleReport({ failing: ['firewall'] }) });
-    await s.ingestReport({ ...gz, raw: gzipSync(JSON.stringify({ protocolVersion: 1, reportId: gz.reportId, seq: 1, dropped: 0, report: gz.report })) });
-    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(gz.report);
+    const gz = report(1, {}, sampleReport({ failing: ['firewall'] }), true);
+    await s.ingestReport(gz);
+    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(gz.posture);
     const text = report(2);
-    await s.ingestReport({ ...text, raw: JSON.stringify({ protocolVersion: 1, reportId: text.reportId, seq: 2, dropped: 0, report: text.report }) });
-    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(text.report);
+    await s.ingestReport(text);
+    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(text.posture);
     await s.close();
   });
 
@@ -74,12 +91,85 @@ describe('SqliteStorage', () => {
     await s.close();
     // What schema 1 wrote: the report itself as the body.
     const db = new Database(join(dir, 'control-plane.sqlite'));
-    db.prepare('UPDATE reports SET body = ?').run(JSON.stringify(r.report));
+    db.prepare('UPDATE reports SET body = ?').run(JSON.stringify(r.posture));
     db.prepare("UPDATE meta SET value = '1' WHERE key = 'schema'").run();
     db.close();
     const again = new SqliteStorage(dir);
-    expect((await again.getLatestReport('dev-s1'))?.report).toEqual(r.report);
+    expect((await again.getLatestReport('dev-s1'))?.report).toEqual(r.posture);
     await again.close();
+  });
+
+  it('migrates a schema 2 database, whose reports are keyed by report ID alone', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
+    await new SqliteStorage(dir).close();
+    const r = report(4);
+    // The reports table and index exactly as schema 2 created them.
+    const db = new Database(join(dir, 'control-plane.sqlite'));
+    db.exec(`DROP TABLE reports;
+      CREATE TABLE reports (
+        report_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, seq INTEGER NOT NULL, generated_at TEXT NOT NULL,
+        received_at INTEGER NOT NULL, access_level TEXT NOT NULL, body TEXT NOT NULL
+      );
+      CREATE INDEX reports_by_device ON reports (device_id, seq);
+      UPDATE meta SET value = '2' WHERE key = 'schema';`);
+    db.prepare("INSERT INTO devices (id, facts, enrolled_at, last_seq, latest_report_id) VALUES ('dev-s1', '{}', 1, 4, ?)").run(r.reportId);
+    db.prepare('INSERT INTO reports VALUES (?, ?, ?, ?, ?, ?, ?)').run(r.reportId, 'dev-s1', 4, r.generatedAt, 1004, 'full', r.body);
+    db.close();
+
+    const s = new SqliteStorage(dir);
+    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(r.posture);
+    expect(await s.ingestReport(r)).toEqual({ inserted: false, becameLatest: false });
+    expect(await s.ingestReport(report(5))).toEqual({ inserted: true, becameLatest: true });
+    await s.close();
+    const after = new Database(join(dir, 'control-plane.sqlite'), { readonly: true });
+    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('3');
+    expect(after.prepare("SELECT sql FROM sqlite_master WHERE name = 'reports_by_device'").pluck().get()).toContain('(device_id, seq, report_id)');
+    after.close();
+  });
+
+  it('refuses a database from a newer control plane, and leaves it as it was', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
+    await new SqliteStorage(dir).close();
+    const db = new Database(join(dir, 'control-plane.sqlite'));
+    db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema'").run();
+    db.close();
+    expect(() => new SqliteStorage(dir)).toThrow('database schema 99 is newer than this control plane understands (3)');
+  });
+
+  it('serves devices from memory, kept current by its own writes and by commits from other connections', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
+    const s = new SqliteStorage(dir, { maxCachedDevices: 2 });
+    for (const id of ['dev-s1', 'dev-s2', 'dev-s3']) await s.enrollDevice({ id, facts: sampleReport().device, secretId: 'x', now: 1 });
+    expect(await s.getDevice('dev-s1')).toMatchObject({ lastSeq: null, accessLevel: null });
+    // The cached copy follows the report's transaction, including a pending recheck it answers.
+    await s.setRecheck('dev-s1', { requestId: 'rq-1', requestedAt: 5 });
+    expect((await s.getDevice('dev-s1'))?.recheck).toEqual({ requestId: 'rq-1', requestedAt: 5 });
+    await s.ingestReport(report(7, { accessLevel: 'limited', dropped: 3, answersRecheck: 'rq-1' }));
+    const cached = await s.getDevice('dev-s1');
+    expect(cached).toMatchObject({ lastSeq: 7, accessLevel: 'limited', droppedReports: 3, lastSeen: 1007, recheck: null, cert });
+    expect(Object.isFrozen(cached)).toBe(true);
+    // An older report changes history and last_seen, not the latest posture.
+    await s.ingestReport(report(6, { accessLevel: 'blocked' }));
+    expect(await s.getDevice('dev-s1')).toMatchObject({ lastSeq: 7, accessLevel: 'limited', lastSeen: 1007 });
+
+    // Another process revokes the device: the next read sees it, not the cached copy.
+    const other = new Database(join(dir, 'control-plane.sqlite'));
+    other.prepare("UPDATE devices SET revoked_at = 99 WHERE id = 'dev-s1'").run();
+    other.close();
+    // Looked at once per event-loop turn.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await s.getDevice('dev-s1'))?.revokedAt).toBe(99);
+
+    // Bounded: a cached device comes back as the same object; reading a third evicts the least recently read.
+    const s2 = await s.getDevice('dev-s2');
+    const s1 = await s.getDevice('dev-s1');
+    expect(await s.getDevice('dev-s2')).toBe(s2);
+    await s.getDevice('dev-s3');
+    expect(await s.getDevice('dev-s2')).toBe(s2);
+    const again = await s.getDevice('dev-s1');
+    expect(again).not.toBe(s1);
+    expect(again).toEqual(s1);
+    await s.close();
   });
 
   it('spends secret uses atomically and reports why a secret cannot be used', async () => {
