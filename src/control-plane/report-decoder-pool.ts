@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { DecodeFailure, ReportSummary } from './report-decoder.js';
 import type { DecodeRequest } from './report-decoder-worker.js';
+import { spawnWorker } from './spawn-worker.js';
 
 export type DecodeResult = { ok: true; summary: ReportSummary } | DecodeFailure;
 
@@ -45,10 +46,7 @@ export class ReportDecoderPool {
   }
 
   private spawn(): Slot {
-    const worker = import.meta.url.endsWith('.ts')
-      ? // Run from TypeScript source (the tests), the worker must register the TypeScript loader itself first.
-        new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./report-decoder-worker.ts', import.meta.url).href)}); });`, { eval: true })
-      : new Worker(new URL('./report-decoder-worker.js', import.meta.url));
+    const worker = spawnWorker('report-decoder-worker');
     const slot: Slot = { worker, pending: new Map() };
     worker.on('message', (m: { id: number; result: DecodeResult }) => {
       const done = slot.pending.get(m.id);

@@ -59,7 +59,14 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
   if (adminToken.length < 16) throw new Error(`${config.adminTokenFile}: the admin token must be at least 16 characters`);
   const certificateSource = opts.certificateSource ?? serverCertificateSource(config, listen.host, caRootPem, provisionerKey, opts.logger);
   const credentials = await certificateSource.load();
-  const storage = opts.storage ?? new SqliteStorage(config.dataDir);
+  const storage =
+    opts.storage ??
+    new SqliteStorage(config.dataDir, {
+      backgroundCheckpoints: true,
+      onCheckpointerError: (err: unknown) => {
+        opts.logger.warn('the WAL checkpoint worker failed; SQLite checkpoints inside commits again', { component: 'control-plane', err });
+      },
+    });
   const hub = new EventHub();
   const service = await ControlPlaneService.create({
     storage,

@@ -2,6 +2,7 @@ import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
+import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { ACCESS_LEVELS, policySchema, type AccessLevel, type Policy } from '../policy/schema.js';
 import type { CertInfo } from '../protocol/admin.js';
@@ -16,6 +17,8 @@ import type {
   StoredReportMeta,
   StoredSecret,
 } from './storage.js';
+import { spawnWorker } from './spawn-worker.js';
+import type { CheckpointerData, CheckpointerRequest } from './wal-checkpointer-worker.js';
 
 /**
  * 2: `reports.body` holds the envelope as the agent sent it (gzip BLOB or JSON text), not the bare report.
@@ -155,7 +158,22 @@ export interface SqliteStorageOptions {
   syncWal?: (fd: number) => Promise<void>;
   /** Devices kept in memory; about 2 KB each. The least recently read is evicted first. */
   maxCachedDevices?: number;
+  /**
+   * Checkpoint the WAL into the database from a worker thread (the server) instead of inside a commit on the
+   * event loop. A checkpoint syncs the database file, which stalled every request for about 10 ms several
+   * times a second under load. One-shot CLI commands leave this off.
+   */
+  backgroundCheckpoints?: boolean;
+  /** Told when the checkpoint worker fails; SQLite then checkpoints inside commits again, as without it. */
+  onCheckpointerError?: (err: unknown) => void;
 }
+
+/** Often enough to keep the WAL to a few megabytes at full ingest, rarely enough to be free when idle. */
+const CHECKPOINT_EVERY_MS = 200;
+/** SQLite's own default, for a connection that checkpoints inside its commits. */
+const AUTOCHECKPOINT_PAGES = 1000;
+/** With a checkpoint worker: only if it cannot keep up (or a reader pins the WAL) does a commit checkpoint. */
+const BACKSTOP_AUTOCHECKPOINT_PAGES = 16_000;
 
 interface Waiter {
   resolve: () => void;
@@ -204,6 +222,8 @@ export class SqliteStorage implements Storage {
   private devicesVersion = -1;
   private versionCheckedThisTurn = false;
   private readonly maxCachedDevices: number;
+  private checkpointer: Worker | null = null;
+  private checkpointTimer: NodeJS.Timeout | null = null;
 
   constructor(dataDir: string, opts: SqliteStorageOptions = {}) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -226,6 +246,7 @@ export class SqliteStorage implements Storage {
     this.walFd = openSync(`${file}-wal`, 'r');
     this.syncWal = opts.syncWal ?? promisify(fdatasync);
     this.maxCachedDevices = opts.maxCachedDevices ?? 50_000;
+    if (opts.backgroundCheckpoints === true) this.startCheckpointer(file, opts.onCheckpointerError);
     const db = this.db;
     this.st = {
       insertSecret: db.prepare(
@@ -292,12 +313,53 @@ export class SqliteStorage implements Storage {
     }).immediate();
   }
 
+  private startCheckpointer(file: string, onError: ((err: unknown) => void) | undefined): void {
+    const worker = spawnWorker('wal-checkpointer-worker', { workerData: { file } satisfies CheckpointerData });
+    // The server's sockets keep the process alive, not its housekeeping.
+    worker.unref();
+    const fallBack = (err: unknown): void => {
+      if (this.checkpointer !== worker) return;
+      this.checkpointer = null;
+      this.db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+      onError?.(err);
+    };
+    worker.on('error', fallBack);
+    worker.on('exit', (code) => {
+      fallBack(new Error(`the WAL checkpoint worker exited with code ${code}`));
+    });
+    this.db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
+    this.checkpointer = worker;
+  }
+
+  /** After a commit: the worker checkpoints what has accumulated, at most every CHECKPOINT_EVERY_MS. */
+  private scheduleCheckpoint(): void {
+    if (!this.checkpointer || this.checkpointTimer) return;
+    this.checkpointTimer = setTimeout(() => {
+      this.checkpointTimer = null;
+      this.checkpointer?.postMessage('checkpoint' satisfies CheckpointerRequest);
+    }, CHECKPOINT_EVERY_MS);
+    this.checkpointTimer.unref();
+  }
+
+  private async stopCheckpointer(): Promise<void> {
+    const worker = this.checkpointer;
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    this.checkpointTimer = null;
+    if (!worker) return;
+    this.checkpointer = null;
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    worker.postMessage('close' satisfies CheckpointerRequest);
+    await exited;
+  }
+
   async close(): Promise<void> {
     // Commit what is queued and let the acknowledgements already promised finish before the WAL goes away.
     while (this.syncing || this.batch.length > 0) {
       if (!this.syncing) this.commitBatch();
       await this.syncing?.catch(() => undefined);
     }
+    // Its connection closes first, so that ours is the last and checkpoints and removes the WAL on close.
+    await this.stopCheckpointer();
     this.db.close();
     closeSync(this.walFd);
   }
@@ -308,6 +370,7 @@ export class SqliteStorage implements Storage {
    */
   private durable(): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
+    this.scheduleCheckpoint();
     if (this.syncing) return new Promise((resolve, reject) => this.nextSync.push({ resolve, reject }));
     return this.startSync();
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -171,6 +171,33 @@ describe('SqliteStorage', () => {
     expect(again).toEqual(s1);
     await s.close();
   });
+
+  it('checkpoints the WAL from its worker thread, so that the writer starts it again instead of growing it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
+    const errors: unknown[] = [];
+    const s = new SqliteStorage(dir, { backgroundCheckpoints: true, onCheckpointerError: (e) => errors.push(e) });
+    await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
+    const wal = join(dir, 'control-plane.sqlite-wal');
+    // Bytes 12-15 of the WAL header count how often the WAL was started again from its beginning, which
+    // happens only after a checkpoint has copied all of it into the database.
+    const restarts = async (): Promise<number> => (await readFile(wal)).readUInt32BE(12);
+    const before = await restarts();
+    let seq = 0;
+    // About 3,000 pages of reports: far below the 16,000 at which a commit would checkpoint by itself.
+    for (let round = 0; round < 15; round++) {
+      await Promise.all(Array.from({ length: 200 }, () => s.ingestReport(report(++seq))));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await s.ingestReport(report(++seq));
+    expect(await restarts()).toBeGreaterThan(before);
+    expect((await stat(wal)).size).toBeLessThan(16_000 * 4096);
+    expect((await s.listReports('dev-s1', 1))[0]?.seq).toBe(seq);
+    await s.close();
+    expect(errors).toEqual([]);
+    // Closed cleanly: the last connection checkpointed and removed the WAL.
+    await expect(stat(wal)).rejects.toThrow('ENOENT');
+  }, 30_000);
 
   it('spends secret uses atomically and reports why a secret cannot be used', async () => {
     const s = new SqliteStorage(await mkdtemp(join(tmpdir(), 'vigil-sq-')));
