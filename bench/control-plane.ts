@@ -6,7 +6,8 @@
  *   open loop:   agents together send at a fixed target rate (2000/s), the way a fleet arrives (latency)
  *
  * Prints reports/s, p50/p99 latency, the server's CPU per report (from /proc, the server being a child
- * process) and the gzip size of a typical report. Bounded: a few seconds per phase, loopback only.
+ * process; all threads, and its event loop alone), the load generator's own CPU per report (it shares the
+ * box) and the gzip size of a typical report. Bounded: a few seconds per phase, loopback only.
  * Run: `npx tsx bench/control-plane.ts` (or the built JS). Environment: VIGIL_BENCH_AGENTS (comma list,
  * default 1,10,50,100,200), VIGIL_BENCH_PHASE_MS (default 4000), VIGIL_BENCH_OPEN_RATE (default 2000, 0
  * skips the open loop), VIGIL_BENCH_CPU_PROF=<dir> (V8 CPU profile of the server).
@@ -172,6 +173,7 @@ interface Result {
   completed: number;
   serverCpuMsPerReport?: number | null;
   loopCpuMsPerReport?: number | null;
+  generatorCpuMsPerReport?: number;
 }
 
 async function closedLoop(sims: Sim[]): Promise<Result> {
@@ -284,8 +286,11 @@ async function main(): Promise<void> {
       // Sized for 5000 reports/s, well above what this box serves; refilled between phases, untimed.
       fillPool(Math.ceil((5000 * (PHASE_MS + WARMUP_MS)) / 1000));
       const before = await cpuMs(server.pid);
+      const gen = process.cpuUsage();
       const r = await fn();
+      const genUsed = process.cpuUsage(gen);
       const after = await cpuMs(server.pid);
+      r.generatorCpuMsPerReport = r.completed === 0 ? Number.NaN : (genUsed.user + genUsed.system) / 1000 / r.completed;
       const ok = before !== null && after !== null && r.completed > 0;
       r.serverCpuMsPerReport = ok ? (after.all - before.all) / r.completed : null;
       r.loopCpuMsPerReport = ok ? (after.loop - before.loop) / r.completed : null;
@@ -297,10 +302,10 @@ async function main(): Promise<void> {
     const env = envelope(0);
     console.log(`\nvigil-control-plane ingest, loopback mTLS keep-alive, ${PHASE_MS / 1000} s per phase, server in its own process`);
     console.log(`load average before: ${loadBefore}, after: ${loadavg().map((l) => l.toFixed(1)).join(' ')}; this box has ${availableParallelism()} cores`);
-    console.log('mode           agents  reports/s   p50 ms   p99 ms  err/skip  server CPU ms/report  event loop');
+    console.log('mode           agents  reports/s   p50 ms   p99 ms  err/skip  server CPU ms/report  event loop  load generator');
     for (const r of results) {
       console.log(
-        `${r.mode.padEnd(14)} ${String(r.agents).padStart(6)} ${r.rate.toFixed(0).padStart(10)} ${r.p50.toFixed(1).padStart(8)} ${r.p99.toFixed(1).padStart(8)} ${String(r.errors).padStart(9)}  ${r.serverCpuMsPerReport == null ? '-' : r.serverCpuMsPerReport.toFixed(2).padStart(8)}${r.loopCpuMsPerReport == null ? '' : r.loopCpuMsPerReport.toFixed(2).padStart(21)}`,
+        `${r.mode.padEnd(14)} ${String(r.agents).padStart(6)} ${r.rate.toFixed(0).padStart(10)} ${r.p50.toFixed(1).padStart(8)} ${r.p99.toFixed(1).padStart(8)} ${String(r.errors).padStart(9)}  ${r.serverCpuMsPerReport == null ? '-' : r.serverCpuMsPerReport.toFixed(2).padStart(8)}${r.loopCpuMsPerReport == null ? '' : r.loopCpuMsPerReport.toFixed(2).padStart(21)}${(r.generatorCpuMsPerReport ?? Number.NaN).toFixed(2).padStart(16)}`,
       );
     }
     console.log('err/skip: failed requests; in the open loop also sends skipped because that agent was still waiting (falling behind)');
