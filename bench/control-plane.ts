@@ -155,6 +155,21 @@ async function statCpuMs(path: string): Promise<number | null> {
   }
 }
 
+/**
+ * Time the hypervisor gave to other guests while this one wanted the CPU (/proc/stat "steal", Linux), as a
+ * share of all CPU time: on a shared VM it is why two runs minutes apart can differ by a third.
+ */
+async function cpuTimes(): Promise<{ steal: number; total: number } | null> {
+  if (process.platform !== 'linux') return null;
+  try {
+    const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+    const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
+  } catch {
+    return null;
+  }
+}
+
 /** The whole server process, and its main thread alone: the event loop is the bottleneck to watch. */
 async function cpuMs(pid: number | undefined): Promise<{ all: number; loop: number } | null> {
   if (pid === undefined) return null;
@@ -174,6 +189,7 @@ interface Result {
   serverCpuMsPerReport?: number | null;
   loopCpuMsPerReport?: number | null;
   generatorCpuMsPerReport?: number;
+  stealPct?: number | null;
 }
 
 async function closedLoop(sims: Sim[]): Promise<Result> {
@@ -286,10 +302,13 @@ async function main(): Promise<void> {
       // Sized for 5000 reports/s, well above what this box serves; refilled between phases, untimed.
       fillPool(Math.ceil((5000 * (PHASE_MS + WARMUP_MS)) / 1000));
       const before = await cpuMs(server.pid);
+      const box = await cpuTimes();
       const gen = process.cpuUsage();
       const r = await fn();
       const genUsed = process.cpuUsage(gen);
       const after = await cpuMs(server.pid);
+      const boxAfter = await cpuTimes();
+      r.stealPct = box && boxAfter && boxAfter.total > box.total ? (100 * (boxAfter.steal - box.steal)) / (boxAfter.total - box.total) : null;
       r.generatorCpuMsPerReport = r.completed === 0 ? Number.NaN : (genUsed.user + genUsed.system) / 1000 / r.completed;
       const ok = before !== null && after !== null && r.completed > 0;
       r.serverCpuMsPerReport = ok ? (after.all - before.all) / r.completed : null;
@@ -302,13 +321,14 @@ async function main(): Promise<void> {
     const env = envelope(0);
     console.log(`\nvigil-control-plane ingest, loopback mTLS keep-alive, ${PHASE_MS / 1000} s per phase, server in its own process`);
     console.log(`load average before: ${loadBefore}, after: ${loadavg().map((l) => l.toFixed(1)).join(' ')}; this box has ${availableParallelism()} cores`);
-    console.log('mode           agents  reports/s   p50 ms   p99 ms  err/skip  server CPU ms/report  event loop  load generator');
+    console.log('mode           agents  reports/s   p50 ms   p99 ms  err/skip  server CPU ms/report  event loop  load generator  steal %');
     for (const r of results) {
       console.log(
-        `${r.mode.padEnd(14)} ${String(r.agents).padStart(6)} ${r.rate.toFixed(0).padStart(10)} ${r.p50.toFixed(1).padStart(8)} ${r.p99.toFixed(1).padStart(8)} ${String(r.errors).padStart(9)}  ${r.serverCpuMsPerReport == null ? '-' : r.serverCpuMsPerReport.toFixed(2).padStart(8)}${r.loopCpuMsPerReport == null ? '' : r.loopCpuMsPerReport.toFixed(2).padStart(21)}${(r.generatorCpuMsPerReport ?? Number.NaN).toFixed(2).padStart(16)}`,
+        `${r.mode.padEnd(14)} ${String(r.agents).padStart(6)} ${r.rate.toFixed(0).padStart(10)} ${r.p50.toFixed(1).padStart(8)} ${r.p99.toFixed(1).padStart(8)} ${String(r.errors).padStart(9)}  ${r.serverCpuMsPerReport == null ? '-' : r.serverCpuMsPerReport.toFixed(2).padStart(8)}${r.loopCpuMsPerReport == null ? '' : r.loopCpuMsPerReport.toFixed(2).padStart(21)}${(r.generatorCpuMsPerReport ?? Number.NaN).toFixed(2).padStart(16)}${r.stealPct == null ? '' : r.stealPct.toFixed(0).padStart(9)}`,
       );
     }
     console.log('err/skip: failed requests; in the open loop also sends skipped because that agent was still waiting (falling behind)');
+    console.log("steal %: CPU time this VM's hypervisor gave to other guests during the phase; results are only comparable when it is low");
     console.log(
       `\ntypical report (12 checks, synthetic Linux evidence): ${Buffer.byteLength(env)} B JSON envelope, ${gzipSync(env).length} B gzip (target < 2048 B)`,
     );
