@@ -161,9 +161,12 @@ describe('vigil report --once against a refusing control plane (flush)', () => {
     hits = 0;
     const a = await reporter();
     await a.r.enqueue(sampleReport());
-    setTimeout(() => (answer = { status: 200 }), 100);
     const t0 = Date.now();
-    const ok = await a.r.flush(10_000);
+    const flushed = a.r.flush(10_000);
+    // Recovers once the 429 has been served, however long the first request took to arrive.
+    await expect.poll(() => hits, { interval: 10 }).toBeGreaterThan(0);
+    answer = { status: 200 };
+    const ok = await flushed;
     expect(ok.delivered).toBe(1);
     // The 50 ms backoff would have retried long before; the server asked for a second.
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
