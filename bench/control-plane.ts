@@ -9,7 +9,7 @@
  * process; all threads, and its event loop alone), the load generator's own CPU per report (it shares the
  * box) and the gzip size of a typical report. Bounded: a few seconds per phase, loopback only.
  * Run: `npx tsx bench/control-plane.ts` (or the built JS). Environment: VIGIL_BENCH_AGENTS (comma list,
- * default 1,10,50,100,200), VIGIL_BENCH_PHASE_MS (default 4000), VIGIL_BENCH_OPEN_RATE (default 2000, 0
+ * default 1,10,50,100,200; empty for none), VIGIL_BENCH_OPEN_AGENTS (default 200), VIGIL_BENCH_PHASE_MS (default 4000), VIGIL_BENCH_OPEN_RATE (default 2000, 0
  * skips the open loop), VIGIL_BENCH_CPU_PROF=<dir> (V8 CPU profile of the server).
  */
 import { spawn } from 'node:child_process';
@@ -27,7 +27,9 @@ import type { Issued } from '../test/helpers/pki.js';
 import { sampleReport } from '../test/helpers/report.js';
 import { freePort } from '../test/helpers.js';
 
-const AGENT_COUNTS = (process.env.VIGIL_BENCH_AGENTS ?? '1,10,50,100,200').split(',').map(Number);
+const AGENT_COUNTS = (process.env.VIGIL_BENCH_AGENTS ?? '1,10,50,100,200').split(',').filter((n) => n !== '').map(Number);
+/** Agents sharing the open-loop rate; each sends every OPEN_LOOP_AGENTS / rate seconds. */
+const OPEN_LOOP_AGENTS = Number(process.env.VIGIL_BENCH_OPEN_AGENTS ?? Math.max(200, ...AGENT_COUNTS));
 const PHASE_MS = Number(process.env.VIGIL_BENCH_PHASE_MS ?? 4000);
 const WARMUP_MS = 500;
 const OPEN_LOOP_RATE = Number(process.env.VIGIL_BENCH_OPEN_RATE ?? 2000);
@@ -266,7 +268,7 @@ async function main(): Promise<void> {
   const port = await freePort();
   hostHeader = `127.0.0.1:${port}`;
   const p = await prepare({ listen: `127.0.0.1:${port}`, logLevel: 'warn', maxReportAgeSeconds: 3600 });
-  const maxAgents = Math.max(...AGENT_COUNTS);
+  const maxAgents = Math.max(...AGENT_COUNTS, OPEN_LOOP_RATE > 0 ? OPEN_LOOP_AGENTS : 0);
   const storage = new SqliteStorage(p.config.dataDir);
   const sims: Sim[] = [];
   for (let i = 0; i < maxAgents; i++) {
@@ -316,7 +318,7 @@ async function main(): Promise<void> {
       results.push(r);
     };
     for (const n of AGENT_COUNTS) await measured(() => closedLoop(sims.slice(0, n)));
-    if (OPEN_LOOP_RATE > 0) await measured(() => openLoop(sims.slice(0, maxAgents), OPEN_LOOP_RATE));
+    if (OPEN_LOOP_RATE > 0) await measured(() => openLoop(sims.slice(0, OPEN_LOOP_AGENTS), OPEN_LOOP_RATE));
 
     const env = envelope(0);
     console.log(`\nvigil-control-plane ingest, loopback mTLS keep-alive, ${PHASE_MS / 1000} s per phase, server in its own process`);
