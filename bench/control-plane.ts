@@ -9,8 +9,9 @@
  * process; all threads, and its event loop alone), the load generator's own CPU per report (it shares the
  * box) and the gzip size of a typical report. Bounded: a few seconds per phase, loopback only.
  * Run: `npx tsx bench/control-plane.ts` (or the built JS). Environment: VIGIL_BENCH_AGENTS (comma list,
- * default 1,10,50,100,200; empty for none), VIGIL_BENCH_OPEN_AGENTS (default 200), VIGIL_BENCH_PHASE_MS (default 4000), VIGIL_BENCH_OPEN_RATE (default 2000, 0
- * skips the open loop), VIGIL_BENCH_CPU_PROF=<dir> (V8 CPU profile of the server).
+ * default 1,10,50,100,200; empty for none), VIGIL_BENCH_PHASE_MS (default 4000), VIGIL_BENCH_OPEN_RATE
+ * (default 2000, 0 skips the open loop), VIGIL_BENCH_OPEN_AGENTS (default 200), VIGIL_BENCH_CPU_PROF=<dir>
+ * (V8 CPU profile of the server).
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
