@@ -95,6 +95,7 @@ class Sim {
       this.fail(err);
     });
     socket.on('close', () => {
+      if (this.socket === socket) this.socket = null;
       this.fail(new Error('connection closed'));
     });
     this.socket = socket;
@@ -124,6 +125,10 @@ class Sim {
     this.pending = null;
     if (status === 200 && body.includes('"duplicate":false')) p.resolve(performance.now() - p.t0);
     else p.reject(new Error(`HTTP ${status}: ${body.slice(0, 200)}`));
+  }
+
+  get connected(): boolean {
+    return this.socket !== null;
   }
 
   post(): Promise<number> {
@@ -304,6 +309,8 @@ async function main(): Promise<void> {
     const measured = async (fn: () => Promise<Result>): Promise<void> => {
       // Sized for 5000 reports/s, well above what this box serves; refilled between phases, untimed.
       fillPool(Math.ceil((5000 * (PHASE_MS + WARMUP_MS)) / 1000));
+      // Filling the pool for a long phase can outlast the server's keep-alive timeout; agents reconnect.
+      for (const s of sims) if (!s.connected) await s.open(port, p.pki.rootPem);
       const before = await cpuMs(server.pid);
       const box = await cpuTimes();
       const gen = process.cpuUsage();
