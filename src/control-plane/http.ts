@@ -166,21 +166,23 @@ export function buildApp(o: HttpOptions) {
     await decoder.close();
   });
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+    const encoding = req.headers['content-encoding'];
     if (req.routeOptions.url === '/v1/reports') {
-      void decoder.decode(typeof body === 'string' ? Buffer.from(body) : body, req.headers['content-encoding'], o.bodyLimitBytes).then((r) => {
+      void decoder.decode(bytes, encoding, o.bodyLimitBytes).then((r) => {
         if (!r.ok) {
           if (r.status >= 500) o.logger.error('a report decoder worker failed', { component: 'control-plane' });
           done(fail(r.status, r.code, r.message), undefined);
           return;
         }
-        const enc = req.headers['content-encoding']?.trim().toLowerCase();
-        req.reportBody = enc === 'gzip' ? body : body.toString('utf8');
+        // The decoder accepted the encoding, so it is gzip or none.
+        req.reportBody = encoding?.trim().toLowerCase() === 'gzip' ? bytes : bytes.toString('utf8');
         req.reportSummary = r.summary;
         done(null, r.summary);
       });
       return;
     }
-    const inflated = inflateBody(typeof body === 'string' ? Buffer.from(body) : body, req.headers['content-encoding'], o.bodyLimitBytes);
+    const inflated = inflateBody(bytes, encoding, o.bodyLimitBytes);
     if (!inflated.ok) {
       done(fail(inflated.status, inflated.code, inflated.message), undefined);
       return;

@@ -3,14 +3,14 @@ import sjson from 'secure-json-parse';
 import { z } from 'zod';
 import type { EvaluatedResult } from '../policy/evaluate.js';
 import { checkResultSchema, postureReportSchema } from '../protocol/report.js';
-import { reportEnvelopeSchema, type ErrorCode, type ReportEnvelope } from '../protocol/wire.js';
+import { reportEnvelopeSchema, type ErrorCode } from '../protocol/wire.js';
 
 /**
  * The report envelope as the server validates it. Evidence values are whatever JSON.parse produced, which
  * is JSON by construction, so walking them through the recursive JsonValue union (half the validation
  * time of a report) proves nothing; everything else is checked in full.
  */
-export const ingestEnvelopeSchema = reportEnvelopeSchema.extend({
+const ingestEnvelopeSchema = reportEnvelopeSchema.extend({
   report: postureReportSchema.extend({
     results: z.array(checkResultSchema.extend({ evidence: z.record(z.string(), z.unknown()) })),
   }),
@@ -29,7 +29,7 @@ export interface ReportSummary {
   results: EvaluatedResult[];
 }
 
-export function summarize(env: ReportEnvelope): ReportSummary {
+function summarize(env: z.infer<typeof ingestEnvelopeSchema>): ReportSummary {
   return {
     reportId: env.reportId,
     seq: env.seq,
@@ -53,12 +53,6 @@ export function issuesMessage(error: z.ZodError): string {
     .slice(0, 5)
     .map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`)
     .join('; ');
-}
-
-export function validateEnvelope(value: unknown): { ok: true; envelope: ReportEnvelope } | DecodeFailure {
-  const r = ingestEnvelopeSchema.safeParse(value);
-  if (!r.success) return { ok: false, status: 400, code: 'bad-request', message: issuesMessage(r.error) };
-  return { ok: true, envelope: r.data as ReportEnvelope };
 }
 
 /**
@@ -93,6 +87,7 @@ export function decodeReportBody(body: Uint8Array, encoding: string | undefined,
   } catch {
     return { ok: false, status: 400, code: 'bad-request', message: "Body is not valid JSON but content-type is set to 'application/json'" };
   }
-  const v = validateEnvelope(value);
-  return v.ok ? { ok: true, summary: summarize(v.envelope) } : v;
+  const r = ingestEnvelopeSchema.safeParse(value);
+  if (!r.success) return { ok: false, status: 400, code: 'bad-request', message: issuesMessage(r.error) };
+  return { ok: true, summary: summarize(r.data) };
 }
