@@ -77,7 +77,9 @@ export function inflateBody(body: Uint8Array, encoding: string | undefined, limi
  * prototype-poisoning rules) and validating are most of the CPU a report costs, and they run in worker
  * threads (report-decoder-pool.ts).
  */
-export function decodeReportBody(body: Uint8Array, encoding: string | undefined, limitBytes: number): { ok: true; summary: ReportSummary } | DecodeFailure {
+export type DecodeResult = { ok: true; summary: ReportSummary } | DecodeFailure;
+
+export function decodeReportBody(body: Uint8Array, encoding: string | undefined, limitBytes: number): DecodeResult {
   const inflated = inflateBody(body, encoding, limitBytes);
   if (!inflated.ok) return inflated;
   if (inflated.text.length === 0) return { ok: false, status: 400, code: 'bad-request', message: 'the body is empty' };
