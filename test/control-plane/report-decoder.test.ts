@@ -39,6 +39,12 @@ describe('decodeReportBody', () => {
       [Buffer.from('{"__proto__": {"polluted": true}}'), undefined, 400, 'not valid JSON'],
       [Buffer.from('{"constructor": {"prototype": {"polluted": true}}}'), undefined, 400, 'not valid JSON'],
       [Buffer.from(JSON.stringify({ ...envelope, seq: 'one' })), undefined, 400, 'seq: '],
+      ...[[1], 'x', null].map((evidence): [Buffer, undefined, number, string] => [
+        Buffer.from(JSON.stringify({ ...envelope, report: { ...envelope.report, results: [{ ...envelope.report.results[0], evidence }] } })),
+        undefined,
+        400,
+        'report.results.0.evidence: Invalid input: expected object',
+      ]),
     ];
     for (const [body, enc, status, message] of cases) {
       const r = decodeReportBody(body, enc, LIMIT);
