@@ -7,7 +7,8 @@
  *
  * Prints reports/s, p50/p99 latency, the server's CPU per report (from /proc, the server being a child
  * process; all threads, and its event loop alone), the load generator's own CPU per report (it shares the
- * box) and the gzip size of a typical report. Bounded: a few seconds per phase, loopback only.
+ * box) and the gzip size of a typical report. Phases of 20 s or more also print each 5 s window's rate, p99
+ * and steal %, so that a bad stretch shows as one. Bounded: a few seconds per phase, loopback only.
  * Run: `npx tsx bench/control-plane.ts` (or the built JS). Environment: VIGIL_BENCH_AGENTS (comma list,
  * default 1,10,50,100,200; empty for none), VIGIL_BENCH_PHASE_MS (default 4000), VIGIL_BENCH_OPEN_RATE
  * (default 2000, 0 skips the open loop), VIGIL_BENCH_OPEN_AGENTS (default 200), VIGIL_BENCH_CPU_PROF=<dir>
@@ -146,6 +147,31 @@ class Sim {
   }
 }
 
+const TIMELINE_MS = 5000;
+
+interface Sample {
+  /** When the report was sent, in ms after the warm-up. */
+  at: number;
+  ms: number;
+}
+
+/** Reports/s, p99 and steal % for each TIMELINE_MS window of a phase. */
+function timeline(samples: Sample[], steal: (number | null)[]): string {
+  const windows: number[][] = [];
+  for (const s of samples) (windows[Math.floor(s.at / TIMELINE_MS)] ??= []).push(s.ms);
+  // A window with no answer at all is a hole in the sparse array.
+  return Array.from(windows, (hole: number[] | undefined, i) => {
+    const w = hole ?? [];
+    w.sort((a, b) => a - b);
+    const st = steal[i];
+    return `${(w.length / (TIMELINE_MS / 1000)).toFixed(0)}/${pct(w, 99).toFixed(0)}${st == null ? '' : `/${st.toFixed(0)}`}`;
+  }).join(' ');
+}
+
+function latencies(samples: Sample[]): number[] {
+  return samples.map((s) => s.ms).sort((a, b) => a - b);
+}
+
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
@@ -178,6 +204,32 @@ async function cpuTimes(): Promise<{ steal: number; total: number } | null> {
   }
 }
 
+function stealPct(before: { steal: number; total: number } | null, after: { steal: number; total: number } | null): number | null {
+  return before && after && after.total > before.total ? (100 * (after.steal - before.steal)) / (after.total - before.total) : null;
+}
+
+/** Steal % per TIMELINE_MS window from the end of the warm-up, aligned with timeline()'s windows. */
+function stealPerWindow(): { stop: () => (number | null)[] } {
+  const steal: (number | null)[] = [];
+  let last: Promise<{ steal: number; total: number } | null> = Promise.resolve(null);
+  let interval: NodeJS.Timeout | undefined;
+  const first = setTimeout(() => {
+    last = cpuTimes();
+    interval = setInterval(() => {
+      const prev = last;
+      last = cpuTimes();
+      void Promise.all([prev, last]).then(([a, b]) => steal.push(stealPct(a, b)));
+    }, TIMELINE_MS);
+  }, WARMUP_MS);
+  return {
+    stop: () => {
+      clearTimeout(first);
+      clearInterval(interval);
+      return steal;
+    },
+  };
+}
+
 /** The whole server process, and its main thread alone: the event loop is the bottleneck to watch. */
 async function cpuMs(pid: number | undefined): Promise<{ all: number; loop: number } | null> {
   if (pid === undefined) return null;
@@ -187,6 +239,10 @@ async function cpuMs(pid: number | undefined): Promise<{ all: number; loop: numb
 
 interface Result {
   mode: string;
+  /** Every latency after the warm-up, with when it was sent: the tail over time. */
+  samples: Sample[];
+  /** Steal % in each TIMELINE_MS window after the warm-up. */
+  windowSteal?: (number | null)[];
   agents: number;
   rate: number;
   p50: number;
@@ -201,7 +257,7 @@ interface Result {
 }
 
 async function closedLoop(sims: Sim[]): Promise<Result> {
-  const lat: number[] = [];
+  const samples: Sample[] = [];
   let errors = 0;
   let completed = 0;
   const start = performance.now();
@@ -213,19 +269,19 @@ async function closedLoop(sims: Sim[]): Promise<Result> {
         try {
           const ms = await sim.post();
           completed++;
-          if (t >= start + WARMUP_MS) lat.push(ms);
+          if (t >= start + WARMUP_MS) samples.push({ at: t - start - WARMUP_MS, ms });
         } catch {
           errors++;
         }
       }
     }),
   );
-  lat.sort((a, b) => a - b);
-  return { mode: 'closed', agents: sims.length, rate: lat.length / (PHASE_MS / 1000), p50: pct(lat, 50), p99: pct(lat, 99), errors, completed };
+  const lat = latencies(samples);
+  return { mode: 'closed', samples, agents: sims.length, rate: lat.length / (PHASE_MS / 1000), p50: pct(lat, 50), p99: pct(lat, 99), errors, completed };
 }
 
 async function openLoop(sims: Sim[], rate: number): Promise<Result> {
-  const lat: number[] = [];
+  const samples: Sample[] = [];
   let errors = 0;
   let completed = 0;
   const inflight: Promise<void>[] = [];
@@ -234,7 +290,6 @@ async function openLoop(sims: Sim[], rate: number): Promise<Result> {
   // An agent with a request in flight waits (keep-alive, one connection each), like a real agent would.
   const busy = new Set<Sim>();
   let i = 0;
-  let completedInWindow = 0;
   for (let n = 0; n < total; n++) {
     const due = start + (n * 1000) / rate;
     const wait = due - performance.now();
@@ -252,10 +307,7 @@ async function openLoop(sims: Sim[], rate: number): Promise<Result> {
         .post()
         .then((ms) => {
           completed++;
-          if (sentAt >= start + WARMUP_MS) {
-            lat.push(ms);
-            completedInWindow++;
-          }
+          if (sentAt >= start + WARMUP_MS) samples.push({ at: sentAt - start - WARMUP_MS, ms });
         })
         .catch(() => {
           errors++;
@@ -265,8 +317,8 @@ async function openLoop(sims: Sim[], rate: number): Promise<Result> {
   }
   await Promise.all(inflight);
   const elapsed = (performance.now() - start - WARMUP_MS) / 1000;
-  lat.sort((a, b) => a - b);
-  return { mode: `open@${rate}/s`, agents: sims.length, rate: completedInWindow / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), errors, completed };
+  const lat = latencies(samples);
+  return { mode: `open@${rate}/s`, samples, agents: sims.length, rate: lat.length / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), errors, completed };
 }
 
 async function main(): Promise<void> {
@@ -314,11 +366,13 @@ async function main(): Promise<void> {
       const before = await cpuMs(server.pid);
       const box = await cpuTimes();
       const gen = process.cpuUsage();
+      const windowSteal = stealPerWindow();
       const r = await fn();
+      r.windowSteal = windowSteal.stop();
       const genUsed = process.cpuUsage(gen);
       const after = await cpuMs(server.pid);
       const boxAfter = await cpuTimes();
-      r.stealPct = box && boxAfter && boxAfter.total > box.total ? (100 * (boxAfter.steal - box.steal)) / (boxAfter.total - box.total) : null;
+      r.stealPct = stealPct(box, boxAfter);
       r.generatorCpuMsPerReport = r.completed === 0 ? Number.NaN : (genUsed.user + genUsed.system) / 1000 / r.completed;
       const ok = before !== null && after !== null && r.completed > 0;
       r.serverCpuMsPerReport = ok ? (after.all - before.all) / r.completed : null;
@@ -336,6 +390,11 @@ async function main(): Promise<void> {
       console.log(
         `${r.mode.padEnd(14)} ${String(r.agents).padStart(6)} ${r.rate.toFixed(0).padStart(10)} ${r.p50.toFixed(1).padStart(8)} ${r.p99.toFixed(1).padStart(8)} ${String(r.errors).padStart(9)}  ${r.serverCpuMsPerReport == null ? '-' : r.serverCpuMsPerReport.toFixed(2).padStart(8)}${r.loopCpuMsPerReport == null ? '' : r.loopCpuMsPerReport.toFixed(2).padStart(21)}${(r.generatorCpuMsPerReport ?? Number.NaN).toFixed(2).padStart(16)}${r.stealPct == null ? '' : r.stealPct.toFixed(0).padStart(9)}`,
       );
+    }
+    if (PHASE_MS >= 20_000) {
+      // A long phase's tail can come from one bad stretch (a checkpoint, a major GC, a noisy neighbour).
+      console.log(`\nper ${TIMELINE_MS / 1000} s window (by send time): reports/s / p99 ms / steal %`);
+      for (const r of results) console.log(`${r.mode.padEnd(14)} ${String(r.agents).padStart(6)}  ${timeline(r.samples, r.windowSteal ?? [])}`);
     }
     console.log('err/skip: failed requests; in the open loop also sends skipped because that agent was still waiting (falling behind)');
     console.log("steal %: CPU time this VM's hypervisor gave to other guests during the phase; results are only comparable when it is low");
