@@ -128,10 +128,6 @@ class Sim {
     else p.reject(new Error(`HTTP ${status}: ${body.slice(0, 200)}`));
   }
 
-  get connected(): boolean {
-    return this.socket !== null;
-  }
-
   post(): Promise<number> {
     const socket = this.socket;
     if (!socket || this.pending) return Promise.reject(new Error('not connected or busy'));
@@ -361,8 +357,13 @@ async function main(): Promise<void> {
     const measured = async (fn: () => Promise<Result>): Promise<void> => {
       // Sized for 5000 reports/s, well above what this box serves; refilled between phases, untimed.
       fillPool(Math.ceil((5000 * (PHASE_MS + WARMUP_MS)) / 1000));
-      // Filling the pool for a long phase can outlast the server's keep-alive timeout; agents reconnect.
-      for (const s of sims) if (!s.connected) await s.open(port, p.pki.rootPem);
+      // Every agent starts a phase on a fresh connection. The server closes a connection that has been idle
+      // too long (an agent left out of a long phase, or all of them while the pool fills), and a close that
+      // lands just after a check for it left 149 of 200 open-loop agents failing every send for a whole phase.
+      for (const s of sims) {
+        s.close();
+        await s.open(port, p.pki.rootPem);
+      }
       const before = await cpuMs(server.pid);
       const box = await cpuTimes();
       const gen = process.cpuUsage();
