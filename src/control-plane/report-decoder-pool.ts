@@ -18,8 +18,8 @@ const WORKER_FAILED: DecodeFailure = { ok: false, status: 500, code: 'internal',
  * Worker threads that decode report bodies (see decodeReportBody), so that the event loop only does TLS,
  * HTTP and SQLite. Ingest is bound by one core otherwise; with this a second core takes a third of the
  * work. Requests go to the workers in turn and are posted once per event-loop turn: under load one turn
- * reads several reports, and posting each on its own cost the event loop about 8% of its time. A worker
- * that dies fails only the requests it held and is replaced.
+ * reads several reports, and messages to and from workers were about 8% of the event loop's time when each
+ * report had its own. A worker that dies fails only the requests it held and is replaced.
  */
 export class ReportDecoderPool {
   private readonly slots: Slot[] = [];
