@@ -189,7 +189,12 @@ async function statCpuMs(path: string): Promise<number | null> {
  * Time the hypervisor gave to other guests while this one wanted the CPU (/proc/stat "steal", Linux), as a
  * share of all CPU time: on a shared VM it is why two runs minutes apart can differ by a third.
  */
-async function cpuTimes(): Promise<{ steal: number; total: number } | null> {
+interface CpuTimes {
+  steal: number;
+  total: number;
+}
+
+async function cpuTimes(): Promise<CpuTimes | null> {
   if (process.platform !== 'linux') return null;
   try {
     const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
@@ -200,14 +205,14 @@ async function cpuTimes(): Promise<{ steal: number; total: number } | null> {
   }
 }
 
-function stealPct(before: { steal: number; total: number } | null, after: { steal: number; total: number } | null): number | null {
+function stealPct(before: CpuTimes | null, after: CpuTimes | null): number | null {
   return before && after && after.total > before.total ? (100 * (after.steal - before.steal)) / (after.total - before.total) : null;
 }
 
 /** Steal % per TIMELINE_MS window from the end of the warm-up, aligned with timeline()'s windows. */
 function stealPerWindow(): { stop: () => (number | null)[] } {
   const steal: (number | null)[] = [];
-  let last: Promise<{ steal: number; total: number } | null> = Promise.resolve(null);
+  let last: Promise<CpuTimes | null> = Promise.resolve(null);
   let interval: NodeJS.Timeout | undefined;
   const first = setTimeout(() => {
     last = cpuTimes();
