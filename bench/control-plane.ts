@@ -185,15 +185,15 @@ async function statCpuMs(path: string): Promise<number | null> {
   }
 }
 
-/**
- * Time the hypervisor gave to other guests while this one wanted the CPU (/proc/stat "steal", Linux), as a
- * share of all CPU time: on a shared VM it is why two runs minutes apart can differ by a third.
- */
 interface CpuTimes {
   steal: number;
   total: number;
 }
 
+/**
+ * Time the hypervisor gave to other guests while this one wanted the CPU (/proc/stat "steal", Linux), as a
+ * share of all CPU time: on a shared VM it is why two runs minutes apart can differ by a third.
+ */
 async function cpuTimes(): Promise<CpuTimes | null> {
   if (process.platform !== 'linux') return null;
   try {
