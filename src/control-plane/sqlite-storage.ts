@@ -348,6 +348,8 @@ export class SqliteStorage implements Storage {
     if (!worker) return;
     this.checkpointer = null;
     const exited = new Promise((resolve) => worker.once('exit', resolve));
+    // Unref'd, it would not keep the process alive until it has closed its connection, and ours must be last.
+    worker.ref();
     worker.postMessage('close' satisfies CheckpointerRequest);
     await exited;
   }

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -58,6 +58,8 @@ describe('vigil-control-plane CLI (real processes)', () => {
     }
     expect(await exited).toBe(0);
     expect(stderr).toMatch(/control plane listening/);
+    // A clean close: the last connection checkpointed the WAL into the database and removed it.
+    await expect(stat(join(p.config.dataDir, 'control-plane.sqlite-wal'))).rejects.toThrow('ENOENT');
   }, 60_000);
 
   it('explains a bad configuration and exits 1', async () => {

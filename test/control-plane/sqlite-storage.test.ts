@@ -1,7 +1,10 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -10,6 +13,8 @@ import { generateSecret } from '../../src/control-plane/secrets.js';
 import type { NewReport } from '../../src/control-plane/storage.js';
 import type { PostureReport } from '../../src/protocol/report.js';
 import { sampleReport } from '../helpers/report.js';
+
+const run = promisify(execFile);
 
 const cert = { serial: '01', subject: 'CN=device-dev-s1', issuer: 'CN=int', not_after: new Date(0).toISOString(), fingerprint_sha256: 'ab' };
 
@@ -197,6 +202,25 @@ describe('SqliteStorage', () => {
     expect(errors).toEqual([]);
     // Closed cleanly: the last connection checkpointed and removed the WAL.
     await expect(stat(wal)).rejects.toThrow('ENOENT');
+  }, 30_000);
+
+  it('finishes closing in a process with nothing else to do (the checkpoint thread does not hold it open)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
+    // The worker is unref'd so that it never keeps a server alive; close() must still wait for it to exit.
+    // Run where nothing else is pending, the process used to end inside close() and leave the WAL behind.
+    const script = `
+      import { SqliteStorage } from ${JSON.stringify(pathToFileURL(join(import.meta.dirname, '../../src/control-plane/sqlite-storage.ts')).href)};
+      const s = new SqliteStorage(${JSON.stringify(dir)}, { backgroundCheckpoints: true });
+      await s.enrollDevice({ id: 'dev-s1', facts: { hostname: 'h', os: 'linux', osVersion: '12', arch: 'x64' }, secretId: 'x', now: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await s.close();
+      console.log('closed');
+    `;
+    const r = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 30_000 }).catch(
+      (e: unknown) => ({ stdout: `failed: ${String(e)}` }),
+    );
+    expect(r.stdout.trim()).toBe('closed');
+    await expect(stat(join(dir, 'control-plane.sqlite-wal'))).rejects.toThrow('ENOENT');
   }, 30_000);
 
   it('spends secret uses atomically and reports why a secret cannot be used', async () => {
