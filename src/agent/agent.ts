@@ -127,7 +127,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     ]);
     const previous = this.last;
     const merged = only && previous ? mergeResults(previous.results, results) : results;
-    const decision = evaluate(policy, merged);
+    const decision = evaluate(policy, merged, [this.platform]);
     const report: PostureReport = {
       schemaVersion: REPORT_SCHEMA_VERSION,
       agentVersion: AGENT_VERSION,

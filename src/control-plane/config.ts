@@ -26,6 +26,11 @@ const serveKeys = {
   /** A device silent for longer is `stale`: non-compliant and blocked until it reports again. */
   maxReportAgeSeconds: z.number().int().min(1).max(30 * 86_400).default(900),
   historyPerDevice: z.number().int().min(1).max(1_000_000).default(1000),
+  /** Access-level events kept for consumers that resume with Last-Event-ID; older ones get a reset event. */
+  eventRetentionCount: z.number().int().min(100).max(10_000_000).default(100_000),
+  eventRetentionDays: z.number().int().min(1).max(365).default(7),
+  /** Failed admin-token attempts per client address: a burst, then this many per minute. */
+  adminAuthFailuresPerMinute: z.number().int().min(1).max(10_000).default(10),
   bodyLimitBytes: z.number().int().min(16_384).max(16 * 1024 * 1024).default(512 * 1024),
   enrollBurst: z.number().int().min(1).max(10_000).default(10),
   enrollPerMinute: z.number().int().min(1).max(100_000).default(10),

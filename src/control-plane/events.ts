@@ -6,28 +6,16 @@ type AccessListener = (id: number, event: AccessLevelEvent) => void;
 type DirectiveListener = (directives: Directives | null) => void;
 
 /**
- * In-process fan-out for the SSE streams. A ring of recent access-level events lets a resource server that
- * reconnects with Last-Event-ID catch up instead of missing a revocation. With several control-plane
- * replicas this becomes Postgres LISTEN/NOTIFY (docs/control-plane.md).
+ * In-process fan-out for the SSE streams. Access-level events are stored first (storage.announce gives each
+ * its id), so a consumer that reconnects with Last-Event-ID replays them from the database, across restarts.
+ * With several control-plane replicas this becomes Postgres LISTEN/NOTIFY (docs/control-plane.md).
  */
 export class EventHub {
-  private seq = 0;
-  private readonly ring: { id: number; event: AccessLevelEvent }[] = [];
   private readonly access = new Set<AccessListener>();
   private readonly devices = new Map<string, Set<DirectiveListener>>();
 
-  constructor(private readonly ringSize = 1000) {}
-
-  publishAccess(event: AccessLevelEvent): void {
-    const id = ++this.seq;
-    this.ring.push({ id, event });
-    if (this.ring.length > this.ringSize) this.ring.shift();
+  publishAccess(id: number, event: AccessLevelEvent): void {
     for (const l of this.access) l(id, event);
-  }
-
-  /** Events after `lastId` still in the ring, oldest first. */
-  since(lastId: number): { id: number; event: AccessLevelEvent }[] {
-    return this.ring.filter((e) => e.id > lastId);
   }
 
   subscribeAccess(listener: AccessListener): () => void {

@@ -5,8 +5,8 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.js';
 import type { Policy } from '../policy/schema.js';
-import { secretCreateRequestSchema, type CertInfo } from '../protocol/admin.js';
-import { enrollRequestSchema, type ErrorCode } from '../protocol/wire.js';
+import { secretCreateRequestSchema, type AccessLevelEvent, type CertInfo } from '../protocol/admin.js';
+import { enrollRequestSchema, identityRevokedSchema, type ErrorCode } from '../protocol/wire.js';
 import { certInfo, deviceIdFromCertificate } from './cert-identity.js';
 import type { ServerCredentials } from './cert-source.js';
 import type { EventHub } from './events.js';
@@ -14,7 +14,7 @@ import type { RateLimiter } from './rate-limit.js';
 import { inflateBody, issuesMessage, type ReportSummary } from './report-decoder.js';
 import { ReportDecoderPool } from './report-decoder-pool.js';
 import { tokensEqual } from './secrets.js';
-import { ControlPlaneError, type ControlPlaneService } from './service.js';
+import { ControlPlaneError, type ControlPlaneService, type EnrollProof } from './service.js';
 import type { StoredDevice } from './storage.js';
 
 /** Who may call a route. Every route names one; a route without it is refused (fail closed). */
@@ -45,6 +45,8 @@ export interface HttpOptions {
   credentials: ServerCredentials;
   bodyLimitBytes: number;
   enrollLimiter: RateLimiter;
+  /** Taken once per wrong admin token from an address; while it is empty, that address is refused outright. */
+  adminFailureLimiter: RateLimiter;
   ssePingMs?: number;
 }
 
@@ -111,10 +113,20 @@ export function buildApp(o: HttpOptions) {
     return p;
   };
 
-  const authAdmin = (req: FastifyRequest): boolean => {
+  const authAdmin = (req: FastifyRequest, reply: FastifyReply): boolean => {
     const h = req.headers.authorization;
     if (h?.startsWith('Bearer ') !== true) return false;
-    if (!tokensEqual(h.slice(7).trim(), o.adminToken)) throw fail(401, 'unauthorized', 'the admin token is not valid');
+    // Checked before the token, so that an address guessing tokens learns nothing while it waits.
+    const wait = o.adminFailureLimiter.wait(req.ip);
+    if (wait > 0) {
+      void reply.header('retry-after', String(wait));
+      throw fail(429, 'rate-limited', `too many wrong admin tokens from ${req.ip}; retry in ${wait} s`);
+    }
+    if (!tokensEqual(h.slice(7).trim(), o.adminToken)) {
+      o.adminFailureLimiter.take(req.ip);
+      o.logger.warn('wrong admin token', { component: 'control-plane', ip: req.ip, url: req.url });
+      throw fail(401, 'unauthorized', 'the admin token is not valid');
+    }
     return true;
   };
 
@@ -128,28 +140,44 @@ export function buildApp(o: HttpOptions) {
       throw fail(401, 'client-certificate-rejected', `the client certificate is not trusted: ${why}`);
     }
     if (peer.deviceId === null) throw fail(403, 'forbidden', 'the client certificate names no Vigil device');
-    return { kind: 'device', device: await o.service.authorizeDevice(peer.deviceId), cert: peer.cert };
+    return { kind: 'device', device: await o.service.authorizeDevice(peer.deviceId, peer.cert), cert: peer.cert };
+  };
+
+  /**
+   * A certificate from our CA naming a device, presented to /v1/enroll: proof that the caller holds that
+   * device's key (the TLS handshake signed with it). An expired one still proves it: that is how a laptop
+   * that was off past its certificate's expiry enrolls again by itself.
+   */
+  const enrollProof = (req: FastifyRequest): EnrollProof | null => {
+    const socket = req.raw.socket;
+    if (!(socket instanceof TLSSocket)) return null;
+    const peer = peerOf(socket);
+    if (!peer.present || peer.deviceId === null || peer.cert === null) return null;
+    const err = socket.authorizationError as (Error & { code?: string }) | string | null | undefined;
+    const expiredOnly = err !== null && err !== undefined && (typeof err === 'string' ? err : (err.code ?? err.message)) === 'CERT_HAS_EXPIRED';
+    if (!socket.authorized && !expiredOnly) return null;
+    return { deviceId: peer.deviceId, serial: peer.cert.serial };
   };
 
   app.decorateRequest('principal', null);
   app.decorateRequest('reportBody', null);
   app.decorateRequest('reportSummary', null);
 
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.url === undefined) return; // the 404 handler
     const mode = req.routeOptions.config.auth;
     switch (mode) {
       case 'none':
         return;
       case 'admin':
-        if (!authAdmin(req)) throw fail(401, 'unauthorized', 'Authorization: Bearer <admin token> required');
+        if (!authAdmin(req, reply)) throw fail(401, 'unauthorized', 'Authorization: Bearer <admin token> required');
         req.principal = { kind: 'admin' };
         return;
       case 'device':
         req.principal = await authDevice(req);
         return;
       case 'device-or-admin':
-        req.principal = req.headers.authorization !== undefined && authAdmin(req) ? { kind: 'admin' } : await authDevice(req);
+        req.principal = req.headers.authorization !== undefined && authAdmin(req, reply) ? { kind: 'admin' } : await authDevice(req);
         return;
       case undefined:
         throw fail(403, 'forbidden', 'route has no access rule');
@@ -261,7 +289,7 @@ export function buildApp(o: HttpOptions) {
       throw fail(429, 'rate-limited', `too many enrollment attempts from ${req.ip}; retry in ${wait} s`);
     }
     const body = parse(enrollRequestSchema, req.body);
-    return o.service.enroll(body);
+    return o.service.enroll(body, enrollProof(req));
   });
 
   // ---- device (mTLS) ----
@@ -270,6 +298,15 @@ export function buildApp(o: HttpOptions) {
     const { device, cert } = deviceOf(req);
     if (req.reportSummary === null || req.reportBody === null) throw fail(400, 'bad-request', 'a report needs Content-Type: application/json and a body');
     return o.service.ingest(device, cert, req.reportSummary, req.reportBody);
+  });
+
+  app.post('/v1/identity/revoked', { config: { auth: 'device' } }, async (req, reply) => {
+    const { device, cert } = deviceOf(req);
+    const body = parse(identityRevokedSchema, req.body);
+    // Only the certificate on this connection can be declared refused; a device cannot speak for another one.
+    if (body.serial !== cert.serial) throw fail(400, 'bad-request', `serial ${body.serial} is not the certificate on this connection (${cert.serial})`);
+    await o.service.deviceReportsRevoked(device, cert.serial);
+    return reply.code(204).send();
   });
 
   app.get('/v1/directives', { config: { auth: 'device' } }, (req) => o.service.directivesFor(deviceOf(req).device));
@@ -317,11 +354,44 @@ export function buildApp(o: HttpOptions) {
     const stream = openSse(req, reply, () => {
       unsubscribe();
     });
-    const last = Number(req.headers['last-event-id']);
-    if (Number.isInteger(last) && last > 0) for (const e of o.hub.since(last)) stream.send('access-level', e.event, e.id);
-    unsubscribe = o.hub.subscribeAccess((id, e) => {
+    const header = req.headers['last-event-id'];
+    const last = typeof header === 'string' && /^\d{1,15}$/.test(header.trim()) ? Number(header) : null;
+    if (last === null) {
+      unsubscribe = o.hub.subscribeAccess((id, e) => {
+        stream.send('access-level', e, id);
+      });
+      return;
+    }
+    // Live events are held back while the missed ones are read, then sent unless the replay covered them.
+    let held: { id: number; e: AccessLevelEvent }[] | null = [];
+    let sentUpTo = last;
+    const sendLive = (id: number, e: AccessLevelEvent): void => {
+      if (id <= sentUpTo) return;
+      sentUpTo = id;
       stream.send('access-level', e, id);
+    };
+    unsubscribe = o.hub.subscribeAccess((id, e) => {
+      if (held) held.push({ id, e });
+      else sendLive(id, e);
     });
+    o.service.eventsAfter(last).then(
+      (replay) => {
+        if (replay.reset) {
+          // The consumer cannot be brought up to date event by event: it must re-read every device's state.
+          stream.send('reset', { reason: replay.reason, resync: '/v1/admin/devices' }, replay.newest);
+          sentUpTo = replay.newest;
+        } else {
+          for (const ev of replay.events) sendLive(ev.id, ev.event);
+        }
+        const pending = held ?? [];
+        held = null;
+        for (const h of pending) sendLive(h.id, h.e);
+      },
+      (err: unknown) => {
+        o.logger.error('event replay failed', { component: 'control-plane', err });
+        stream.end();
+      },
+    );
   });
 
   app.get('/v1/admin/devices', { config: { auth: 'admin' } }, async () => ({ devices: await o.service.listDevices() }));
@@ -339,10 +409,19 @@ export function buildApp(o: HttpOptions) {
     return reply.code(202).send({ requestId });
   });
 
-  app.post('/v1/admin/devices/:id/revoke', { config: { auth: 'admin' } }, async (req, reply) => {
-    await o.service.revokeDevice(parse(idParams, req.params).id);
+  app.post('/v1/admin/devices/:id/revoke', { config: { auth: 'admin' } }, async (req) => o.service.revokeDevice(parse(idParams, req.params).id));
+
+  app.post('/v1/admin/devices/:id/readmit', { config: { auth: 'admin' } }, async (req, reply) => {
+    await o.service.readmitDevice(parse(idParams, req.params).id);
     return reply.code(204).send();
   });
+
+  app.post('/v1/admin/devices/:id/allow-reenroll', { config: { auth: 'admin' } }, async (req, reply) => {
+    await o.service.allowReenroll(parse(idParams, req.params).id);
+    return reply.code(204).send();
+  });
+
+  app.delete('/v1/admin/devices/:id', { config: { auth: 'admin' } }, async (req) => o.service.removeDevice(parse(idParams, req.params).id));
 
   app.get('/v1/admin/secrets', { config: { auth: 'admin' } }, async () => ({ secrets: await o.service.listSecrets() }));
 

@@ -60,6 +60,8 @@ export interface OttRequest {
   sans: string[];
   lifetimeSeconds?: number;
   now?: Date;
+  /** The CA endpoint the token is for: `sign` (the default) or `revoke`, whose subject is the serial. */
+  endpoint?: 'sign' | 'revoke';
 }
 
 /**
@@ -73,7 +75,7 @@ export async function mintOtt(key: ProvisionerKey, req: OttRequest): Promise<{ t
     .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
     .setIssuer(req.provisioner)
     .setSubject(req.subject)
-    .setAudience(`${req.caUrl.replace(/\/+$/, '')}/1.0/sign`)
+    .setAudience(`${req.caUrl.replace(/\/+$/, '')}/1.0/${req.endpoint ?? 'sign'}`)
     .setIssuedAt(iat)
     .setNotBefore(iat)
     .setExpirationTime(exp)

@@ -15,6 +15,25 @@ export class RateLimiter {
 
   /** Takes a token; returns 0 when allowed, else the seconds until one is available. */
   take(key: string): number {
+    const b = this.refill(key);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return this.secondsUntilToken(b);
+  }
+
+  /** Like take, without taking: 0 while a token is available. */
+  wait(key: string): number {
+    const b = this.buckets.get(key);
+    return b ? this.secondsUntilToken(this.refill(key)) : 0;
+  }
+
+  private secondsUntilToken(b: { tokens: number }): number {
+    return b.tokens >= 1 ? 0 : Math.ceil(((1 - b.tokens) / this.perMinute) * 60);
+  }
+
+  private refill(key: string): { tokens: number; at: number } {
     const t = this.now();
     const b = this.buckets.get(key) ?? { tokens: this.burst, at: t };
     this.buckets.delete(key);
@@ -25,10 +44,6 @@ export class RateLimiter {
       const oldest = this.buckets.keys().next();
       if (!oldest.done) this.buckets.delete(oldest.value);
     }
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil(((1 - b.tokens) / this.perMinute) * 60);
+    return b;
   }
 }

@@ -2,6 +2,7 @@ import { gunzipSync } from 'node:zlib';
 import sjson from 'secure-json-parse';
 import { z } from 'zod';
 import type { EvaluatedResult } from '../policy/evaluate.js';
+import type { Platform } from '../posture/types.js';
 import { checkResultSchema, postureReportSchema } from '../protocol/report.js';
 import { reportEnvelopeSchema, type ErrorCode } from '../protocol/wire.js';
 
@@ -34,6 +35,8 @@ export interface ReportSummary {
   dropped: number;
   inResponseTo?: string;
   generatedAt: string;
+  /** The platform the report says it comes from; the server also expects the checks of the enrolled one. */
+  platform: Platform;
   results: EvaluatedResult[];
 }
 
@@ -44,6 +47,7 @@ function summarize(env: z.infer<typeof ingestEnvelopeSchema>): ReportSummary {
     dropped: env.dropped,
     ...(env.inResponseTo === undefined ? {} : { inResponseTo: env.inResponseTo }),
     generatedAt: env.report.generatedAt,
+    platform: env.report.device.platform,
     results: env.report.results.map((r) => ({ id: r.id, title: r.title, status: r.status, ...(r.reason === undefined ? {} : { reason: r.reason }) })),
   };
 }

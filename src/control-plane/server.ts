@@ -26,6 +26,8 @@ export interface StartOptions {
   certificateSource?: CertificateSource;
   storage?: Storage;
   ssePingMs?: number;
+  /** Instead of step-ca's revoke API, for tests of the server alone. */
+  revokeAtCa?: (serialHex: string, reason: string) => Promise<'revoked' | 'already-revoked'>;
 }
 
 /** Configured files if given; otherwise a certificate from the same step-ca, for the listen host. */
@@ -75,10 +77,14 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     caUrl: config.caUrl,
     provisioner: config.provisioner,
     provisionerKey,
+    caRootPem,
     rootFingerprint: rootFingerprint(caRootPem),
     reportIntervalSeconds: config.reportIntervalSeconds,
     maxReportAgeSeconds: config.maxReportAgeSeconds,
     historyPerDevice: config.historyPerDevice,
+    eventRetentionCount: config.eventRetentionCount,
+    eventRetentionDays: config.eventRetentionDays,
+    ...(opts.revokeAtCa === undefined ? {} : { revokeAtCa: opts.revokeAtCa }),
   });
   const app = buildApp({
     service,
@@ -89,6 +95,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     credentials,
     bodyLimitBytes: config.bodyLimitBytes,
     enrollLimiter: new RateLimiter(config.enrollBurst, config.enrollPerMinute),
+    adminFailureLimiter: new RateLimiter(config.adminAuthFailuresPerMinute, config.adminAuthFailuresPerMinute),
     ...(opts.ssePingMs === undefined ? {} : { ssePingMs: opts.ssePingMs }),
   });
   await app.listen({ host: listen.host, port: listen.port });

@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../logging/logger.js';
-import { evaluate, severityOf } from '../policy/evaluate.js';
+import { UsageError } from '../config/errors.js';
+import { CaClient } from '../identity/ca-client.js';
+import { completeResults, evaluate, severityOf } from '../policy/evaluate.js';
+import { parsePolicy } from '../policy/load.js';
 import { policySchema, type AccessLevel, type Policy } from '../policy/schema.js';
+import type { Platform } from '../posture/types.js';
 import defaultPolicyJson from '../policy/default-policy.json' with { type: 'json' };
 import type {
   AccessLevelEvent,
@@ -27,7 +31,7 @@ import type { EventHub } from './events.js';
 import type { ReportSummary } from './report-decoder.js';
 import { mintOtt, type ProvisionerKey } from './ott.js';
 import { generateSecret, secretId, secretMatches } from './secrets.js';
-import type { Storage, StoredDevice, StoredReportMeta, StoredSecret } from './storage.js';
+import type { Storage, StoredDevice, StoredEvent, StoredReportMeta, StoredSecret } from './storage.js';
 
 /** An error the HTTP layer turns into `{error, message}` with this status. */
 export class ControlPlaneError extends Error {
@@ -47,12 +51,32 @@ export interface ServiceOptions {
   caUrl: string;
   provisioner: string;
   provisionerKey: ProvisionerKey;
+  caRootPem: string;
   rootFingerprint: string;
   reportIntervalSeconds: number;
   maxReportAgeSeconds: number;
   historyPerDevice: number;
+  eventRetentionCount: number;
+  eventRetentionDays: number;
   now?: () => number;
+  /** Revokes a certificate (serial in hex) at the CA; defaults to step-ca's API with a provisioner token. */
+  revokeAtCa?: (serialHex: string, reason: string) => Promise<'revoked' | 'already-revoked'>;
 }
+
+/** What an enrolling client proved over TLS: a certificate from our CA (valid, or only expired) naming a device. */
+export interface EnrollProof {
+  deviceId: string;
+  serial: string;
+}
+
+/** What became of the device's certificate at the CA when the control plane revoked or removed the device. */
+export type CaRevocation = 'revoked' | 'already-revoked' | 'no-certificate' | `failed: ${string}`;
+
+/** A reconnecting event consumer either replays what it missed or is told to re-read the full state. */
+export type EventReplay = { reset: false; events: StoredEvent[] } | { reset: true; reason: string; newest: number };
+
+/** More than this many missed events is cheaper to recover by re-reading the device list. */
+const MAX_REPLAY = 10_000;
 
 export interface Effective {
   state: DeviceState;
@@ -102,7 +126,12 @@ export class ControlPlaneService {
 
   // ---- enrollment ----
 
-  async enroll(req: EnrollRequest): Promise<EnrollResponse> {
+  /**
+   * `proof` is the client certificate the caller presented, if it chains to our root. Taking over an ID that
+   * already belongs to a device that has reported needs that device's certificate or an admin's permission:
+   * an enrollment secret is shared across a fleet and must not let one laptop become another.
+   */
+  async enroll(req: EnrollRequest, proof: EnrollProof | null = null): Promise<EnrollResponse> {
     const invalid = new ControlPlaneError(401, 'enrollment-secret-invalid', 'the enrollment secret is not valid');
     const id = secretId(req.enrollmentSecret);
     if (id === null) throw invalid;
@@ -111,7 +140,29 @@ export class ControlPlaneService {
     // Past this point the caller has proven it holds the secret, so telling it why it fails leaks nothing.
     const existing = await this.o.storage.getDevice(req.deviceId);
     if (existing?.revokedAt != null) {
-      throw new ControlPlaneError(403, 'device-revoked', `device ${req.deviceId} was revoked; an administrator must remove it first`);
+      throw new ControlPlaneError(
+        403,
+        'device-revoked',
+        `device ${req.deviceId} was revoked; an administrator must re-admit it first (vigil-control-plane device readmit ${req.deviceId})`,
+      );
+    }
+    const replaced = existing?.cert ?? null;
+    if (existing && replaced !== null && !existing.reenrollAllowed) {
+      const proven = proof !== null && proof.deviceId === req.deviceId && proof.serial !== existing.revokedSerial;
+      if (!proven) {
+        this.o.logger.warn('enrollment refused: the device ID belongs to an enrolled device', {
+          component: 'control-plane',
+          device: req.deviceId,
+          secretId: id,
+          hostname: req.facts.hostname,
+          enrolledHostname: existing.facts.hostname,
+        });
+        throw new ControlPlaneError(
+          409,
+          'conflict',
+          `device ${req.deviceId} is already enrolled; enroll with its current certificate, or an administrator must allow it (vigil-control-plane device allow-reenroll ${req.deviceId})`,
+        );
+      }
     }
     const outcome = await this.o.storage.consumeSecret(id, this.now());
     switch (outcome) {
@@ -126,7 +177,13 @@ export class ControlPlaneService {
       case 'revoked':
         throw new ControlPlaneError(401, 'enrollment-secret-revoked', 'the enrollment secret was revoked');
     }
-    await this.o.storage.enrollDevice({ id: req.deviceId, facts: req.facts, secretId: id, now: this.now() });
+    // The certificate being replaced must not speak for the device any more, here or at the CA.
+    await this.o.storage.enrollDevice({ id: req.deviceId, facts: req.facts, secretId: id, now: this.now(), refuseSerial: replaced?.serial ?? null });
+    if (replaced !== null) {
+      void this.revokeCertificate(replaced.serial, `vigil: device ${req.deviceId} re-enrolled`).then((r) => {
+        this.o.logger.info('replaced certificate revoked at the CA', { component: 'control-plane', device: req.deviceId, serial: replaced.serial, outcome: r });
+      });
+    }
     const subject = `${DEVICE_CN_PREFIX}${req.deviceId}`;
     const sans = [`${DEVICE_URI_PREFIX}${req.deviceId}`];
     const { token, expiresAt } = await mintOtt(this.o.provisionerKey, {
@@ -153,17 +210,34 @@ export class ControlPlaneService {
   // ---- device-facing ----
 
   /** The device behind a verified client certificate, if it may talk to us. */
-  async authorizeDevice(deviceId: string): Promise<StoredDevice> {
+  async authorizeDevice(deviceId: string, cert: CertInfo): Promise<StoredDevice> {
     const device = await this.o.storage.getDevice(deviceId);
     if (!device) throw new ControlPlaneError(403, 'device-not-enrolled', `device ${deviceId} is not enrolled here`);
     if (device.revokedAt !== null) throw new ControlPlaneError(403, 'device-revoked', `device ${deviceId} was revoked`);
+    if (device.revokedSerial !== null && device.revokedSerial === cert.serial) {
+      throw new ControlPlaneError(403, 'device-revoked', `this certificate of device ${deviceId} was revoked or replaced; enroll again`);
+    }
     return device;
+  }
+
+  /** What the server evaluates a device's results against: its enrolled platform, and the one the report names. */
+  private platformsOf(device: StoredDevice, reported: Platform): Platform[] {
+    return device.facts.platform === reported ? [reported] : [device.facts.platform, reported];
   }
 
   /** `body` is the envelope as received (see NewReport.body); `env` must be the summary of those bytes. */
   async ingest(device: StoredDevice, cert: CertInfo, env: ReportSummary, body: Buffer | string): Promise<ReportAck> {
-    // Recomputed from the statuses: the server's policy decides, not what the agent concluded.
-    const { accessLevel } = evaluate(this.policy, env.results);
+    // Recomputed from the statuses: the server's policy decides, not what the agent concluded, and a check the
+    // report leaves out is unknown.
+    if (env.platform !== device.facts.platform) {
+      this.o.logger.warn('report names another platform than the device enrolled with', {
+        component: 'control-plane',
+        device: device.id,
+        enrolled: device.facts.platform,
+        reported: env.platform,
+      });
+    }
+    const { accessLevel } = evaluate(this.policy, env.results, this.platformsOf(device, env.platform));
     const receivedAt = this.now();
     const res = await this.o.storage.ingestReport({
       reportId: env.reportId,
@@ -182,12 +256,23 @@ export class ControlPlaneService {
       if (env.dropped > 0) {
         this.o.logger.warn('agent dropped reports from its full outbox', { component: 'control-plane', device: device.id, dropped: env.dropped });
       }
+      if (res.seqAnomaly) {
+        // Not trusted either way: the posture follows this report because it is the newest received.
+        this.o.logger.warn(res.previousSeq !== null && env.seq <= res.previousSeq ? 'report sequence went back' : 'report sequence jumped', {
+          component: 'control-plane',
+          device: device.id,
+          seq: env.seq,
+          previousSeq: res.previousSeq,
+          dropped: env.dropped,
+        });
+      }
       // What the transaction just wrote, without reading the row back.
       current = {
         ...device,
         lastSeen: Math.max(device.lastSeen ?? 0, receivedAt),
         cert,
         droppedReports: device.droppedReports + env.dropped,
+        seqAnomalies: device.seqAnomalies + (res.seqAnomaly ? 1 : 0),
         ...(res.becameLatest ? { lastSeq: env.seq, accessLevel } : {}),
         ...(env.inResponseTo !== undefined && device.recheck?.requestId === env.inResponseTo ? { recheck: null } : {}),
       };
@@ -197,6 +282,7 @@ export class ControlPlaneService {
       protocolVersion: PROTOCOL_VERSION,
       reportId: env.reportId,
       duplicate: !res.inserted,
+      previousSeq: res.previousSeq,
       accessLevel,
       directives: this.directivesFor(current),
     };
@@ -219,8 +305,7 @@ export class ControlPlaneService {
   private async announce(d: StoredDevice, cause: AccessLevelEvent['cause']): Promise<void> {
     const e = this.effective(d);
     if (e.level === d.announcedLevel && e.state === d.announcedState) return;
-    await this.o.storage.setAnnouncedLevel(d.id, e.level, e.state);
-    this.o.hub.publishAccess({
+    const event: AccessLevelEvent = {
       device: d.id,
       previous: d.announcedLevel,
       current: e.level,
@@ -228,7 +313,8 @@ export class ControlPlaneService {
       state: e.state,
       cause: e.state === 'stale' ? 'stale' : cause,
       at: iso(this.now()),
-    });
+    };
+    this.o.hub.publishAccess(await this.o.storage.announce(d.id, e.level, e.state, event), event);
     if (e.level !== d.announcedLevel) {
       this.o.logger.info('access level changed', { component: 'control-plane', device: d.id, from: d.announcedLevel, to: e.level, state: e.state });
     }
@@ -240,7 +326,20 @@ export class ControlPlaneService {
   }
 
   async prune(): Promise<number> {
-    return this.o.storage.pruneReports(this.o.historyPerDevice);
+    const reports = await this.o.storage.pruneReports(this.o.historyPerDevice);
+    await this.o.storage.pruneEvents(this.o.eventRetentionCount, this.now() - this.o.eventRetentionDays * 86_400_000);
+    return reports;
+  }
+
+  /** The events a consumer that last saw `lastId` missed, or a reset when they are no longer all kept. */
+  async eventsAfter(lastId: number): Promise<EventReplay> {
+    const { oldest, newest } = await this.o.storage.eventBounds();
+    if (lastId > newest) return { reset: true, reason: `event ${lastId} is newer than any this server has sent; its history was reset`, newest };
+    if (lastId === newest) return { reset: false, events: [] };
+    if (oldest === null || lastId < oldest - 1) return { reset: true, reason: `events after ${lastId} are no longer kept`, newest };
+    const events = await this.o.storage.eventsSince(lastId, MAX_REPLAY + 1);
+    if (events.length > MAX_REPLAY) return { reset: true, reason: `more than ${MAX_REPLAY} events were missed`, newest };
+    return { reset: false, events };
   }
 
   async decision(deviceId: string): Promise<DecisionDocument> {
@@ -248,7 +347,8 @@ export class ControlPlaneService {
     const latest = await this.o.storage.getLatestReport(d.id);
     const e = this.effective(d);
     const checks: DecisionDocument['device']['checks'] = {};
-    for (const r of latest?.report.results ?? []) {
+    const results = latest ? completeResults(this.policy, latest.report.results, this.platformsOf(d, latest.report.device.platform)) : [];
+    for (const r of results) {
       checks[r.id] = { status: r.status, severity: severityOf(this.policy, r.id), ...(r.reason ? { reason: r.reason } : {}) };
     }
     return {
@@ -322,12 +422,88 @@ export class ControlPlaneService {
     return recheck.requestId;
   }
 
-  async revokeDevice(id: string): Promise<void> {
-    await this.requireDevice(id);
-    await this.o.storage.revokeDevice(id, this.now());
+  /**
+   * Revokes the device here and its current certificate at the CA, so that it can neither talk to us nor
+   * renew. The CA being unreachable does not undo the first part; the outcome says what happened there.
+   */
+  async revokeDevice(id: string, reason = 'revoked by an administrator'): Promise<{ ca: CaRevocation }> {
+    const d = await this.requireDevice(id);
+    const ca = d.cert ? await this.revokeCertificate(d.cert.serial, `vigil: ${reason}`) : 'no-certificate';
+    if (d.revokedAt === null) await this.markRevoked(id, reason);
+    this.o.logger.warn('device revoked', { component: 'control-plane', device: id, reason, ca });
+    return { ca };
+  }
+
+  /**
+   * The device says the CA refused to renew its certificate (step-ca does that for a revoked one). Believing
+   * a device that denies itself access is safe; the reverse is never taken from a device.
+   */
+  async deviceReportsRevoked(device: StoredDevice, serial: string): Promise<void> {
+    this.o.logger.warn('device reports that the CA refused to renew its certificate; marking it revoked', {
+      component: 'control-plane',
+      device: device.id,
+      serial,
+    });
+    await this.markRevoked(device.id, 'the CA refused to renew its certificate');
+  }
+
+  private async markRevoked(id: string, reason: string): Promise<void> {
+    await this.o.storage.revokeDevice(id, this.now(), reason);
     this.o.hub.disconnectDevice(id);
     await this.announce(await this.requireDevice(id), 'revoked');
-    this.o.logger.warn('device revoked', { component: 'control-plane', device: id });
+  }
+
+  /** Lifts a revocation: the device must enroll again (with a secret) before it reports. */
+  async readmitDevice(id: string): Promise<void> {
+    const d = await this.requireDevice(id);
+    if (d.revokedAt === null) throw new ControlPlaneError(409, 'conflict', `device ${id} is not revoked`);
+    await this.o.storage.readmitDevice(id);
+    await this.announce(await this.requireDevice(id), 'revoked');
+    this.o.logger.warn('device re-admitted; it may enroll again', { component: 'control-plane', device: id });
+  }
+
+  /** Lets the next enrollment of this ID replace the device (a reinstalled laptop that lost its key). */
+  async allowReenroll(id: string): Promise<void> {
+    const d = await this.requireDevice(id);
+    if (d.revokedAt !== null) throw new ControlPlaneError(409, 'conflict', `device ${id} is revoked; re-admit it instead`);
+    await this.o.storage.allowReenroll(id);
+    this.o.logger.warn('re-enrollment allowed without proof of the device key', { component: 'control-plane', device: id });
+  }
+
+  /** Deletes the device and its history, revoking its certificate at the CA first. */
+  async removeDevice(id: string): Promise<{ ca: CaRevocation }> {
+    const d = await this.requireDevice(id);
+    const ca = d.cert && d.revokedAt === null ? await this.revokeCertificate(d.cert.serial, `vigil: device ${id} removed`) : 'no-certificate';
+    this.o.hub.disconnectDevice(id);
+    if (d.revokedAt === null) await this.markRevoked(id, 'removed');
+    await this.o.storage.deleteDevice(id);
+    this.o.logger.warn('device removed', { component: 'control-plane', device: id, ca });
+    return { ca };
+  }
+
+  private async revokeCertificate(serialHex: string, reason: string): Promise<CaRevocation> {
+    try {
+      return await (this.o.revokeAtCa ?? ((s, r) => this.revokeWithStepCa(s, r)))(serialHex, reason);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      this.o.logger.error('could not revoke the certificate at the CA', { component: 'control-plane', serial: serialHex, error: why });
+      return `failed: ${why}`;
+    }
+  }
+
+  private async revokeWithStepCa(serialHex: string, reason: string): Promise<'revoked' | 'already-revoked'> {
+    // step-ca names certificates by their decimal serial; Node gives hex.
+    const serial = BigInt(`0x${serialHex}`).toString(10);
+    const { token } = await mintOtt(this.o.provisionerKey, {
+      caUrl: this.o.caUrl,
+      provisioner: this.o.provisioner,
+      rootFingerprint: this.o.rootFingerprint,
+      subject: serial,
+      sans: [],
+      endpoint: 'revoke',
+      now: new Date(this.now()),
+    });
+    return new CaClient(this.o.caUrl, this.o.caRootPem, 15_000).revokeWithToken(serial, token, reason);
   }
 
   /**
@@ -335,11 +511,14 @@ export class ControlPlaneService {
    * one would leave some of them on the old rules forever.
    */
   async setPolicy(input: unknown): Promise<Policy> {
-    const parsed = policySchema.safeParse(input);
-    if (!parsed.success) {
-      throw new ControlPlaneError(400, 'bad-request', `invalid policy: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    let policy: Policy;
+    try {
+      // The agents' own parser: what they would refuse, the server refuses with the same words.
+      policy = parsePolicy('policy', input);
+    } catch (err) {
+      if (err instanceof UsageError) throw new ControlPlaneError(400, 'bad-request', err.message.split('\n').join('; '));
+      throw err;
     }
-    const policy = parsed.data;
     if (policy.version === this.policy.version) {
       if (JSON.stringify(policy) === JSON.stringify(this.policy)) return policy;
       throw new ControlPlaneError(409, 'conflict', `policy version ${policy.version} is already in use with different content; bump the version`);
@@ -350,7 +529,7 @@ export class ControlPlaneService {
     for (const d of await this.o.storage.listDevices()) {
       const latest = await this.o.storage.getLatestReport(d.id);
       if (latest) {
-        const level = evaluate(policy, latest.report.results).accessLevel;
+        const level = evaluate(policy, latest.report.results, this.platformsOf(d, latest.report.device.platform)).accessLevel;
         await this.o.storage.setDeviceLevel(d.id, level);
         await this.announce({ ...d, accessLevel: level }, 'policy');
       }

@@ -5,11 +5,13 @@ import { gunzipSync } from 'node:zlib';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { ACCESS_LEVELS, policySchema, type AccessLevel, type Policy } from '../policy/schema.js';
-import type { CertInfo } from '../protocol/admin.js';
+import type { AccessLevelEvent, CertInfo } from '../protocol/admin.js';
 import { postureReportSchema, type DeviceFacts } from '../protocol/report.js';
 import type {
   ConsumeOutcome,
+  Ingested as IngestOutcome,
   NewReport,
+  StoredEvent,
   NewSecret,
   Storage,
   StoredDevice,
@@ -26,14 +28,27 @@ import type { CheckpointerData, CheckpointerRequest } from './wal-checkpointer-w
  * beside a (device_id, seq) index. A random UUID key dirtied one more B-tree page per report, which SQLite
  * wrote to the WAL and again at checkpoint: about 40% of the SQLite time of a report. A retry repeats its
  * envelope byte for byte, so the wider key dedupes it just the same.
+ * 4: the device's current posture follows the newest report received, not the highest seq (a forged seq far
+ * ahead froze it); devices keep the previous seq, a count of sequence anomalies, why and which certificate was
+ * revoked, and whether an admin allowed re-enrollment; access-level events are kept in `events`, so a stream
+ * consumer resumes across restarts.
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 const REPORTS_TABLE = `(
   report_id TEXT NOT NULL, device_id TEXT NOT NULL, seq INTEGER NOT NULL, generated_at TEXT NOT NULL,
   received_at INTEGER NOT NULL, access_level TEXT NOT NULL, body TEXT NOT NULL
 )`;
 const REPORTS_INDEX = 'CREATE UNIQUE INDEX IF NOT EXISTS reports_by_device ON reports (device_id, seq, report_id)';
+
+/** Device columns added by schema 4, for a devices table created before it. */
+const DEVICE_COLUMNS_V4: Record<string, string> = {
+  prev_seq: 'INTEGER',
+  seq_anomalies: 'INTEGER NOT NULL DEFAULT 0',
+  revoked_reason: 'TEXT',
+  revoked_serial: 'TEXT',
+  reenroll_allowed: 'INTEGER NOT NULL DEFAULT 0',
+};
 
 /** Rebuilds a schema 1 or 2 reports table (report_id primary key) as schema 3. */
 const REPORTS_TO_V3 = `
@@ -54,8 +69,11 @@ CREATE TABLE IF NOT EXISTS secrets (
 CREATE TABLE IF NOT EXISTS devices (
   id TEXT PRIMARY KEY, facts TEXT NOT NULL, enrolled_at INTEGER NOT NULL, secret_id TEXT, revoked_at INTEGER,
   last_seen INTEGER, last_seq INTEGER, access_level TEXT, cert TEXT, dropped INTEGER NOT NULL DEFAULT 0,
-  announced_level TEXT, announced_state TEXT, recheck_id TEXT, recheck_at INTEGER, latest_report_id TEXT
+  announced_level TEXT, announced_state TEXT, recheck_id TEXT, recheck_at INTEGER, latest_report_id TEXT,
+  prev_seq INTEGER, seq_anomalies INTEGER NOT NULL DEFAULT 0, revoked_reason TEXT, revoked_serial TEXT,
+  reenroll_allowed INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS policies (
   id INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL, body TEXT NOT NULL, set_at INTEGER NOT NULL
 );
@@ -87,16 +105,22 @@ interface DeviceRow {
   announced_state: string | null;
   recheck_id: string | null;
   recheck_at: number | null;
+  prev_seq: number | null;
+  seq_anomalies: number;
+  revoked_reason: string | null;
+  revoked_serial: string | null;
+  reenroll_allowed: number;
 }
 
-interface Ingested {
-  inserted: boolean;
-  becameLatest: boolean;
+interface Ingested extends IngestOutcome {
   applied?: AppliedRow;
 }
 
 /** A device row's columns that a report changes, as `applyReport` leaves them. */
-type AppliedRow = Pick<DeviceRow, 'last_seen' | 'dropped' | 'recheck_id' | 'recheck_at' | 'access_level' | 'last_seq'> & { latest: number };
+type AppliedRow = Pick<
+  DeviceRow,
+  'last_seen' | 'dropped' | 'recheck_id' | 'recheck_at' | 'access_level' | 'last_seq' | 'prev_seq' | 'seq_anomalies'
+> & { anomaly: number };
 
 interface ReportRow {
   report_id: string;
@@ -140,6 +164,10 @@ function toDevice(r: DeviceRow): StoredDevice {
     announcedLevel: level(r.announced_level),
     announcedState: r.announced_state,
     recheck: r.recheck_id !== null && r.recheck_at !== null ? { requestId: r.recheck_id, requestedAt: r.recheck_at } : null,
+    seqAnomalies: r.seq_anomalies,
+    revokedReason: r.revoked_reason,
+    revokedSerial: r.revoked_serial,
+    reenrollAllowed: r.reenroll_allowed !== 0,
   };
 }
 
@@ -180,6 +208,8 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
+const NOT_INSERTED: IngestOutcome = Object.freeze({ inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false });
+
 /** A stored report body: the envelope, gzip-compressed (BLOB) or as JSON text. */
 function envelopeReport(body: string | Buffer): unknown {
   const text = typeof body === 'string' ? body : gunzipSync(body).toString('utf8');
@@ -201,7 +231,7 @@ export class SqliteStorage implements Storage {
   private readonly ingestTx: (reports: NewReport[]) => Ingested[];
   private readonly batch: {
     r: NewReport;
-    resolve: (v: { inserted: boolean; becameLatest: boolean }) => void;
+    resolve: (v: IngestOutcome) => void;
     reject: (err: unknown) => void;
   }[] = [];
   private readonly walFd: number;
@@ -257,34 +287,53 @@ export class SqliteStorage implements Storage {
       takeUse: db.prepare('UPDATE secrets SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0'),
       revokeSecret: db.prepare('UPDATE secrets SET revoked = 1 WHERE id = ?'),
       enroll: db.prepare(`INSERT INTO devices (id, facts, enrolled_at, secret_id) VALUES (@id, @facts, @now, @secretId)
-        ON CONFLICT (id) DO UPDATE SET facts = @facts, enrolled_at = @now, secret_id = @secretId, last_seq = NULL`),
+        ON CONFLICT (id) DO UPDATE SET facts = @facts, enrolled_at = @now, secret_id = @secretId, last_seq = NULL, prev_seq = NULL,
+          reenroll_allowed = 0, last_seen = NULL, access_level = NULL, latest_report_id = NULL, cert = NULL,
+          revoked_serial = COALESCE(@refuseSerial, revoked_serial)`),
       getDevice: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?'),
       dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
       listDevices: db.prepare<[], DeviceRow>('SELECT * FROM devices ORDER BY id'),
-      revokeDevice: db.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      // The certificate the device held is remembered, so that it stays refused after an admin re-admits it.
+      revokeDevice: db.prepare(`UPDATE devices SET revoked_at = ?, revoked_reason = ?, revoked_serial = json_extract(cert, '$.serial')
+        WHERE id = ? AND revoked_at IS NULL`),
+      // Back to "enrolled": the device must enroll again (its certificate was revoked) and reports afresh.
+      readmitDevice: db.prepare(`UPDATE devices SET revoked_at = NULL, revoked_reason = NULL, reenroll_allowed = 1, last_seen = NULL,
+        access_level = NULL, last_seq = NULL, prev_seq = NULL, latest_report_id = NULL, cert = NULL WHERE id = ? AND revoked_at IS NOT NULL`),
+      allowReenroll: db.prepare('UPDATE devices SET reenroll_allowed = 1 WHERE id = ?'),
+      deleteReports: db.prepare('DELETE FROM reports WHERE device_id = ?'),
+      deleteDevice: db.prepare('DELETE FROM devices WHERE id = ?'),
+      insertEvent: db.prepare<[number, string], { id: number }>('INSERT INTO events (at, body) VALUES (?, ?) RETURNING id'),
+      eventsSince: db.prepare<[number, number], { id: number; body: string }>('SELECT id, body FROM events WHERE id > ? ORDER BY id LIMIT ?'),
+      eventBounds: db.prepare<[], { oldest: number | null; newest: number | null }>('SELECT MIN(id) AS oldest, MAX(id) AS newest FROM events'),
+      // AUTOINCREMENT's counter survives deletion, so ids are never reused and a consumer's Last-Event-ID stays meaningful.
+      eventCounter: db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'events'"),
+      pruneEvents: db.prepare('DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ? OR at < ?'),
       setLevel: db.prepare('UPDATE devices SET access_level = ? WHERE id = ?'),
       announce: db.prepare('UPDATE devices SET announced_level = ?, announced_state = ? WHERE id = ?'),
       setRecheck: db.prepare('UPDATE devices SET recheck_id = ?, recheck_at = ? WHERE id = ?'),
       insertReport: db.prepare(`INSERT INTO reports (report_id, device_id, seq, generated_at, received_at, access_level, body)
         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq, report_id) DO NOTHING`),
-      // One statement for everything a new report changes on its device. SET expressions all see the row as it
-      // was, so the latest-by-seq test is the same in each CASE.
+      // One statement for everything a new report changes on its device. The newest report received is the
+      // device's posture whatever its seq: a seq is the agent's claim, and trusting its order let one report
+      // with a seq far ahead freeze the verdict. A seq that goes back, or jumps past what the reports the agent
+      // says it dropped explain, is counted. SET expressions all see the row as it was.
       applyReport: db.prepare<Record<string, string | number | null>, AppliedRow>(`UPDATE devices SET
           last_seen = MAX(COALESCE(last_seen, 0), @now), dropped = dropped + @dropped, cert = @cert,
           recheck_id = CASE WHEN recheck_id = @answers THEN NULL ELSE recheck_id END,
           recheck_at = CASE WHEN recheck_id = @answers THEN NULL ELSE recheck_at END,
-          access_level = CASE WHEN last_seq IS NULL OR last_seq < @seq THEN @level ELSE access_level END,
-          latest_report_id = CASE WHEN last_seq IS NULL OR last_seq < @seq THEN @reportId ELSE latest_report_id END,
-          last_seq = CASE WHEN last_seq IS NULL OR last_seq < @seq THEN @seq ELSE last_seq END
-        WHERE id = @id RETURNING latest_report_id = @reportId AS latest, last_seen, dropped, recheck_id, recheck_at, access_level, last_seq`),
+          access_level = @level, latest_report_id = @reportId, prev_seq = last_seq, last_seq = @seq,
+          seq_anomalies = seq_anomalies + (last_seq IS NOT NULL AND (@seq <= last_seq OR @seq > last_seq + 1 + @dropped))
+        WHERE id = @id RETURNING last_seen, dropped, recheck_id, recheck_at, access_level, last_seq, prev_seq, seq_anomalies,
+          (prev_seq IS NOT NULL AND (@seq <= prev_seq OR @seq > prev_seq + 1 + @dropped)) AS anomaly`),
       latestReport: db.prepare<[string], ReportRow>(
         'SELECT r.* FROM devices d JOIN reports r ON r.device_id = d.id AND r.seq = d.last_seq AND r.report_id = d.latest_report_id WHERE d.id = ?',
       ),
+      // History is in the order reports arrived (rowid), for the same reason the posture is.
       listReports: db.prepare<[string, number], ReportRow>(
-        'SELECT report_id, seq, generated_at, received_at, access_level, \'\' AS body FROM reports WHERE device_id = ? ORDER BY seq DESC LIMIT ?',
+        'SELECT report_id, seq, generated_at, received_at, access_level, \'\' AS body FROM reports WHERE device_id = ? ORDER BY rowid DESC LIMIT ?',
       ),
       prune: db.prepare(`DELETE FROM reports WHERE rowid IN (
-        SELECT rowid FROM reports WHERE device_id = ? ORDER BY seq DESC LIMIT -1 OFFSET ?)`),
+        SELECT rowid FROM reports WHERE device_id = ? ORDER BY rowid DESC LIMIT -1 OFFSET ?)`),
       deviceIds: db.prepare<[], { id: string }>('SELECT id FROM devices'),
       getPolicy: db.prepare<[], { body: string }>('SELECT body FROM policies ORDER BY id DESC LIMIT 1'),
       setPolicy: db.prepare('INSERT INTO policies (version, body, set_at) VALUES (?, ?, ?)'),
@@ -309,6 +358,10 @@ export class SqliteStorage implements Storage {
       if (from === SCHEMA_VERSION) return;
       if (from < 2) db.exec("UPDATE reports SET body = json_object('report', json(body))");
       if (from < 3) db.exec(REPORTS_TO_V3);
+      if (from < 4) {
+        const have = new Set(db.prepare<[], { name: string }>('SELECT name FROM pragma_table_info(\'devices\')').all().map((c) => c.name));
+        for (const [col, type] of Object.entries(DEVICE_COLUMNS_V4)) if (!have.has(col)) db.exec(`ALTER TABLE devices ADD COLUMN ${col} ${type}`);
+      }
       db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(String(SCHEMA_VERSION));
     }).immediate();
   }
@@ -454,10 +507,10 @@ export class SqliteStorage implements Storage {
     return this.write(() => this.st.revokeSecret.run(id).changes === 1);
   }
 
-  enrollDevice(d: { id: string; facts: DeviceFacts; secretId: string; now: number }): Promise<void> {
+  enrollDevice(d: { id: string; facts: DeviceFacts; secretId: string; now: number; refuseSerial?: string | null }): Promise<void> {
     return this.write(() => {
       this.devices.delete(d.id);
-      this.st.enroll.run({ id: d.id, facts: JSON.stringify(d.facts), now: d.now, secretId: d.secretId });
+      this.st.enroll.run({ id: d.id, facts: JSON.stringify(d.facts), now: d.now, secretId: d.secretId, refuseSerial: d.refuseSerial ?? null });
     });
   }
 
@@ -511,8 +564,24 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  revokeDevice(id: string, now: number): Promise<boolean> {
-    return this.writeDevice(id, () => this.st.revokeDevice.run(now, id).changes === 1);
+  revokeDevice(id: string, now: number, reason: string): Promise<boolean> {
+    return this.writeDevice(id, () => this.st.revokeDevice.run(now, reason, id).changes === 1);
+  }
+
+  readmitDevice(id: string): Promise<boolean> {
+    return this.writeDevice(id, () => this.st.readmitDevice.run(id).changes === 1);
+  }
+
+  allowReenroll(id: string): Promise<boolean> {
+    return this.writeDevice(id, () => this.st.allowReenroll.run(id).changes === 1);
+  }
+
+  deleteDevice(id: string): Promise<boolean> {
+    const tx = this.db.transaction(() => {
+      this.st.deleteReports.run(id);
+      return this.st.deleteDevice.run(id).changes === 1;
+    });
+    return this.writeDevice(id, () => tx.immediate());
   }
 
   setDeviceLevel(id: string, lvl: AccessLevel): Promise<void> {
@@ -521,10 +590,28 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  setAnnouncedLevel(id: string, lvl: AccessLevel, state: string): Promise<void> {
-    return this.writeDevice(id, () => {
+  announce(id: string, lvl: AccessLevel, state: string, event: AccessLevelEvent): Promise<number> {
+    const tx = this.db.transaction(() => {
       this.st.announce.run(lvl, state, id);
+      const row = this.st.insertEvent.get(Date.parse(event.at), JSON.stringify(event));
+      if (!row) throw new Error('INSERT ... RETURNING gave no row');
+      return row.id;
     });
+    return this.writeDevice(id, () => tx.immediate());
+  }
+
+  eventsSince(afterId: number, limit: number): Promise<StoredEvent[]> {
+    return Promise.resolve(this.st.eventsSince.all(afterId, limit).map((r) => ({ id: r.id, event: JSON.parse(r.body) as AccessLevelEvent })));
+  }
+
+  eventBounds(): Promise<{ oldest: number | null; newest: number }> {
+    const b = this.st.eventBounds.get();
+    // With every event pruned the table is empty, but the counter still knows the last id handed out.
+    return Promise.resolve({ oldest: b?.oldest ?? null, newest: b?.newest ?? this.st.eventCounter.get()?.seq ?? 0 });
+  }
+
+  pruneEvents(keep: number, olderThan: number): Promise<number> {
+    return this.write(() => this.st.pruneEvents.run(keep, olderThan).changes);
   }
 
   setRecheck(id: string, recheck: { requestId: string; requestedAt: number } | null): Promise<void> {
@@ -541,7 +628,7 @@ export class SqliteStorage implements Storage {
    * once instead of once per turn. Each caller gets its result only after the flush covering its commit; if
    * the transaction or the flush fails, every report of the batch fails.
    */
-  ingestReport(r: NewReport): Promise<{ inserted: boolean; becameLatest: boolean }> {
+  ingestReport(r: NewReport): Promise<IngestOutcome> {
     return new Promise((resolve, reject) => {
       this.batch.push({ r, resolve, reject });
       if (this.batch.length === 1) setImmediate(() => {
@@ -572,7 +659,7 @@ export class SqliteStorage implements Storage {
       () => {
         batch.forEach((b, i) => {
           const r = results[i];
-          b.resolve({ inserted: r?.inserted ?? false, becameLatest: r?.becameLatest ?? false });
+          b.resolve(r ? { inserted: r.inserted, becameLatest: r.becameLatest, previousSeq: r.previousSeq, seqAnomaly: r.seqAnomaly } : NOT_INSERTED);
         });
       },
       (err: unknown) => {
@@ -594,6 +681,7 @@ export class SqliteStorage implements Storage {
         accessLevel: level(row.access_level),
         cert: r.cert,
         droppedReports: row.dropped,
+        seqAnomalies: row.seq_anomalies,
         recheck: row.recheck_id !== null && row.recheck_at !== null ? { requestId: row.recheck_id, requestedAt: row.recheck_at } : null,
       }),
     );
@@ -601,7 +689,7 @@ export class SqliteStorage implements Storage {
 
   private ingestOne(r: NewReport): Ingested {
     const ins = this.st.insertReport.run(r.reportId, r.deviceId, r.seq, r.generatedAt, r.receivedAt, r.accessLevel, r.body);
-    if (ins.changes === 0) return { inserted: false, becameLatest: false };
+    if (ins.changes === 0) return NOT_INSERTED;
     let cert = this.certJson.get(r.cert);
     if (cert === undefined) {
       cert = JSON.stringify(r.cert);
@@ -618,7 +706,8 @@ export class SqliteStorage implements Storage {
       reportId: r.reportId,
     });
     // No row: the device was removed under the report; there is nothing to cache.
-    return row ? { inserted: true, becameLatest: row.latest === 1, applied: row } : { inserted: true, becameLatest: false };
+    if (!row) return { inserted: true, becameLatest: false, previousSeq: null, seqAnomaly: false };
+    return { inserted: true, becameLatest: true, previousSeq: row.prev_seq, seqAnomaly: row.anomaly === 1, applied: row };
   }
 
   getLatestReport(deviceId: string): Promise<StoredReport | null> {

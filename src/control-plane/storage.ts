@@ -1,5 +1,5 @@
 import type { AccessLevel, Policy } from '../policy/schema.js';
-import type { CertInfo } from '../protocol/admin.js';
+import type { AccessLevelEvent, CertInfo } from '../protocol/admin.js';
 import type { DeviceFacts, PostureReport } from '../protocol/report.js';
 
 /**
@@ -17,25 +17,44 @@ export interface Storage {
   listSecrets(): Promise<StoredSecret[]>;
   revokeSecret(id: string): Promise<boolean>;
 
-  /** Registers (or re-registers) a device; re-enrollment resets its report sequence. */
-  enrollDevice(device: { id: string; facts: DeviceFacts; secretId: string; now: number }): Promise<void>;
+  /**
+   * Registers (or re-registers) a device. Re-enrollment starts it afresh (no posture, sequence or certificate
+   * until it reports), uses up an admin's permission to re-enroll, and refuses `refuseSerial` from then on.
+   */
+  enrollDevice(device: { id: string; facts: DeviceFacts; secretId: string; now: number; refuseSerial?: string | null }): Promise<void>;
   getDevice(id: string): Promise<StoredDevice | null>;
   listDevices(): Promise<StoredDevice[]>;
-  revokeDevice(id: string, now: number): Promise<boolean>;
+  /** Marks the device revoked and remembers its current certificate's serial, which stays refused. */
+  revokeDevice(id: string, now: number, reason: string): Promise<boolean>;
+  /** Lifts a revocation: the device is back to `enrolled`, allowed to enroll once more, with no posture. */
+  readmitDevice(id: string): Promise<boolean>;
+  /** Lets the next enrollment of this ID replace the device without proof of its key. */
+  allowReenroll(id: string): Promise<boolean>;
+  /** Removes the device and its report history. */
+  deleteDevice(id: string): Promise<boolean>;
   /** The server's evaluation of the latest report, after the policy changed. */
   setDeviceLevel(id: string, level: AccessLevel): Promise<void>;
-  /** Records what the device's effective level was last announced as, so changes are emitted once. */
-  setAnnouncedLevel(id: string, level: AccessLevel, state: string): Promise<void>;
+  /**
+   * Records what the device's effective level is announced as, so that changes are emitted once, and
+   * appends the event in the same transaction. Returns the event's id, which is never reused.
+   */
+  announce(id: string, level: AccessLevel, state: string, event: AccessLevelEvent): Promise<number>;
+  /** Events after `afterId`, oldest first, at most `limit`. */
+  eventsSince(afterId: number, limit: number): Promise<StoredEvent[]>;
+  /** The oldest event kept (null when none is) and the newest id ever handed out (0 when none). */
+  eventBounds(): Promise<{ oldest: number | null; newest: number }>;
+  /** Keeps the newest `keep` events and none older than `olderThan`; returns how many went. */
+  pruneEvents(keep: number, olderThan: number): Promise<number>;
   setRecheck(id: string, recheck: { requestId: string; requestedAt: number } | null): Promise<void>;
 
   /**
-   * Stores a report unless its reportId is known (then returns `inserted: false` and changes nothing). When
-   * the report is the device's newest by seq it becomes the device's latest posture, in the same transaction.
+   * Stores a report unless its reportId is known (then returns `inserted: false` and changes nothing). A new
+   * report becomes the device's latest posture in the same transaction, whatever its seq.
    */
-  ingestReport(report: NewReport): Promise<{ inserted: boolean; becameLatest: boolean }>;
+  ingestReport(report: NewReport): Promise<Ingested>;
   getLatestReport(deviceId: string): Promise<StoredReport | null>;
   listReports(deviceId: string, limit: number): Promise<StoredReportMeta[]>;
-  /** Keeps the newest `keep` reports per device. */
+  /** Keeps the newest `keep` reports per device, newest by arrival. */
   pruneReports(keep: number): Promise<number>;
 
   getPolicy(): Promise<Policy | null>;
@@ -56,6 +75,21 @@ export interface StoredSecret extends NewSecret {
   revoked: boolean;
 }
 
+export interface Ingested {
+  inserted: boolean;
+  /** False only when the device was removed under the report. */
+  becameLatest: boolean;
+  /** The seq of the report received from this device before this one. */
+  previousSeq: number | null;
+  /** The seq went back, or jumped further than the reports the agent says it dropped explain. */
+  seqAnomaly: boolean;
+}
+
+export interface StoredEvent {
+  id: number;
+  event: AccessLevelEvent;
+}
+
 export type ConsumeOutcome = 'ok' | 'unknown' | 'expired' | 'used-up' | 'revoked';
 
 export interface StoredDevice {
@@ -73,6 +107,12 @@ export interface StoredDevice {
   announcedLevel: AccessLevel | null;
   announcedState: string | null;
   recheck: { requestId: string; requestedAt: number } | null;
+  /** Reports whose seq went back or jumped (state restored on the agent, or a forged report). */
+  seqAnomalies: number;
+  revokedReason: string | null;
+  /** The certificate the device held when it was revoked; refused even after the device is re-admitted. */
+  revokedSerial: string | null;
+  reenrollAllowed: boolean;
 }
 
 export interface NewReport {

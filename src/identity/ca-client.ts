@@ -203,6 +203,18 @@ export class CaClient {
     }
   }
 
+  /**
+   * Passive revocation authorized by a provisioner's token (subject = the serial), as `step ca revoke` does:
+   * how the control plane revokes a device's certificate. A certificate that is already revoked counts as done.
+   */
+  async revokeWithToken(serialDecimal: string, ott: string, reason: string): Promise<'revoked' | 'already-revoked'> {
+    const res = await this.call('POST', '/1.0/revoke', { serial: serialDecimal, ott, reasonCode: 0, reason, passive: true });
+    if (res.status === 200) return 'revoked';
+    const message = caErrorMessage(res.body);
+    if (res.status === 400 && message?.includes('already revoked') === true) return 'already-revoked';
+    throw new IdentityError('ca-rejected', `the CA refused to revoke serial ${serialDecimal} (HTTP ${res.status}: ${message ?? 'no details'})`);
+  }
+
   async provisioners(): Promise<ProvisionerRef[] | undefined> {
     try {
       const res = await this.call('GET', '/provisioners');

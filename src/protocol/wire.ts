@@ -69,7 +69,11 @@ export const reportEnvelopeSchema = z
   .object({
     protocolVersion: z.literal(PROTOCOL_VERSION),
     reportId: z.uuid().describe('Idempotency key: a retry carries the same ID and is stored once'),
-    seq: z.number().int().nonnegative().describe('Agent sequence number, increasing across restarts'),
+    seq: z
+      .number()
+      .int()
+      .nonnegative()
+      .describe('Agent sequence number, increasing across restarts; the server logs gaps and reversals but never orders posture by it'),
     dropped: z
       .number()
       .int()
@@ -86,11 +90,21 @@ export const reportAckSchema = z
     protocolVersion: z.literal(PROTOCOL_VERSION),
     reportId: z.uuid(),
     duplicate: z.boolean().describe('True when this reportId had already been stored'),
+    previousSeq: z.number().int().nonnegative().nullable().optional().describe('The seq of the report the server received from this device before this one'),
     accessLevel: z.enum(ACCESS_LEVELS).describe("The server's evaluation with the server policy"),
     directives: directivesSchema,
   })
   .describe('POST /v1/reports response');
 export type ReportAck = z.infer<typeof reportAckSchema>;
+
+export const identityRevokedSchema = z
+  .object({
+    protocolVersion: z.literal(PROTOCOL_VERSION),
+    serial: z.string().regex(/^[0-9a-f]{1,64}$/).describe('The refused certificate serial, lower-case hex'),
+    reason: z.literal('ca-refused-renewal'),
+  })
+  .describe('POST /v1/identity/revoked request: the CA refused to renew this certificate; answered 204');
+export type IdentityRevoked = z.infer<typeof identityRevokedSchema>;
 
 // ---- Policy ----------------------------------------------------------------------------------------
 

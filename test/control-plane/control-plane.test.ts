@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
 import { gzipSync } from 'node:zlib';
 import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
@@ -19,6 +19,7 @@ let h: Harness;
 const api = (path: string, o?: CallOptions) => call(h.pki.rootPem, `${h.cp.url}${path}`, o);
 const admin = (path: string, o: CallOptions = {}) => api(path, { ...o, token: ADMIN_TOKEN });
 const errorOf = (r: { json: unknown }) => errorBodySchema.parse(r.json).error;
+const serialOf = (tls: Issued): string => new X509Certificate(tls.certPem).serialNumber.toLowerCase();
 
 async function newSecret(uses = 1): Promise<string> {
   const r = await admin('/v1/admin/secrets', { body: { uses } });
@@ -200,7 +201,10 @@ describe('mTLS and reports', () => {
     const stream = openSse(h.pki.rootPem, `${h.cp.url}/v1/directives/stream`, { tls: victim });
     expect(await stream.ready).toBe(200);
     await stream.next((e) => e.event === 'directives');
-    expect((await admin('/v1/admin/devices/dev-revoked/revoke', { method: 'POST' })).status).toBe(204);
+    const revoke = await admin('/v1/admin/devices/dev-revoked/revoke', { method: 'POST' });
+    expect([revoke.status, revoke.json]).toEqual([200, { ca: 'revoked' }]);
+    // The certificate the device held, at the CA too.
+    expect(h.caRevoked).toContain(serialOf(victim));
     const r = await api('/v1/reports', { body: envelope({ seq: 2 }), tls: victim });
     expect([r.status, errorOf(r)]).toEqual([403, 'device-revoked']);
     await expect.poll(() => stream.closed, { timeout: 3000 }).toBe(true);
@@ -209,6 +213,7 @@ describe('mTLS and reports', () => {
     // Re-enrolling a revoked device is refused even with a good secret.
     const again = await api('/v1/enroll', { body: { protocolVersion: 1, enrollmentSecret: await newSecret(), deviceId: 'dev-revoked', facts: FACTS } });
     expect([again.status, errorOf(again)]).toEqual([403, 'device-revoked']);
+    expect(errorBodySchema.parse(again.json).message).toContain('vigil-control-plane device readmit dev-revoked');
   });
 
   it('accepts a gzip body, and stops a compression bomb at the body limit', async () => {

@@ -21,6 +21,7 @@ describe('decodeReportBody', () => {
           seq: 1,
           dropped: 0,
           generatedAt: envelope.report.generatedAt,
+          platform: 'linux',
           results: envelope.report.results.map(({ id, title, status, reason }) => ({ id, title, status, ...(reason === undefined ? {} : { reason }) })),
         });
       }

@@ -39,23 +39,68 @@ function report(seq: number, over: Partial<NewReport> = {}, posture: PostureRepo
 }
 
 describe('SqliteStorage', () => {
-  it('keeps the highest seq as the latest posture, dedupes by reportId, and prunes history', async () => {
+  it('keeps the newest report received as the latest posture whatever its seq, counts seq anomalies, dedupes, and prunes', async () => {
     const s = new SqliteStorage(await mkdtemp(join(tmpdir(), 'vigil-sq-')));
     await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
     const r5 = report(5, { accessLevel: 'blocked' });
-    expect(await s.ingestReport(r5)).toEqual({ inserted: true, becameLatest: true });
-    expect(await s.ingestReport(r5)).toEqual({ inserted: false, becameLatest: false });
-    // A late retry of an older report goes to history only.
-    expect(await s.ingestReport(report(3, { dropped: 2 }))).toEqual({ inserted: true, becameLatest: false });
-    const d = await s.getDevice('dev-s1');
-    expect(d).toMatchObject({ lastSeq: 5, accessLevel: 'blocked', lastSeen: 1005, droppedReports: 2 });
-    expect((await s.getLatestReport('dev-s1'))?.reportId).toBe(r5.reportId);
-    for (let i = 6; i < 10; i++) await s.ingestReport(report(i));
-    expect(await s.pruneReports(3)).toBe(3);
-    expect((await s.listReports('dev-s1', 100)).map((r) => r.seq)).toEqual([9, 8, 7]);
-    // Re-enrollment (a reinstalled agent) starts the sequence again.
-    await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'y', now: 2 });
-    expect(await s.ingestReport(report(0))).toEqual({ inserted: true, becameLatest: true });
+    expect(await s.ingestReport(r5)).toEqual({ inserted: true, becameLatest: true, previousSeq: null, seqAnomaly: false });
+    expect(await s.ingestReport(r5)).toEqual({ inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false });
+    // A seq far ahead (forged, or an agent that lost count) is the posture while it is the newest, and counted.
+    const jump = report(1_000_000, { accessLevel: 'full', receivedAt: 1005 });
+    expect(await s.ingestReport(jump)).toEqual({ inserted: true, becameLatest: true, previousSeq: 5, seqAnomaly: true });
+    expect((await s.getLatestReport('dev-s1'))?.reportId).toBe(jump.reportId);
+    // ...and the real report after it takes over: the verdict follows what was received last.
+    const r6 = report(6, { accessLevel: 'blocked', dropped: 2 });
+    expect(await s.ingestReport(r6)).toEqual({ inserted: true, becameLatest: true, previousSeq: 1_000_000, seqAnomaly: true });
+    expect(await s.getDevice('dev-s1')).toMatchObject({ lastSeq: 6, accessLevel: 'blocked', lastSeen: 1006, droppedReports: 2, seqAnomalies: 2 });
+    expect((await s.getLatestReport('dev-s1'))?.reportId).toBe(r6.reportId);
+    // Gaps the agent accounts for with `dropped` are not anomalies.
+    expect((await s.ingestReport(report(9, { dropped: 2 }))).seqAnomaly).toBe(false);
+    for (let i = 10; i < 13; i++) await s.ingestReport(report(i));
+    expect(await s.pruneReports(3)).toBe(4);
+    // History in the order received.
+    expect((await s.listReports('dev-s1', 100)).map((r) => r.seq)).toEqual([12, 11, 10]);
+    // Re-enrollment (a reinstalled agent) starts afresh: no posture until it reports.
+    await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'y', now: 2, refuseSerial: cert.serial });
+    expect(await s.getDevice('dev-s1')).toMatchObject({ lastSeq: null, accessLevel: null, lastSeen: null, cert: null, revokedSerial: cert.serial });
+    expect(await s.ingestReport(report(0))).toEqual({ inserted: true, becameLatest: true, previousSeq: null, seqAnomaly: false });
+    await s.close();
+  });
+
+  it('revokes, re-admits and removes a device, remembering the revoked certificate', async () => {
+    const s = new SqliteStorage(await mkdtemp(join(tmpdir(), 'vigil-sq-')));
+    await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
+    await s.ingestReport(report(1));
+    expect(await s.revokeDevice('dev-s1', 50, 'lost laptop')).toBe(true);
+    expect(await s.revokeDevice('dev-s1', 60, 'again')).toBe(false);
+    expect(await s.getDevice('dev-s1')).toMatchObject({ revokedAt: 50, revokedReason: 'lost laptop', revokedSerial: cert.serial });
+    expect(await s.readmitDevice('dev-s1')).toBe(true);
+    expect(await s.getDevice('dev-s1')).toMatchObject({ revokedAt: null, reenrollAllowed: true, revokedSerial: cert.serial, cert: null, accessLevel: null });
+    expect(await s.deleteDevice('dev-s1')).toBe(true);
+    expect(await s.getDevice('dev-s1')).toBeNull();
+    expect(await s.listReports('dev-s1', 10)).toEqual([]);
+    await s.close();
+  });
+
+  it('keeps access-level events with ids that are never reused, and prunes them by count and age', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
+    let s = new SqliteStorage(dir);
+    await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
+    const ev = (i: number) => ({ device: 'dev-s1', previous: null, current: 'full' as const, compliant: true, state: 'active' as const, cause: 'report' as const, at: new Date(i * 1000).toISOString() });
+    const ids = [];
+    for (let i = 1; i <= 5; i++) ids.push(await s.announce('dev-s1', 'full', 'active', ev(i)));
+    expect(ids).toEqual([1, 2, 3, 4, 5]);
+    expect((await s.eventsSince(3, 10)).map((e) => e.id)).toEqual([4, 5]);
+    expect((await s.eventsSince(0, 10))[0]?.event).toEqual(ev(1));
+    // Keep 3 and none older than t=2 s.
+    expect(await s.pruneEvents(3, 2000)).toBe(2);
+    expect(await s.eventBounds()).toEqual({ oldest: 3, newest: 5 });
+    expect(await s.pruneEvents(0, 10_000)).toBe(3);
+    await s.close();
+    s = new SqliteStorage(dir);
+    // Across a restart, with every event pruned, the next id still follows the last one handed out.
+    expect(await s.eventBounds()).toEqual({ oldest: null, newest: 5 });
+    expect(await s.announce('dev-s1', 'blocked', 'active', ev(6))).toBe(6);
     await s.close();
   });
 
@@ -66,11 +111,11 @@ describe('SqliteStorage', () => {
     // Same turn of the event loop: one transaction.
     const results = await Promise.all([s.ingestReport(r1), s.ingestReport({ ...r1 }), s.ingestReport(report(2))]);
     expect(results).toEqual([
-      { inserted: true, becameLatest: true },
-      { inserted: false, becameLatest: false },
-      { inserted: true, becameLatest: true },
+      { inserted: true, becameLatest: true, previousSeq: null, seqAnomaly: false },
+      { inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false },
+      { inserted: true, becameLatest: true, previousSeq: 1, seqAnomaly: false },
     ]);
-    expect(await s.ingestReport({ ...r1 })).toEqual({ inserted: false, becameLatest: false });
+    expect(await s.ingestReport({ ...r1 })).toEqual({ inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false });
     expect((await s.listReports('dev-s1', 10)).map((r) => r.seq)).toEqual([2, 1]);
     await s.close();
   });
@@ -110,7 +155,14 @@ describe('SqliteStorage', () => {
     const r = report(4);
     // The reports table and index exactly as schema 2 created them.
     const db = new Database(join(dir, 'control-plane.sqlite'));
-    db.exec(`DROP TABLE reports;
+    // The devices table as schema 3 had it.
+    db.exec(`DROP TABLE devices; DROP TABLE events;
+      CREATE TABLE devices (
+        id TEXT PRIMARY KEY, facts TEXT NOT NULL, enrolled_at INTEGER NOT NULL, secret_id TEXT, revoked_at INTEGER,
+        last_seen INTEGER, last_seq INTEGER, access_level TEXT, cert TEXT, dropped INTEGER NOT NULL DEFAULT 0,
+        announced_level TEXT, announced_state TEXT, recheck_id TEXT, recheck_at INTEGER, latest_report_id TEXT
+      );
+      DROP TABLE reports;
       CREATE TABLE reports (
         report_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, seq INTEGER NOT NULL, generated_at TEXT NOT NULL,
         received_at INTEGER NOT NULL, access_level TEXT NOT NULL, body TEXT NOT NULL
@@ -123,11 +175,11 @@ describe('SqliteStorage', () => {
 
     const s = new SqliteStorage(dir);
     expect((await s.getLatestReport('dev-s1'))?.report).toEqual(r.posture);
-    expect(await s.ingestReport(r)).toEqual({ inserted: false, becameLatest: false });
-    expect(await s.ingestReport(report(5))).toEqual({ inserted: true, becameLatest: true });
+    expect(await s.ingestReport(r)).toEqual({ inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false });
+    expect(await s.ingestReport(report(5))).toEqual({ inserted: true, becameLatest: true, previousSeq: 4, seqAnomaly: false });
     await s.close();
     const after = new Database(join(dir, 'control-plane.sqlite'), { readonly: true });
-    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('3');
+    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('4');
     expect(after.prepare("SELECT sql FROM sqlite_master WHERE name = 'reports_by_device'").pluck().get()).toContain('(device_id, seq, report_id)');
     after.close();
   });
@@ -138,7 +190,7 @@ describe('SqliteStorage', () => {
     const db = new Database(join(dir, 'control-plane.sqlite'));
     db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema'").run();
     db.close();
-    expect(() => new SqliteStorage(dir)).toThrow('database schema 99 is newer than this control plane understands (3)');
+    expect(() => new SqliteStorage(dir)).toThrow('database schema 99 is newer than this control plane understands (4)');
   });
 
   it('serves devices from memory, kept current by its own writes and by commits from other connections', async () => {
@@ -153,9 +205,9 @@ describe('SqliteStorage', () => {
     const cached = await s.getDevice('dev-s1');
     expect(cached).toMatchObject({ lastSeq: 7, accessLevel: 'limited', droppedReports: 3, lastSeen: 1007, recheck: null, cert });
     expect(Object.isFrozen(cached)).toBe(true);
-    // An older report changes history and last_seen, not the latest posture.
+    // A report with a lower seq received later is the posture now; the cache follows it, anomaly count included.
     await s.ingestReport(report(6, { accessLevel: 'blocked' }));
-    expect(await s.getDevice('dev-s1')).toMatchObject({ lastSeq: 7, accessLevel: 'limited', lastSeen: 1007 });
+    expect(await s.getDevice('dev-s1')).toMatchObject({ lastSeq: 6, accessLevel: 'blocked', lastSeen: 1007, seqAnomalies: 1 });
 
     // Another process revokes the device: the next read sees it, not the cached copy.
     const other = new Database(join(dir, 'control-plane.sqlite'));

@@ -10,6 +10,8 @@ export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
 export interface Harness {
   pki: TestPki;
+  /** Serials (hex) the control plane asked the CA to revoke. */
+  caRevoked: string[];
   dir: string;
   config: ServeConfig;
   provisionerPublicJwk: JsonWebKeyLike;
@@ -45,6 +47,26 @@ export async function prepare(overrides: Partial<ServeConfig> = {}, pki?: TestPk
 
 export async function startHarness(overrides: Partial<ServeConfig> = {}, pki?: TestPki): Promise<Harness> {
   const p = await prepare(overrides, pki);
-  const cp = await startControlPlane(p.config, { logger: silentLogger(), ssePingMs: 1000 });
-  return { ...p, cp };
+  const caRevoked: string[] = [];
+  // No step-ca here: revocations are recorded. The e2e tests revoke at a real step-ca.
+  const revokeAtCa = (serial: string): Promise<'revoked'> => {
+    caRevoked.push(serial);
+    return Promise.resolve('revoked');
+  };
+  const cp = await startControlPlane(p.config, { logger: silentLogger(), ssePingMs: 1000, revokeAtCa });
+  return { ...p, caRevoked, cp };
+}
+
+/** The same server again on the harness's data dir, as after a restart. */
+export async function restartHarness(h: Harness): Promise<Harness> {
+  await h.cp.close();
+  const cp = await startControlPlane(h.config, {
+    logger: silentLogger(),
+    ssePingMs: 1000,
+    revokeAtCa: (serial) => {
+      h.caRevoked.push(serial);
+      return Promise.resolve('revoked');
+    },
+  });
+  return { ...h, cp };
 }

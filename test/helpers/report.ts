@@ -42,7 +42,7 @@ export function sampleReport(opts: { failing?: readonly string[]; unknown?: read
       durationMs: 3 + i,
     };
   });
-  const decision = evaluate(policy, results);
+  const decision = evaluate(policy, results, ['linux']);
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
     agentVersion: '0.1.0',

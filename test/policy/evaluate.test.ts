@@ -24,26 +24,43 @@ describe('policy evaluation', () => {
     ['critical unknown (default: limited)', 'unknown', 'pass', 'limited'],
     ['critical error (default: limited)', 'error', 'pass', 'limited'],
   ])('%s', (_name, disk, fw, level) => {
-    expect(evaluate(policy, [r('disk-encryption', disk), r('firewall', fw)]).accessLevel).toBe(level);
+    expect(evaluate(policy, [r('disk-encryption', disk), r('firewall', fw)], ['linux']).accessLevel).toBe(level);
   });
 
   it('lets the policy make unknown on a critical check block', () => {
     const strict = { ...policy, unknownOnCritical: 'blocked' as const };
-    expect(evaluate(strict, [r('disk-encryption', 'unknown')]).accessLevel).toBe('blocked');
+    expect(evaluate(strict, [r('disk-encryption', 'unknown'), r('firewall', 'pass')], ['linux']).accessLevel).toBe('blocked');
   });
 
   it('ignores info, off and unlisted checks', () => {
-    const d = evaluate(policy, [r('ssh-server', 'fail'), r('guest-account', 'fail'), r('not-in-policy', 'fail')]);
+    const d = evaluate(
+      policy,
+      [r('disk-encryption', 'pass'), r('firewall', 'pass'), r('ssh-server', 'fail'), r('guest-account', 'fail'), r('not-in-policy', 'fail')],
+      ['linux'],
+    );
     expect(d).toEqual({ accessLevel: 'full', reasons: [] });
   });
 
   it('gives reasons, the most severe first', () => {
-    const d = evaluate(policy, [r('firewall', 'fail'), r('disk-encryption', 'fail')]);
+    const d = evaluate(policy, [r('firewall', 'fail'), r('disk-encryption', 'fail')], ['linux']);
     expect(d.reasons.map((x) => [x.checkId, x.effect])).toEqual([
       ['disk-encryption', 'blocked'],
       ['firewall', 'limited'],
     ]);
     expect(d.reasons[0]?.message).toBe('critical check "disk-encryption" failed');
+  });
+
+  it('counts an enforced check of the platform that has no result as unknown, never as a pass', () => {
+    const d = evaluate(policy, [r('firewall', 'pass')], ['linux']);
+    expect(d.accessLevel).toBe('limited');
+    expect(d.reasons).toEqual([
+      expect.objectContaining({ checkId: 'disk-encryption', status: 'unknown', effect: 'limited', message: 'critical check "Disk encryption on" could not be verified: not in the report' }),
+    ]);
+    expect(evaluate({ ...policy, unknownOnCritical: 'blocked' }, [], ['linux']).accessLevel).toBe('blocked');
+    // A check the platform does not have is not expected of it.
+    const darwinOnly = parsePolicy('t', { schemaVersion: 1, name: 't', version: '1', checks: { gatekeeper: 'critical' } });
+    expect(evaluate(darwinOnly, [], ['linux']).accessLevel).toBe('full');
+    expect(evaluate(darwinOnly, [], ['darwin']).accessLevel).toBe('limited');
   });
 
   it('bundles a default policy with the required severities', () => {

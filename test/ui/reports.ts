@@ -28,7 +28,7 @@ export function withStatuses(report: PostureReport, statuses: Record<string, Che
     if (status === 'pass') delete next.reason;
     return next;
   });
-  const decision = evaluate(policy, results);
+  const decision = evaluate(policy, results, [report.device.platform]);
   return { ...report, generatedAt: at ?? report.generatedAt, results, accessLevel: decision.accessLevel, reasons: decision.reasons };
 }
 
