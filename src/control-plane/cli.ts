@@ -1,8 +1,10 @@
 #!/usr/bin/env node
+import { readFile } from 'node:fs/promises';
+import { request } from 'node:https';
 import { Command, Option } from 'commander';
 import { createLogger } from '../logging/logger.js';
 import { secretCreateRequestSchema } from '../protocol/admin.js';
-import { formatZodError, loadConfigFile, serveCommandSchema } from './config.js';
+import { formatZodError, loadConfigFile, parseListen, serveCommandSchema } from './config.js';
 import { parseDurationSeconds } from './duration.js';
 import { startControlPlane } from './server.js';
 import { createEnrollmentSecret, ControlPlaneService } from './service.js';
@@ -131,6 +133,78 @@ program
       await storage.close();
     }
   });
+
+interface AdminFlags {
+  config?: string;
+  url?: string;
+  adminTokenFile?: string;
+  caRoot?: string;
+}
+
+/**
+ * One admin API call to the running server. Device actions go through it rather than the database, because
+ * the server also has to revoke at the CA, close the device's streams and announce the change.
+ */
+async function adminCall(flags: AdminFlags, method: string, path: string): Promise<{ status: number; body: string }> {
+  const file = await loadConfigFile(flags.config);
+  const listen = typeof file.listen === 'string' ? parseListen(file.listen) : null;
+  const host = listen?.host.includes(':') === true ? `[${listen.host}]` : listen?.host;
+  const url = flags.url ?? (listen ? `https://${host === '0.0.0.0' ? '127.0.0.1' : host}:${listen.port}` : 'https://127.0.0.1:8443');
+  const tokenFile = flags.adminTokenFile ?? (typeof file.adminTokenFile === 'string' ? file.adminTokenFile : undefined);
+  const caRoot = flags.caRoot ?? (typeof file.caRoot === 'string' ? file.caRoot : undefined);
+  if (tokenFile === undefined) throw new Error('--admin-token-file (or adminTokenFile in --config) is required');
+  if (caRoot === undefined) throw new Error('--ca-root (or caRoot in --config) is required: the server certificate is verified against it');
+  const [token, ca] = await Promise.all([readFile(tokenFile, 'utf8'), readFile(caRoot, 'utf8')]);
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${path}`, { method, ca, headers: { authorization: `Bearer ${token.trim()}` }, timeout: 30_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within 30 s`)));
+    req.on('error', (err) => {
+      reject(new Error(`cannot reach the control plane at ${url}: ${err.message}`));
+    });
+    req.end();
+  });
+}
+
+function messageOf(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { message?: unknown };
+    return typeof parsed.message === 'string' ? parsed.message : body;
+  } catch {
+    return body;
+  }
+}
+
+const device = program.command('device').description('act on one device through the running server (admin API)');
+
+const DEVICE_ACTIONS = [
+  ['revoke', 'POST', '/revoke', 'revoke the device here and its certificate at the CA'],
+  ['readmit', 'POST', '/readmit', 'lift a revocation: the device may enroll once more'],
+  ['allow-reenroll', 'POST', '/allow-reenroll', 'let the next enrollment of this ID replace the device without its certificate'],
+  ['remove', 'DELETE', '', 'delete the device and its history, revoking its certificate at the CA'],
+] as const;
+
+for (const [name, method, suffix, description] of DEVICE_ACTIONS) {
+  device
+    .command(`${name} <id>`)
+    .description(description)
+    .option('--config <file>', 'the serve config: its listen, adminTokenFile and caRoot are used')
+    .option('--url <url>', 'the control plane (default: from --config, else https://127.0.0.1:8443)')
+    .option('--admin-token-file <file>')
+    .option('--ca-root <file>', 'step-ca root certificate, to verify the server')
+    .action(async (id: string, flags: AdminFlags) => {
+      const res = await adminCall(flags, method, `/v1/admin/devices/${encodeURIComponent(id)}${suffix}`);
+      if (res.status >= 300) throw new Error(`${name} ${id}: ${messageOf(res.body)} (HTTP ${res.status})`);
+      const ca = res.body ? (JSON.parse(res.body) as { ca?: string }).ca : undefined;
+      process.stdout.write(`${name} ${id}: done${ca === undefined ? '' : `; certificate at the CA: ${ca}`}\n`);
+      if (ca?.startsWith('failed') === true) process.exitCode = 1;
+    });
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`vigil-control-plane: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -390,6 +390,8 @@ export class ControlPlaneService {
       lastSeen: d.lastSeen === null ? null : iso(d.lastSeen),
       lastSeq: d.lastSeq,
       droppedReports: d.droppedReports,
+      seqAnomalies: d.seqAnomalies,
+      revokedReason: d.revokedAt === null ? null : d.revokedReason,
     };
   }
 

@@ -70,6 +70,12 @@ export const deviceSummarySchema = z.object({
   lastSeen: z.iso.datetime().nullable(),
   lastSeq: z.number().int().nullable(),
   droppedReports: z.number().int().nonnegative().describe('Total the agent reported dropping from its outbox'),
+  seqAnomalies: z
+    .number()
+    .int()
+    .nonnegative()
+    .describe('Reports whose seq went back or jumped: restored agent state, or reports not made by this agent'),
+  revokedReason: z.string().nullable().describe('Why the device was revoked, while it is'),
 });
 export type DeviceSummary = z.infer<typeof deviceSummarySchema>;
 
