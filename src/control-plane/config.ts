@@ -32,8 +32,15 @@ const serveKeys = {
   /** Failed admin-token attempts per client address: a burst, then this many per minute. */
   adminAuthFailuresPerMinute: z.number().int().min(1).max(10_000).default(10),
   bodyLimitBytes: z.number().int().min(16_384).max(16 * 1024 * 1024).default(512 * 1024),
+  /** Failed enrollment attempts per client address (a guessed secret, a refused takeover): a burst, then per minute. */
   enrollBurst: z.number().int().min(1).max(10_000).default(10),
   enrollPerMinute: z.number().int().min(1).max(100_000).default(10),
+  /**
+   * Enrollments with one valid secret, and for one device ID. A whole office behind one NAT enrolls with
+   * the same secret, so the per-address limit counts failures only; these bound what a leaked secret does.
+   */
+  enrollPerSecretPerMinute: z.number().int().min(1).max(100_000).default(300),
+  enrollPerDevicePerMinute: z.number().int().min(1).max(1000).default(6),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
 };
 

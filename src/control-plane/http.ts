@@ -44,6 +44,7 @@ export interface HttpOptions {
   caRootPem: string;
   credentials: ServerCredentials;
   bodyLimitBytes: number;
+  /** Taken once per failed enrollment from an address; while it is empty, that address is refused outright. */
   enrollLimiter: RateLimiter;
   /** Taken once per wrong admin token from an address; while it is empty, that address is refused outright. */
   adminFailureLimiter: RateLimiter;
@@ -220,6 +221,7 @@ export function buildApp(o: HttpOptions) {
 
   app.setErrorHandler((err: unknown, req, reply) => {
     if (err instanceof ControlPlaneError) {
+      if (err.retryAfterSeconds !== undefined) void reply.header('retry-after', String(err.retryAfterSeconds));
       return reply.code(err.status).send({ error: err.code, message: err.message });
     }
     const e = err as { statusCode?: number; code?: string; message?: string };
@@ -282,14 +284,16 @@ export function buildApp(o: HttpOptions) {
 
   app.get('/health', { config: { auth: 'none' } }, () => ({ status: 'ok' }));
 
-  app.post('/v1/enroll', { config: { auth: 'none' } }, async (req, reply) => {
-    const wait = o.enrollLimiter.take(req.ip);
-    if (wait > 0) {
-      void reply.header('retry-after', String(wait));
-      throw fail(429, 'rate-limited', `too many enrollment attempts from ${req.ip}; retry in ${wait} s`);
+  app.post('/v1/enroll', { config: { auth: 'none' } }, async (req) => {
+    const wait = o.enrollLimiter.wait(req.ip);
+    if (wait > 0) throw new ControlPlaneError(429, 'rate-limited', `too many failed enrollment attempts from ${req.ip}; retry in ${wait} s`, wait);
+    try {
+      return await o.service.enroll(parse(enrollRequestSchema, req.body), enrollProof(req));
+    } catch (err) {
+      // Only failures count against an address: an office behind one NAT enrolls hundreds of laptops at once.
+      if (err instanceof ControlPlaneError && err.status >= 400 && err.status < 500 && err.status !== 429) o.enrollLimiter.take(req.ip);
+      throw err;
     }
-    const body = parse(enrollRequestSchema, req.body);
-    return o.service.enroll(body, enrollProof(req));
   });
 
   // ---- device (mTLS) ----

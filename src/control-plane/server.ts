@@ -84,6 +84,8 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     historyPerDevice: config.historyPerDevice,
     eventRetentionCount: config.eventRetentionCount,
     eventRetentionDays: config.eventRetentionDays,
+    enrollPerSecret: new RateLimiter(config.enrollPerSecretPerMinute, config.enrollPerSecretPerMinute),
+    enrollPerDevice: new RateLimiter(config.enrollPerDevicePerMinute, config.enrollPerDevicePerMinute),
     ...(opts.revokeAtCa === undefined ? {} : { revokeAtCa: opts.revokeAtCa }),
   });
   const app = buildApp({

@@ -30,6 +30,7 @@ import type { PostureReport } from '../protocol/report.js';
 import type { EventHub } from './events.js';
 import type { ReportSummary } from './report-decoder.js';
 import { mintOtt, type ProvisionerKey } from './ott.js';
+import type { RateLimiter } from './rate-limit.js';
 import { generateSecret, secretId, secretMatches } from './secrets.js';
 import type { Storage, StoredDevice, StoredEvent, StoredReportMeta, StoredSecret } from './storage.js';
 
@@ -39,6 +40,8 @@ export class ControlPlaneError extends Error {
     readonly status: number,
     readonly code: ErrorCode,
     message: string,
+    /** Sent as Retry-After with a 429. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -58,6 +61,9 @@ export interface ServiceOptions {
   historyPerDevice: number;
   eventRetentionCount: number;
   eventRetentionDays: number;
+  /** Enrollments per valid secret and per device ID (see config.ts). */
+  enrollPerSecret: RateLimiter;
+  enrollPerDevice: RateLimiter;
   now?: () => number;
   /** Revokes a certificate (serial in hex) at the CA; defaults to step-ca's API with a provisioner token. */
   revokeAtCa?: (serialHex: string, reason: string) => Promise<'revoked' | 'already-revoked'>;
@@ -138,6 +144,13 @@ export class ControlPlaneService {
     const secret = await this.o.storage.getSecret(id);
     if (!secret || !secretMatches(req.enrollmentSecret, secret.hash)) throw invalid;
     // Past this point the caller has proven it holds the secret, so telling it why it fails leaks nothing.
+    for (const [limiter, key, what] of [
+      [this.o.enrollPerSecret, id, 'with this enrollment secret'],
+      [this.o.enrollPerDevice, req.deviceId, `for device ${req.deviceId}`],
+    ] as const) {
+      const wait = limiter.take(key);
+      if (wait > 0) throw new ControlPlaneError(429, 'rate-limited', `too many enrollments ${what}; retry in ${wait} s`, wait);
+    }
     const existing = await this.o.storage.getDevice(req.deviceId);
     if (existing?.revokedAt != null) {
       throw new ControlPlaneError(

@@ -13,6 +13,14 @@ export interface EnrollmentSecretTokenOptions {
   rootPem(): Promise<string>;
   facts(): Promise<DeviceFacts>;
   timeoutMs?: number;
+  /**
+   * How long to keep retrying while the control plane answers 429 (a rollout of many laptops at once),
+   * waiting its Retry-After each time. Default 10 minutes.
+   */
+  rateLimitBudgetMs?: number;
+  /** Told before each wait, so a person at the keyboard knows why nothing happens. */
+  onRateLimited?(waitSeconds: number, message: string): void;
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** A control-plane refusal or an unusable answer; the message is one line meant for the person enrolling. */
@@ -20,6 +28,8 @@ export class EnrollmentError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** Set on a 429: the server's Retry-After. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'EnrollmentError';
@@ -33,6 +43,23 @@ export class EnrollmentSecretToken implements TokenSource {
   constructor(private readonly o: EnrollmentSecretTokenOptions) {}
 
   async getToken(req: TokenRequest): Promise<string> {
+    const deadline = Date.now() + (this.o.rateLimitBudgetMs ?? 600_000);
+    const sleep = this.o.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+    for (;;) {
+      try {
+        return await this.requestToken(req);
+      } catch (err) {
+        if (!(err instanceof EnrollmentError) || err.retryAfterSeconds === undefined) throw err;
+        // Spread the retries of a fleet that was refused together: up to a quarter more than asked.
+        const waitMs = err.retryAfterSeconds * 1000 * (1 + Math.random() / 4);
+        if (Date.now() + waitMs > deadline) throw err;
+        this.o.onRateLimited?.(Math.ceil(waitMs / 1000), err.message);
+        await sleep(waitMs);
+      }
+    }
+  }
+
+  private async requestToken(req: TokenRequest): Promise<string> {
     const url = `${this.o.controlPlaneUrl.replace(/\/+$/, '')}/v1/enroll`;
     const body: EnrollRequest = {
       protocolVersion: PROTOCOL_VERSION,
@@ -57,8 +84,13 @@ export class EnrollmentSecretToken implements TokenSource {
     const json = parseJson(res.body.toString('utf8'));
     if (res.status !== 200) {
       const e = errorBodySchema.safeParse(json);
+      const retryAfter = Number(res.headers['retry-after']);
       throw e.success
-        ? new EnrollmentError(e.data.error, `the control plane refused enrollment: ${e.data.message}`)
+        ? new EnrollmentError(
+            e.data.error,
+            `the control plane refused enrollment: ${e.data.message}`,
+            res.status === 429 && Number.isFinite(retryAfter) && retryAfter >= 0 ? Math.min(retryAfter, 3600) : undefined,
+          )
         : new EnrollmentError('rejected', `the control plane refused enrollment (HTTP ${res.status})`);
     }
     const parsed = enrollResponseSchema.safeParse(json);

@@ -59,6 +59,9 @@ export function enrollmentTokenSource(runtime: Runtime, manager: IdentityManager
     controlPlaneUrl,
     secret,
     timeoutMs: runtime.loaded.config.reporting.requestTimeoutSeconds * 1000,
+    onRateLimited: (seconds, message) => {
+      runtime.logger.warn(`${message}; retrying in ${seconds} s`);
+    },
     rootPem: async () => {
       const trust = await manager.store.readTrust();
       if (!trust) throw new Error('no pinned CA root; pass --ca-url and --fingerprint');

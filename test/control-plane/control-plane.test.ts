@@ -377,4 +377,30 @@ describe('enrollment rate limit', () => {
       await limited.cp.close();
     }
   });
+
+  it('lets a whole office behind one address enroll with one secret, and limits per secret and per device instead', async () => {
+    const office = await startHarness({ enrollBurst: 2, enrollPerMinute: 1, enrollPerSecretPerMinute: 30, enrollPerDevicePerMinute: 2 }, h.pki);
+    try {
+      const enroll = (secret: string, deviceId: string) =>
+        call(h.pki.rootPem, `${office.cp.url}/v1/enroll`, { body: { protocolVersion: 1, enrollmentSecret: secret, deviceId, facts: FACTS } });
+      const secret = ((await call(h.pki.rootPem, `${office.cp.url}/v1/admin/secrets`, { body: { uses: 100 }, token: ADMIN_TOKEN })).json as { secret: string }).secret;
+      // 25 laptops from 127.0.0.1, far past the per-address burst of 2.
+      const statuses = [];
+      for (let i = 0; i < 25; i++) statuses.push((await enroll(secret, `dev-office-${i}`)).status);
+      expect(statuses).toEqual(Array<number>(25).fill(200));
+      // One device ID over and over: limited for that ID, with when to retry.
+      expect((await enroll(secret, 'dev-office-0')).status).toBe(200);
+      const again = await enroll(secret, 'dev-office-0');
+      expect([again.status, errorOf(again)]).toEqual([429, 'rate-limited']);
+      expect(errorBodySchema.parse(again.json).message).toMatch(/^too many enrollments for device dev-office-0; retry in \d+ s$/);
+      expect(Number(again.headers['retry-after'])).toBeGreaterThan(0);
+      // The secret itself: 30 a minute.
+      const more = [];
+      for (let i = 25; i < 32; i++) more.push((await enroll(secret, `dev-office-${i}`)).status);
+      expect(more.filter((s) => s === 429).length).toBeGreaterThan(0);
+      expect(errorBodySchema.parse((await enroll(secret, 'dev-office-99')).json).message).toMatch(/too many enrollments with this enrollment secret; retry in \d+ s/);
+    } finally {
+      await office.cp.close();
+    }
+  });
 });
