@@ -122,6 +122,8 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
         ...(opts.caUrl ? { caUrl: opts.caUrl } : {}),
         ...(opts.fingerprint ? { fingerprint: opts.fingerprint } : {}),
       });
+      const warning = await token.afterEnrollment?.();
+      if (warning !== undefined) rt.logger.warn(warning);
       io.stdout(`Enrolled.\n${formatIdentity(status)}`);
     });
 
@@ -168,7 +170,16 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
     .description('revoke the device certificate at the CA, then delete the key and certificate')
     .option('--force', 'delete even if the CA cannot be reached to revoke')
     .action(async (opts: { force?: boolean }, cmd: Command) => {
-      const m = await managerFor(cmd);
+      const { rt, manager: m } = await runtimeAndManager(cmd);
+      // First, while the certificate still exists: the control plane refuses it from now on and lets this
+      // device enroll again, instead of taking a later enrollment of the same ID for a takeover.
+      const reporting = rt.loaded.config.reporting;
+      const current = await m.status();
+      if (reporting.controlPlaneUrl !== undefined && current.serial !== undefined && current.state !== 'not-enrolled') {
+        const { tellCertificateGone } = await import('../reporting/certificate-notice.js');
+        const problem = await tellCertificateGone(reporting.controlPlaneUrl, await m.clientTls(), current.serial, 'unenrolled', reporting.requestTimeoutSeconds * 1000);
+        if (problem !== undefined) rt.logger.warn(`${problem}; an administrator may have to allow this device to enroll again`);
+      }
       const res = await m.unenroll({ force: opts.force === true });
       io.stdout(
         res.revoked

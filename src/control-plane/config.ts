@@ -32,6 +32,14 @@ const serveKeys = {
   /** Failed admin-token attempts per client address: a burst, then this many per minute. */
   adminAuthFailuresPerMinute: z.number().int().min(1).max(10_000).default(10),
   bodyLimitBytes: z.number().int().min(16_384).max(16 * 1024 * 1024).default(512 * 1024),
+  /**
+   * The domain device DNS names must be under (`<id>.<deviceDnsSuffix>`, e.g. devices.example.com). Without it,
+   * a device may ask for any `<id>.<domain>`: names under its own ID only.
+   */
+  deviceDnsSuffix: z
+    .string()
+    .regex(/^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'a lower-case DNS domain such as devices.example.com')
+    .optional(),
   /** Failed enrollment attempts per client address (a guessed secret, a refused takeover): a burst, then per minute. */
   enrollBurst: z.number().int().min(1).max(10_000).default(10),
   enrollPerMinute: z.number().int().min(1).max(100_000).default(10),

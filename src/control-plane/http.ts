@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Logger } from '../logging/logger.js';
 import type { Policy } from '../policy/schema.js';
 import { secretCreateRequestSchema, type AccessLevelEvent, type CertInfo } from '../protocol/admin.js';
-import { enrollRequestSchema, identityRevokedSchema, type ErrorCode } from '../protocol/wire.js';
+import { enrollRequestSchema, identityRevokedSchema, PROTOCOL_VERSION, type ErrorCode } from '../protocol/wire.js';
 import { certInfo, deviceIdFromCertificate } from './cert-identity.js';
 import type { ServerCredentials } from './cert-source.js';
 import type { EventHub } from './events.js';
@@ -55,6 +55,8 @@ interface PeerInfo {
   present: boolean;
   deviceId: string | null;
   cert: CertInfo | null;
+  /** NotBefore, epoch ms. */
+  validFrom: number;
 }
 
 /** A slow SSE reader is cut off past this much buffered output; it reconnects with Last-Event-ID. */
@@ -108,7 +110,12 @@ export function buildApp(o: HttpOptions) {
     if (!p) {
       const pc = socket.getPeerCertificate();
       const present = Object.keys(pc).length > 0;
-      p = { present, deviceId: present ? deviceIdFromCertificate(pc) : null, cert: present ? certInfo(pc) : null };
+      p = {
+        present,
+        deviceId: present ? deviceIdFromCertificate(pc) : null,
+        cert: present ? certInfo(pc) : null,
+        validFrom: present ? Date.parse(pc.valid_from) : Number.NaN,
+      };
       peers.set(socket, p);
     }
     return p;
@@ -141,7 +148,7 @@ export function buildApp(o: HttpOptions) {
       throw fail(401, 'client-certificate-rejected', `the client certificate is not trusted: ${why}`);
     }
     if (peer.deviceId === null) throw fail(403, 'forbidden', 'the client certificate names no Vigil device');
-    return { kind: 'device', device: await o.service.authorizeDevice(peer.deviceId, peer.cert), cert: peer.cert };
+    return { kind: 'device', device: await o.service.authorizeDevice(peer.deviceId, peer.cert, peer.validFrom), cert: peer.cert };
   };
 
   /**
@@ -304,12 +311,19 @@ export function buildApp(o: HttpOptions) {
     return o.service.ingest(device, cert, req.reportSummary, req.reportBody);
   });
 
+  // The enrolling agent's first call with its new certificate; any device route would complete the enrollment,
+  // this one does only that.
+  app.post('/v1/enroll/confirm', { config: { auth: 'device' } }, (req) => {
+    const { device } = deviceOf(req);
+    return { protocolVersion: PROTOCOL_VERSION, deviceId: device.id };
+  });
+
   app.post('/v1/identity/revoked', { config: { auth: 'device' } }, async (req, reply) => {
     const { device, cert } = deviceOf(req);
     const body = parse(identityRevokedSchema, req.body);
     // Only the certificate on this connection can be declared refused; a device cannot speak for another one.
-    if (body.serial !== cert.serial) throw fail(400, 'bad-request', `serial ${body.serial} is not the certificate on this connection (${cert.serial})`);
-    await o.service.deviceReportsRevoked(device, cert.serial);
+    if (body.serial.toLowerCase() !== cert.serial) throw fail(400, 'bad-request', `serial ${body.serial} is not the certificate on this connection (${cert.serial})`);
+    await o.service.deviceGivesUpCertificate(device, cert.serial, body.reason);
     return reply.code(204).send();
   });
 

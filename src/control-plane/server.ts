@@ -86,6 +86,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     eventRetentionDays: config.eventRetentionDays,
     enrollPerSecret: new RateLimiter(config.enrollPerSecretPerMinute, config.enrollPerSecretPerMinute),
     enrollPerDevice: new RateLimiter(config.enrollPerDevicePerMinute, config.enrollPerDevicePerMinute),
+    ...(config.deviceDnsSuffix === undefined ? {} : { deviceDnsSuffix: config.deviceDnsSuffix }),
     ...(opts.revokeAtCa === undefined ? {} : { revokeAtCa: opts.revokeAtCa }),
   });
   const app = buildApp({

@@ -24,6 +24,7 @@ import {
   type EnrollRequest,
   type EnrollResponse,
   type ErrorCode,
+  type IdentityRevoked,
   type ReportAck,
 } from '../protocol/wire.js';
 import type { PostureReport } from '../protocol/report.js';
@@ -64,6 +65,7 @@ export interface ServiceOptions {
   /** Enrollments per valid secret and per device ID (see config.ts). */
   enrollPerSecret: RateLimiter;
   enrollPerDevice: RateLimiter;
+  deviceDnsSuffix?: string;
   now?: () => number;
   /** Revokes a certificate (serial in hex) at the CA; defaults to step-ca's API with a provisioner token. */
   revokeAtCa?: (serialHex: string, reason: string) => Promise<'revoked' | 'already-revoked'>;
@@ -80,6 +82,9 @@ export type CaRevocation = 'revoked' | 'already-revoked' | 'no-certificate' | `f
 
 /** A reconnecting event consumer either replays what it missed or is told to re-read the full state. */
 export type EventReplay = { reset: false; events: StoredEvent[] } | { reset: true; reason: string; newest: number };
+
+/** How long an enrollment holds a use of its secret: the token lasts 5 minutes, the rest is for slow devices. */
+const RESERVATION_SECONDS = 3600;
 
 /** More than this many missed events is cheaper to recover by re-reading the device list. */
 const MAX_REPLAY = 10_000;
@@ -159,6 +164,7 @@ export class ControlPlaneService {
         `device ${req.deviceId} was revoked; an administrator must re-admit it first (vigil-control-plane device readmit ${req.deviceId})`,
       );
     }
+    const dnsNames = this.deviceDnsNames(req);
     const replaced = existing?.cert ?? null;
     if (existing && replaced !== null && !existing.reenrollAllowed) {
       const proven = proof !== null && proof.deviceId === req.deviceId && proof.serial !== existing.revokedSerial;
@@ -177,7 +183,16 @@ export class ControlPlaneService {
         );
       }
     }
-    const outcome = await this.o.storage.consumeSecret(id, this.now());
+    // Held, not spent: the use is spent when the device first shows the certificate (confirmEnrollment), so an
+    // enrollment that fails at the CA costs nothing and leaves no device behind.
+    const outcome = await this.o.storage.reserveEnrollment({
+      deviceId: req.deviceId,
+      secretId: id,
+      facts: req.facts,
+      now: this.now(),
+      expiresAt: this.now() + RESERVATION_SECONDS * 1000,
+      refuseSerial: replaced?.serial ?? null,
+    });
     switch (outcome) {
       case 'ok':
         break;
@@ -190,15 +205,8 @@ export class ControlPlaneService {
       case 'revoked':
         throw new ControlPlaneError(401, 'enrollment-secret-revoked', 'the enrollment secret was revoked');
     }
-    // The certificate being replaced must not speak for the device any more, here or at the CA.
-    await this.o.storage.enrollDevice({ id: req.deviceId, facts: req.facts, secretId: id, now: this.now(), refuseSerial: replaced?.serial ?? null });
-    if (replaced !== null) {
-      void this.revokeCertificate(replaced.serial, `vigil: device ${req.deviceId} re-enrolled`).then((r) => {
-        this.o.logger.info('replaced certificate revoked at the CA', { component: 'control-plane', device: req.deviceId, serial: replaced.serial, outcome: r });
-      });
-    }
     const subject = `${DEVICE_CN_PREFIX}${req.deviceId}`;
-    const sans = [`${DEVICE_URI_PREFIX}${req.deviceId}`];
+    const sans = [...dnsNames, `${DEVICE_URI_PREFIX}${req.deviceId}`];
     const { token, expiresAt } = await mintOtt(this.o.provisionerKey, {
       caUrl: this.o.caUrl,
       provisioner: this.o.provisioner,
@@ -207,7 +215,12 @@ export class ControlPlaneService {
       sans,
       now: new Date(this.now()),
     });
-    this.o.logger.info('device enrolled', { component: 'control-plane', device: req.deviceId, secretId: id, hostname: req.facts.hostname });
+    this.o.logger.info('enrollment token issued; the device is enrolled once it presents its certificate', {
+      component: 'control-plane',
+      device: req.deviceId,
+      secretId: id,
+      hostname: req.facts.hostname,
+    });
     return {
       protocolVersion: PROTOCOL_VERSION,
       deviceId: req.deviceId,
@@ -220,11 +233,54 @@ export class ControlPlaneService {
     };
   }
 
+  /**
+   * The DNS SANs a device may have: names under its own ID (`<id>.<domain>`), and under the configured suffix
+   * when there is one. Checked before anything is spent, so that a mismatch costs no use of the secret.
+   */
+  private deviceDnsNames(req: EnrollRequest): string[] {
+    const names = [...new Set((req.dnsNames ?? []).map((n) => n.toLowerCase()))];
+    const label = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+    for (const name of names) {
+      const rest = name.startsWith(`${req.deviceId}.`) ? name.slice(req.deviceId.length + 1) : null;
+      const suffix = this.o.deviceDnsSuffix;
+      if (rest === null || rest.split('.').length < 2 || !rest.split('.').every((l) => label.test(l))) {
+        throw new ControlPlaneError(400, 'bad-request', `dnsNames: "${name}" is not a name under this device (expected ${req.deviceId}.<domain>)`);
+      }
+      if (suffix !== undefined && rest !== suffix) {
+        throw new ControlPlaneError(
+          400,
+          'bad-request',
+          `dnsNames: "${name}" is not under ${suffix}, the domain this control plane issues device names in; set identity.domain to match`,
+        );
+      }
+    }
+    return names;
+  }
+
   // ---- device-facing ----
 
-  /** The device behind a verified client certificate, if it may talk to us. */
-  async authorizeDevice(deviceId: string, cert: CertInfo): Promise<StoredDevice> {
-    const device = await this.o.storage.getDevice(deviceId);
+  /**
+   * The device behind a verified client certificate, if it may talk to us. A certificate the server has not
+   * seen for this device may complete an enrollment (see confirmEnrollment); renewals are the common case
+   * and cost one lookup each.
+   */
+  async authorizeDevice(deviceId: string, cert: CertInfo, certValidFrom: number): Promise<StoredDevice> {
+    let device = await this.o.storage.getDevice(deviceId);
+    if (device?.cert?.serial !== cert.serial && device?.revokedAt == null) {
+      const confirmed = await this.o.storage.confirmEnrollment(deviceId, cert, certValidFrom, this.now());
+      if (confirmed) {
+        const replaced = device?.cert ?? null;
+        this.o.logger.info('device enrolled', { component: 'control-plane', device: deviceId, serial: cert.serial, hostname: confirmed.facts.hostname });
+        if (replaced !== null) {
+          // The certificate it replaced must not speak for the device any more, here (refuseSerial) or at the CA.
+          void this.revokeCertificate(replaced.serial, `vigil: device ${deviceId} enrolled again`).then((r) => {
+            this.o.logger.info('replaced certificate revoked at the CA', { component: 'control-plane', device: deviceId, serial: replaced.serial, outcome: r });
+          });
+        }
+        await this.announce(confirmed, 'report');
+        device = confirmed;
+      }
+    }
     if (!device) throw new ControlPlaneError(403, 'device-not-enrolled', `device ${deviceId} is not enrolled here`);
     if (device.revokedAt !== null) throw new ControlPlaneError(403, 'device-revoked', `device ${deviceId} was revoked`);
     if (device.revokedSerial !== null && device.revokedSerial === cert.serial) {
@@ -450,10 +506,19 @@ export class ControlPlaneService {
   }
 
   /**
-   * The device says the CA refused to renew its certificate (step-ca does that for a revoked one). Believing
-   * a device that denies itself access is safe; the reverse is never taken from a device.
+   * The device says its certificate no longer speaks for it: the CA refused to renew it (step-ca does that for
+   * a revoked one), or `vigil unenroll` gave it up. Believing a device that denies itself access is safe; the
+   * reverse is never taken from a device. A device that unenrolled may enroll again; a refused one waits for
+   * an administrator.
    */
-  async deviceReportsRevoked(device: StoredDevice, serial: string): Promise<void> {
+  async deviceGivesUpCertificate(device: StoredDevice, serial: string, reason: IdentityRevoked['reason']): Promise<void> {
+    if (reason === 'unenrolled') {
+      this.o.logger.info('device unenrolled itself; its certificate is refused and it may enroll again', { component: 'control-plane', device: device.id, serial });
+      await this.markRevoked(device.id, 'unenrolled');
+      await this.o.storage.readmitDevice(device.id);
+      await this.announce(await this.requireDevice(device.id), 'revoked');
+      return;
+    }
     this.o.logger.warn('device reports that the CA refused to renew its certificate; marking it revoked', {
       component: 'control-plane',
       device: device.id,

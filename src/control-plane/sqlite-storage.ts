@@ -11,6 +11,7 @@ import type {
   ConsumeOutcome,
   Ingested as IngestOutcome,
   NewReport,
+  NewReservation,
   StoredEvent,
   NewSecret,
   Storage,
@@ -31,7 +32,8 @@ import type { CheckpointerData, CheckpointerRequest } from './wal-checkpointer-w
  * 4: the device's current posture follows the newest report received, not the highest seq (a forged seq far
  * ahead froze it); devices keep the previous seq, a count of sequence anomalies, why and which certificate was
  * revoked, and whether an admin allowed re-enrollment; access-level events are kept in `events`, so a stream
- * consumer resumes across restarts.
+ * consumer resumes across restarts; an enrollment holds a use of its secret (`reservations`) until the device
+ * first presents its certificate, so a failed enrollment spends nothing and leaves no device behind.
  */
 const SCHEMA_VERSION = 4;
 
@@ -74,6 +76,11 @@ CREATE TABLE IF NOT EXISTS devices (
   reenroll_allowed INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reservations (
+  device_id TEXT PRIMARY KEY, secret_id TEXT NOT NULL, facts TEXT NOT NULL, created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL, refuse_serial TEXT
+);
+CREATE INDEX IF NOT EXISTS reservations_by_secret ON reservations (secret_id, expires_at);
 CREATE TABLE IF NOT EXISTS policies (
   id INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL, body TEXT NOT NULL, set_at INTEGER NOT NULL
 );
@@ -285,6 +292,18 @@ export class SqliteStorage implements Storage {
       getSecret: db.prepare<[string], SecretRow>('SELECT * FROM secrets WHERE id = ?'),
       listSecrets: db.prepare<[], SecretRow>('SELECT * FROM secrets ORDER BY created_at DESC'),
       takeUse: db.prepare('UPDATE secrets SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0'),
+      heldUses: db.prepare<[string, string, number], number>(
+        'SELECT COUNT(*) FROM reservations WHERE secret_id = ? AND device_id != ? AND expires_at > ?',
+      ).pluck(),
+      reserve: db.prepare(`INSERT INTO reservations (device_id, secret_id, facts, created_at, expires_at, refuse_serial)
+        VALUES (@deviceId, @secretId, @facts, @now, @expiresAt, @refuseSerial) ON CONFLICT (device_id) DO UPDATE SET
+        secret_id = @secretId, facts = @facts, created_at = @now, expires_at = @expiresAt, refuse_serial = @refuseSerial`),
+      getReservation: db.prepare<[string, number], { secret_id: string; facts: string; created_at: number; refuse_serial: string | null }>(
+        'SELECT secret_id, facts, created_at, refuse_serial FROM reservations WHERE device_id = ? AND expires_at > ?',
+      ),
+      dropReservation: db.prepare('DELETE FROM reservations WHERE device_id = ?'),
+      pruneReservations: db.prepare('DELETE FROM reservations WHERE expires_at <= ?'),
+      setCert: db.prepare('UPDATE devices SET cert = ? WHERE id = ?'),
       revokeSecret: db.prepare('UPDATE secrets SET revoked = 1 WHERE id = ?'),
       enroll: db.prepare(`INSERT INTO devices (id, facts, enrolled_at, secret_id) VALUES (@id, @facts, @now, @secretId)
         ON CONFLICT (id) DO UPDATE SET facts = @facts, enrolled_at = @now, secret_id = @secretId, last_seq = NULL, prev_seq = NULL,
@@ -488,15 +507,38 @@ export class SqliteStorage implements Storage {
     return Promise.resolve(row ? toSecret(row) : null);
   }
 
-  consumeSecret(id: string, now: number): Promise<ConsumeOutcome> {
+  reserveEnrollment(r: NewReservation): Promise<ConsumeOutcome> {
     const tx = this.db.transaction((): ConsumeOutcome => {
-      const row = this.st.getSecret.get(id);
+      const row = this.st.getSecret.get(r.secretId);
       if (!row) return 'unknown';
       if (row.revoked !== 0) return 'revoked';
-      if (row.expires_at <= now) return 'expired';
-      return this.st.takeUse.run(id).changes === 1 ? 'ok' : 'used-up';
+      if (row.expires_at <= r.now) return 'expired';
+      // A retry by the same device replaces its own reservation rather than holding a second use.
+      if (row.uses_left <= (this.st.heldUses.get(r.secretId, r.deviceId, r.now) ?? 0)) return 'used-up';
+      this.st.pruneReservations.run(r.now);
+      this.st.reserve.run({ ...r, facts: JSON.stringify(r.facts) });
+      return 'ok';
     });
     return this.write(() => tx.immediate());
+  }
+
+  confirmEnrollment(deviceId: string, cert: CertInfo, certValidFrom: number, now: number): Promise<StoredDevice | null> {
+    // Asked whenever a device shows a certificate the server has not stored yet (after each renewal, say):
+    // without a reservation there is nothing to write, and nothing to wait for the disk for.
+    if (!this.st.getReservation.get(deviceId, now)) return Promise.resolve(null);
+    const tx = this.db.transaction((): boolean => {
+      const res = this.st.getReservation.get(deviceId, now);
+      // A certificate older than the enrollment (an earlier one of this ID, revoked or not) cannot confirm it.
+      // step-ca backdates NotBefore by a minute; five allow for clock skew between it and us.
+      if (!res || certValidFrom < res.created_at - 5 * 60_000) return false;
+      // The use was held for this enrollment, so it is spent even if the secret expired or was revoked since.
+      this.st.takeUse.run(res.secret_id);
+      this.st.enroll.run({ id: deviceId, facts: res.facts, now, secretId: res.secret_id, refuseSerial: res.refuse_serial });
+      this.st.setCert.run(JSON.stringify(cert), deviceId);
+      this.st.dropReservation.run(deviceId);
+      return true;
+    });
+    return this.writeDevice(deviceId, () => tx.immediate()).then((ok) => (ok ? this.getDevice(deviceId) : null));
   }
 
   listSecrets(): Promise<StoredSecret[]> {

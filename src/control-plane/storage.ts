@@ -12,8 +12,18 @@ export interface Storage {
 
   createSecret(secret: NewSecret): Promise<void>;
   getSecret(id: string): Promise<StoredSecret | null>;
-  /** Atomically takes one use if the secret is live; concurrent enrollments cannot overspend it. */
-  consumeSecret(id: string, now: number): Promise<ConsumeOutcome>;
+  /**
+   * Holds one use of a live secret for a device's enrollment until `expiresAt`, atomically: uses held by
+   * live reservations count as spent, so concurrent enrollments cannot overspend it. A newer reservation for
+   * the same device replaces an older one.
+   */
+  reserveEnrollment(r: NewReservation): Promise<ConsumeOutcome>;
+  /**
+   * The device's first contact with a certificate issued after its reservation: spends the reserved use and
+   * registers (or re-registers) the device with that certificate, in one transaction. Null when no live
+   * reservation matches; then nothing changes.
+   */
+  confirmEnrollment(deviceId: string, cert: CertInfo, certValidFrom: number, now: number): Promise<StoredDevice | null>;
   listSecrets(): Promise<StoredSecret[]>;
   revokeSecret(id: string): Promise<boolean>;
 
@@ -73,6 +83,16 @@ export interface NewSecret {
 export interface StoredSecret extends NewSecret {
   usesLeft: number;
   revoked: boolean;
+}
+
+export interface NewReservation {
+  deviceId: string;
+  secretId: string;
+  facts: DeviceFacts;
+  now: number;
+  expiresAt: number;
+  /** The certificate of the device being replaced, refused once the new one is confirmed. */
+  refuseSerial: string | null;
 }
 
 export interface Ingested {

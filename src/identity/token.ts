@@ -12,11 +12,17 @@ export interface TokenRequest {
 }
 
 /**
- * Where an enrollment one-time token comes from. Today an admin pastes one (StaticToken); the control plane
- * will mint one in exchange for an enrollment secret. Either way the rest of enrollment is the same.
+ * Where an enrollment one-time token comes from: an admin pastes one (StaticToken), or the control plane mints
+ * one in exchange for an enrollment secret. Either way the rest of enrollment is the same.
  */
 export interface TokenSource {
   getToken(req: TokenRequest): Promise<string>;
+  /**
+   * Told once the certificate is stored. The control plane counts a device as enrolled (and spends the
+   * secret's use) only when it first shows its certificate; this is that first showing. Returns a warning
+   * when it could not be done now (the daemon's first report will do it).
+   */
+  afterEnrollment?(): Promise<string | undefined>;
 }
 
 export class StaticToken implements TokenSource {

@@ -26,6 +26,11 @@ export const enrollRequestSchema = z
     enrollmentSecret: z.string().min(1).max(512),
     deviceId: deviceIdSchema.describe('Chosen by the agent (a random UUID on first run) and kept for life'),
     facts: deviceFactsSchema,
+    dnsNames: z
+      .array(z.string().max(253))
+      .max(4)
+      .optional()
+      .describe('DNS SANs the agent puts in its CSR (identity.domain); each must be `<deviceId>.<domain>`, and the server may require its own domain'),
   })
   .describe('POST /v1/enroll request');
 export type EnrollRequest = z.infer<typeof enrollRequestSchema>;
@@ -100,10 +105,12 @@ export type ReportAck = z.infer<typeof reportAckSchema>;
 export const identityRevokedSchema = z
   .object({
     protocolVersion: z.literal(PROTOCOL_VERSION),
-    serial: z.string().regex(/^[0-9a-f]{1,64}$/).describe('The refused certificate serial, lower-case hex'),
-    reason: z.literal('ca-refused-renewal'),
+    serial: z.string().regex(/^[0-9a-fA-F]{1,64}$/).describe('The serial of the certificate on this connection, hex'),
+    reason: z
+      .enum(['ca-refused-renewal', 'unenrolled'])
+      .describe('ca-refused-renewal: the CA refused to renew it (revoked); unenrolled: `vigil unenroll` gave it up'),
   })
-  .describe('POST /v1/identity/revoked request: the CA refused to renew this certificate; answered 204');
+  .describe('POST /v1/identity/revoked request: this certificate no longer speaks for the device; answered 204');
 export type IdentityRevoked = z.infer<typeof identityRevokedSchema>;
 
 // ---- Policy ----------------------------------------------------------------------------------------

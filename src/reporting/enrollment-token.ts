@@ -1,7 +1,7 @@
 import type { TokenRequest, TokenSource } from '../identity/token.js';
 import type { DeviceFacts } from '../protocol/report.js';
 import { enrollResponseSchema, errorBodySchema, PROTOCOL_VERSION, type EnrollRequest } from '../protocol/wire.js';
-import { httpsRequest, RequestFailure } from './https-client.js';
+import { httpsRequest, RequestFailure, type TlsMaterial } from './https-client.js';
 
 export interface EnrollmentSecretTokenOptions {
   controlPlaneUrl: string;
@@ -12,6 +12,8 @@ export interface EnrollmentSecretTokenOptions {
    */
   rootPem(): Promise<string>;
   facts(): Promise<DeviceFacts>;
+  /** The device's mTLS credentials once enrolled, to confirm the enrollment with. */
+  clientTls(): Promise<TlsMaterial>;
   timeoutMs?: number;
   /**
    * How long to keep retrying while the control plane answers 429 (a rollout of many laptops at once),
@@ -59,6 +61,18 @@ export class EnrollmentSecretToken implements TokenSource {
     }
   }
 
+  async afterEnrollment(): Promise<string | undefined> {
+    const url = `${this.o.controlPlaneUrl.replace(/\/+$/, '')}/v1/enroll/confirm`;
+    try {
+      const res = await httpsRequest({ url, method: 'POST', tls: await this.o.clientTls(), timeoutMs: this.o.timeoutMs ?? 15_000, maxBytes: MAX_RESPONSE_BYTES });
+      if (res.status === 200) return undefined;
+      const e = errorBodySchema.safeParse(parseJson(res.body.toString('utf8')));
+      return `the control plane did not confirm the enrollment (HTTP ${res.status}${e.success ? `: ${e.data.message}` : ''})`;
+    } catch (err) {
+      return `could not confirm the enrollment at ${url} (${err instanceof Error ? err.message : String(err)}); the first report will`;
+    }
+  }
+
   private async requestToken(req: TokenRequest): Promise<string> {
     const url = `${this.o.controlPlaneUrl.replace(/\/+$/, '')}/v1/enroll`;
     const body: EnrollRequest = {
@@ -66,6 +80,8 @@ export class EnrollmentSecretToken implements TokenSource {
       enrollmentSecret: this.o.secret.trim(),
       deviceId: req.deviceId,
       facts: await this.o.facts(),
+      // The CA signs only the names the token lists, so the server must hear of the DNS names in our CSR.
+      dnsNames: req.sans.filter((s) => !s.includes(':')),
     };
     let res;
     try {

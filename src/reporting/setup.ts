@@ -59,6 +59,7 @@ export function enrollmentTokenSource(runtime: Runtime, manager: IdentityManager
     controlPlaneUrl,
     secret,
     timeoutMs: runtime.loaded.config.reporting.requestTimeoutSeconds * 1000,
+    clientTls: () => manager.clientTls(),
     onRateLimited: (seconds, message) => {
       runtime.logger.warn(`${message}; retrying in ${seconds} s`);
     },

@@ -48,6 +48,8 @@ describe('vigil-control-plane CLI (real processes)', () => {
         body: { protocolVersion: 1, enrollmentSecret: created.secret, deviceId: 'dev-cli-1', facts: sampleReport().device },
       });
       expect(enrollResponseSchema.parse(r.json).subject).toBe('device-dev-cli-1');
+      // Enrolled once the device shows its certificate.
+      expect((await call(p.pki.rootPem, `${url}/v1/enroll/confirm`, { method: 'POST', tls: await p.pki.device('dev-cli-1') })).status).toBe(200);
 
       const list = deviceListSchema.parse(JSON.parse((await cli('devices', '--config', cfg, '--json')).stdout));
       expect(list.devices.map((d) => d.id)).toEqual(['dev-cli-1']);

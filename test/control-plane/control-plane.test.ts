@@ -27,11 +27,14 @@ async function newSecret(uses = 1): Promise<string> {
   return (r.json as { secret: string }).secret;
 }
 
-/** Enrolls through the API and returns the device's certificate as step-ca would issue it. */
+/** Enrolls through the API and returns the device's certificate as step-ca would issue it, once confirmed. */
 async function enrolledDevice(id: string): Promise<Issued> {
   const r = await api('/v1/enroll', { body: { protocolVersion: 1, enrollmentSecret: await newSecret(), deviceId: id, facts: FACTS } });
   expect(r.status).toBe(200);
-  return h.pki.device(id);
+  const tls = await h.pki.device(id);
+  const confirmed = await api('/v1/enroll/confirm', { method: 'POST', tls });
+  expect([confirmed.status, confirmed.json]).toEqual([200, { protocolVersion: 1, deviceId: id }]);
+  return tls;
 }
 
 function envelope(opts: { seq: number; failing?: string[]; reportId?: string; inResponseTo?: string }): ReportEnvelope {
@@ -268,7 +271,7 @@ describe('continuous access evaluation', () => {
 
     await api('/v1/reports', { body: envelope({ seq: 1 }), tls: dev });
     const up = await events.next((e) => (e.data as { device: string; current: string }).device === 'dev-cae-1' && (e.data as { current: string }).current === 'full');
-    expect(up.data).toMatchObject({ previous: null, compliant: true, state: 'active', cause: 'report' });
+    expect(up.data).toMatchObject({ previous: 'blocked', compliant: true, state: 'active', cause: 'report' });
     let d = decisionDocumentSchema.parse((await admin('/v1/decision/dev-cae-1')).json);
     expect(d.device).toMatchObject({ id: 'dev-cae-1', compliant: true, access_level: 'full', state: 'active' });
     expect(d.device.checks['disk-encryption']).toEqual({ status: 'pass', severity: 'critical' });

@@ -275,15 +275,29 @@ describe('SqliteStorage', () => {
     await expect(stat(join(dir, 'control-plane.sqlite-wal'))).rejects.toThrow('ENOENT');
   }, 30_000);
 
-  it('spends secret uses atomically and reports why a secret cannot be used', async () => {
+  it('holds a use of a secret per enrollment, spends it when the device confirms, and says why a secret cannot be used', async () => {
     const s = new SqliteStorage(await mkdtemp(join(tmpdir(), 'vigil-sq-')));
     const g = generateSecret();
     await s.createSecret({ id: g.id, hash: g.hash, label: null, createdAt: 0, expiresAt: 10_000, usesTotal: 2 });
-    expect([await s.consumeSecret(g.id, 1), await s.consumeSecret(g.id, 2), await s.consumeSecret(g.id, 3)]).toEqual(['ok', 'ok', 'used-up']);
-    expect(await s.consumeSecret(g.id, 20_000)).toBe('expired');
-    expect(await s.consumeSecret('nope', 1)).toBe('unknown');
+    const reserve = (deviceId: string, now: number, secretId = g.id) =>
+      s.reserveEnrollment({ deviceId, secretId, facts: sampleReport().device, now, expiresAt: now + 1000, refuseSerial: null });
+    expect([await reserve('dev-a', 1), await reserve('dev-b', 2), await reserve('dev-c', 3)]).toEqual(['ok', 'ok', 'used-up']);
+    // A retry by the same device replaces its own reservation.
+    expect(await reserve('dev-a', 4)).toBe('ok');
+    // Expired reservations give their use back.
+    expect(await reserve('dev-c', 2000)).toBe('ok');
+    expect((await s.getSecret(g.id))?.usesLeft).toBe(2);
+    // Confirming spends the use and registers the device with its certificate; a certificate from before the
+    // reservation cannot confirm it, and a confirmed reservation is gone.
+    expect(await s.confirmEnrollment('dev-c', cert, 2000 - 10 * 60_000, 2100)).toBeNull();
+    expect(await s.confirmEnrollment('dev-c', cert, 2000, 2100)).toMatchObject({ id: 'dev-c', cert, enrolledAt: 2100 });
+    expect(await s.confirmEnrollment('dev-c', cert, 2000, 2100)).toBeNull();
+    expect((await s.getSecret(g.id))?.usesLeft).toBe(1);
+    expect(await s.getDevice('dev-a')).toBeNull();
+    expect(await reserve('dev-d', 20_000)).toBe('expired');
+    expect(await reserve('dev-d', 1, 'nope')).toBe('unknown');
     expect(await s.revokeSecret(g.id)).toBe(true);
-    expect(await s.consumeSecret(g.id, 1)).toBe('revoked');
+    expect(await reserve('dev-d', 2100)).toBe('revoked');
     await s.close();
   });
 });

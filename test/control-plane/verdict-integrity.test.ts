@@ -40,7 +40,9 @@ const enrollBody = (secret: string, deviceId: string, hostname = FACTS.hostname)
 async function enrolled(id: string): Promise<Issued> {
   const r = await api('/v1/enroll', { body: enrollBody((await newSecret()).secret, id) });
   expect(r.status, r.text).toBe(200);
-  return h.pki.device(id);
+  const tls = await h.pki.device(id);
+  expect((await api('/v1/enroll/confirm', { method: 'POST', tls })).status).toBe(200);
+  return tls;
 }
 
 function envelope(seq: number, report = sampleReport()): ReportEnvelope {
@@ -169,13 +171,13 @@ describe('enrollment cannot take over a device', () => {
     // The server last saw `dev`; any certificate of this device from our CA proves the key over TLS.
     const r = await api('/v1/enroll', { body: enrollBody((await newSecret()).secret, 'dev-self-1'), tls: expired });
     expect(r.status, r.text).toBe(200);
-    // The certificate the server knew is replaced: refused here, revoked at the CA.
-    expect(h.caRevoked).toContain(serialOf(dev));
-    const old = await api('/v1/reports', { body: envelope(2), tls: dev });
-    expect([old.status, error(old).error]).toEqual([403, 'device-revoked']);
     const fresh = await h.pki.device('dev-self-1');
     await post(fresh, envelope(0));
     expect((await decision('dev-self-1')).compliant).toBe(true);
+    // Once the new certificate is in use, the one the server knew is replaced: refused here, revoked at the CA.
+    await expect.poll(() => h.caRevoked).toContain(serialOf(dev));
+    const old = await api('/v1/reports', { body: envelope(2), tls: dev });
+    expect([old.status, error(old).error]).toEqual([403, 'device-revoked']);
   });
 
   it('an admin can allow one re-enrollment without proof (a reinstalled laptop that lost its key)', async () => {
@@ -201,6 +203,16 @@ describe('revocation', () => {
     expect(r.status).toBe(204);
     expect(await decision('dev-carevoked-1')).toMatchObject({ state: 'revoked', compliant: false, access_level: 'blocked' });
     expect((await api('/v1/reports', { body: envelope(2), tls: dev })).status).toBe(403);
+  });
+
+  it('a device that unenrolls gives up its certificate and may enroll again without an admin', async () => {
+    const dev = await enrolled('dev-unenroll-1');
+    await post(dev, envelope(1));
+    const r = await api('/v1/identity/revoked', { tls: dev, body: { protocolVersion: 1, serial: serialOf(dev).toUpperCase(), reason: 'unenrolled' } });
+    expect(r.status).toBe(204);
+    expect(await decision('dev-unenroll-1')).toMatchObject({ state: 'enrolled', compliant: false });
+    expect((await api('/v1/reports', { body: envelope(2), tls: dev })).status).toBe(403);
+    expect((await enrolled('dev-unenroll-1')).certPem).not.toBe(dev.certPem);
   });
 
   it('an admin re-admits a revoked device, which enrolls again; its revoked certificate stays refused', async () => {

@@ -50,7 +50,7 @@ export interface ControlPlane {
  * `vigil-control-plane serve` as a child process on loopback, with its server certificate minted from the
  * given step-ca (no --tls-cert), so agents verify it with the pinned root like in production.
  */
-export async function startControlPlane(ca: StepCa, dir: string, opts: { reportIntervalSeconds?: number } = {}): Promise<ControlPlane> {
+export async function startControlPlane(ca: StepCa, dir: string, opts: { reportIntervalSeconds?: number; extraArgs?: string[] } = {}): Promise<ControlPlane> {
   const adminToken = 'harness-admin-token-0123456789abcdef';
   await writeFile(join(dir, 'root.crt'), ca.rootPem);
   await writeFile(join(dir, 'provisioner.pem'), await ca.provisionerKeyPem(), { mode: 0o600 });
@@ -63,6 +63,7 @@ export async function startControlPlane(ca: StepCa, dir: string, opts: { reportI
     '--ca-root', join(dir, 'root.crt'), '--provisioner', ca.provisionerName, '--provisioner-key', join(dir, 'provisioner.pem'),
     '--admin-token-file', join(dir, 'admin-token'),
     ...(opts.reportIntervalSeconds === undefined ? [] : ['--report-interval-seconds', String(opts.reportIntervalSeconds)]),
+    ...(opts.extraArgs ?? []),
   ];
   const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';

@@ -26,6 +26,7 @@ describe('EnrollmentSecretToken', () => {
         secret,
         rootPem: () => Promise.resolve(h.pki.rootPem),
         facts: () => Promise.resolve(sampleReport().device),
+        clientTls: () => Promise.reject(new Error('not used here')),
         rateLimitBudgetMs: budgetMs,
         onRateLimited: (s) => waits.push(s),
       });
