@@ -88,6 +88,7 @@ export const reportAckSchema = z
     duplicate: z.boolean().describe('True when this reportId had already been stored'),
     accessLevel: z.enum(ACCESS_LEVELS).describe("The server's evaluation with the server policy"),
     directives: directivesSchema,
+    previousSeq: z.number().int().nonnegative().nullable().optional().describe('The seq of the report the server received from this device before this one'),
   })
   .describe('POST /v1/reports response');
 export type ReportAck = z.infer<typeof reportAckSchema>;

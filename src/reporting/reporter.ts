@@ -201,6 +201,7 @@ export class Reporter {
         if (this.refusal !== null) log.info('control plane accepts reports again', { component: 'reporter' });
         this.refusal = null;
         await this.o.outbox.ack(env.reportId);
+        await this.noticeSequenceReset(env, outcome.ack);
         this.delivered++;
         this.lastAck = outcome.ack;
         this.o.onDelivered?.(outcome.ack);
@@ -234,6 +235,23 @@ export class Reporter {
       await this.sleep(mode.deadline === undefined ? delay : Math.min(delay, Math.max(0, mode.deadline - Date.now())));
     }
     return null;
+  }
+
+  /**
+   * The server names the seq it had from this device before this report. At or above this report's seq,
+   * the local sequence went back (the outbox state was lost, or the state dir restored from a backup):
+   * later reports would rank as older than ones the server already has, so the sequence moves past it.
+   * A duplicate's previousSeq describes the first delivery, not this one, so it is not evidence.
+   */
+  private async noticeSequenceReset(env: ReportEnvelope, ack: ReportAck): Promise<void> {
+    const prev = ack.previousSeq;
+    if (ack.duplicate || prev === null || prev === undefined || prev < env.seq) return;
+    const next = await this.o.outbox.advancePast(prev);
+    if (next === null) return;
+    this.o.logger.warn(
+      `report sequence went back: this agent sent seq ${env.seq} but the control plane had already received seq ${prev} from this device; the state dir was probably restored from a backup or its outbox state lost; continuing at ${next}`,
+      { component: 'reporter' },
+    );
   }
 
   private sleep(ms: number): Promise<void> {
