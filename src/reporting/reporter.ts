@@ -108,6 +108,9 @@ export class Reporter {
             onDirectives: (d) => {
               this.applyDirectives(d);
             },
+            onConnected: () => {
+              this.serverReachable();
+            },
           });
   }
 
@@ -144,6 +147,15 @@ export class Reporter {
     this.attempt = 0;
     this.sleeper?.wake();
     this.stream?.retryNow();
+  }
+
+  /**
+   * Another request reached the server, so the outage that the delivery backoff waits out is over: waiting
+   * on (up to its 5-minute cap) would leave queued reports undelivered long after the server came back.
+   */
+  private serverReachable(): void {
+    this.attempt = 0;
+    this.sleeper?.wake();
   }
 
   /** Call after each scan; reports are sent when posture changed, debounced. */
@@ -200,6 +212,8 @@ export class Reporter {
         this.lastError = null;
         if (this.refusal !== null) log.info('control plane accepts reports again', { component: 'reporter' });
         this.refusal = null;
+        // The stream may still sit out its own backoff from the outage; pushes should resume with delivery.
+        this.stream?.retryNow();
         await this.o.outbox.ack(env.reportId);
         await this.noticeSequenceReset(env, outcome.ack);
         this.delivered++;
@@ -338,6 +352,7 @@ export class Reporter {
         maxBytes: this.o.maxResponseBytes,
       });
       if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+      this.serverReachable();
       let json: unknown;
       try {
         json = JSON.parse(res.body.toString('utf8'));
