@@ -104,4 +104,30 @@ describe.skipIf(!built)('enroll remembers what it was given', () => {
       await writeFile(saved, good);
     }
   }, 60_000);
+
+  it('a daemon started with no config before enrollment starts reporting once enroll saves the control plane', async () => {
+    const fresh = join(dir, 'fresh-state');
+    const daemon = startCliProcess(['--state-dir', fresh, 'daemon'], env);
+    try {
+      await waitFor(() => daemon.output().includes('daemon started'), 30_000, `the daemon to start:\n${daemon.output()}`);
+      const enrolled = await runCliProcess(
+        ['--state-dir', fresh, 'enroll', '--control-plane', cp.url, '--enrollment-secret', await cp.secret(), '--ca-url', ca.url, '--fingerprint', ca.rootFingerprint],
+        env,
+        90_000,
+      );
+      expect(enrolled.code, enrolled.stderr).toBe(0);
+      const { deviceId } = JSON.parse((await runCliProcess(['--state-dir', fresh, 'identity', '--json'], env)).stdout) as { deviceId: string };
+      await waitFor(() => daemon.output().includes(`reporting to ${cp.url}`), 30_000, `the daemon to start reporting:\n${daemon.output()}`);
+      // Enrolling again registered the device anew; the daemon's first scan is its report.
+      await waitFor(async () => {
+        const r = await cp.admin('GET', `/v1/admin/devices/${deviceId}`);
+        return r.status === 200 && (JSON.parse(r.body) as { latestReport: unknown }).latestReport !== null ? true : undefined;
+      }, 30_000, `a report from the daemon:\n${daemon.output()}`);
+      expect(daemon.child.exitCode).toBeNull();
+    } finally {
+      const exited = new Promise((r) => daemon.child.once('exit', r));
+      daemon.child.kill('SIGTERM');
+      await exited;
+    }
+  }, 180_000);
 });
