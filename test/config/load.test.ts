@@ -144,6 +144,17 @@ describe('what `vigil enroll` saved in the state dir', () => {
     });
   });
 
+  it('values that enrollment would accept but the loader would refuse are stopped before enrolling, naming the flag', async () => {
+    const { checkEnrollmentValues } = await import('../../src/config/enrollment-file.js');
+    const flags = { controlPlaneUrl: '--control-plane', caUrl: '--ca-url', fingerprint: '--fingerprint' };
+    expect(() => {
+      checkEnrollmentValues({ controlPlaneUrl: 'https://cp.example', caUrl: 'https://ca.example', fingerprint: FP }, flags);
+    }).not.toThrow();
+    expect(() => {
+      checkEnrollmentValues({ caUrl: 'HTTPS://ca.example' }, flags);
+    }).toThrow(/^--ca-url HTTPS:\/\/ca\.example: must be an https:\/\/ URL$/);
+  });
+
   it.each([
     ['{"reporting": {"controlPlaneUrl": "https://cp.exa', /enrollment\.json: invalid JSON \(.*\); it is saved by vigil enroll/],
     [{ reporting: { controlPlaneUrl: 'ftp://cp.example' } }, /enrollment\.json: reporting\.controlPlaneUrl: .*, got "ftp:\/\/cp\.example"; it is saved by vigil enroll/],
