@@ -117,11 +117,16 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
         // The wording is relied on by scripts and tests; --help lists the enrollment-secret route.
         throw new UsageError(`enroll needs --token; an admin can make one with: ${await tokenHint(m, opts.caUrl)}`);
       }
+      // Remembered for later commands (never the secret), checked before and saved only after enrollment succeeds.
+      const { checkEnrollmentValues, saveEnrollment } = await import('../config/enrollment-file.js');
+      const given = { controlPlaneUrl: opts.controlPlane, caUrl: opts.caUrl, fingerprint: opts.fingerprint };
+      checkEnrollmentValues(given, { controlPlaneUrl: '--control-plane', caUrl: '--ca-url', fingerprint: '--fingerprint' });
       const status = await m.enroll({
         token,
         ...(opts.caUrl ? { caUrl: opts.caUrl } : {}),
         ...(opts.fingerprint ? { fingerprint: opts.fingerprint } : {}),
       });
+      await saveEnrollment(rt.loaded.stateDir, given);
       const warning = await token.afterEnrollment?.();
       if (warning !== undefined) rt.logger.warn(warning);
       io.stdout(`Enrolled.\n${formatIdentity(status)}`);

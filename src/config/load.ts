@@ -2,6 +2,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defaultPaths, type VigilPaths } from '../platform/paths.js';
 import type { Platform } from '../posture/types.js';
+import { enrollmentSource, readSavedEnrollment } from './enrollment-file.js';
 import { describeIssues, describeValue, nearest, UsageError } from './errors.js';
 import { keysAt, leaves, type Leaf } from './introspect.js';
 import { configSchema, type VigilConfig } from './schema.js';
@@ -9,7 +10,7 @@ import { configSchema, type VigilConfig } from './schema.js';
 export interface ConfigLayer {
   /** Shown to the user: a file path, "environment VIGIL_X", "flag --x", "default". */
   source: string;
-  kind: 'default' | 'system' | 'user' | 'env' | 'flag' | 'managed';
+  kind: 'default' | 'system' | 'enrollment' | 'user' | 'env' | 'flag' | 'managed';
   values: Record<string, unknown>;
 }
 
@@ -212,12 +213,32 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<LoadedConfig> 
   ];
   layers.push(...managedLayers);
 
+  let built = mergeAndParse(layers);
+  // What `vigil enroll` saved lives in the state dir, which the other layers locate; its schema cannot set
+  // stateDir, so reading it cannot move the state dir. It ranks above the system file: it names the
+  // servers this device actually enrolled with.
+  const saved = await readSavedEnrollment(built.config.stateDir ?? paths.stateDir);
+  if (saved) {
+    const at = layers.findIndex((l) => l.kind !== 'system');
+    layers.splice(at < 0 ? layers.length : at, 0, { source: enrollmentSource(built.config.stateDir ?? paths.stateDir), kind: 'enrollment', values: saved });
+    built = mergeAndParse(layers);
+  }
+  const { config, sources } = built;
+  const managed = new Set<string>();
+  for (const [path, source] of sources) if (managedLayers.some((l) => l.source === source)) managed.add(path);
+  for (const leaf of LEAVES) {
+    const key = leaf.path.join('.');
+    if (!sources.has(key)) sources.set(key, 'default');
+  }
+  const stateDir = config.stateDir ?? paths.stateDir;
+  const logDir = config.logDir ?? (config.stateDir ? join(config.stateDir, 'logs') : paths.logDir);
+  return { config, sources, managed, stateDir, logDir, warnings };
+}
+
+function mergeAndParse(layers: readonly ConfigLayer[]): { config: VigilConfig; sources: Map<string, string> } {
   const merged: Record<string, unknown> = {};
   const sources = new Map<string, string>();
   for (const layer of layers) mergeLayer(merged, layer.values, layer.source, sources);
-  const managed = new Set<string>();
-  for (const [path, source] of sources) if (managedLayers.some((l) => l.source === source)) managed.add(path);
-
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
     const lines = describeIssues(parsed.error, merged, (p) => keysAt(configSchema, p)).map((issue) => {
@@ -226,14 +247,7 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<LoadedConfig> 
     });
     throw new UsageError(lines.join('\n'));
   }
-  const config = parsed.data;
-  for (const leaf of LEAVES) {
-    const key = leaf.path.join('.');
-    if (!sources.has(key)) sources.set(key, 'default');
-  }
-  const stateDir = config.stateDir ?? paths.stateDir;
-  const logDir = config.logDir ?? (config.stateDir ? join(config.stateDir, 'logs') : paths.logDir);
-  return { config, sources, managed, stateDir, logDir, warnings };
+  return { config: parsed.data, sources };
 }
 
 function sourceOf(sources: Map<string, string>, path: string): string | undefined {

@@ -1,21 +1,44 @@
 import type { DaemonExtension } from '../agent/daemon.js';
 import type { ScanOutcome } from '../agent/agent.js';
+import { ENROLLMENT_FILE, readSavedEnrollment } from '../config/enrollment-file.js';
+import type { IdentityManager } from '../identity/manager.js';
 import { IdentityWatch } from './identity-watch.js';
 import type { Reporter } from './reporter.js';
 
 /**
- * Continuous reporting in `vigil daemon`. Off unless reporting.controlPlaneUrl is set and the device holds
- * a certificate: without one the control plane cannot tell who is reporting. The identity is watched, so
+ * Continuous reporting in `vigil daemon`. Off unless a control-plane URL is known and the device holds a
+ * certificate: without one the control plane cannot tell who is reporting. The identity is watched, so
  * an enrollment or unenrollment made by another process (MDM enrolls after starting the daemon) starts or
- * stops reporting without a restart.
+ * stops reporting without a restart. The URL comes from reporting.controlPlaneUrl; when the config at
+ * daemon start had none, from what `vigil enroll --control-plane` saves later, also watched.
  */
 export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent, logger }) => {
-  const baseUrl = runtime.loaded.config.reporting.controlPlaneUrl;
-  if (baseUrl === undefined) return undefined;
-  // Not loaded by a daemon that has no control plane to talk to: it would stay resident for nothing.
-  const { createReporter, identityManager } = await import('./setup.js');
-  const manager = identityManager(runtime);
+  const configured = runtime.loaded.config.reporting.controlPlaneUrl;
   const log = logger.child({ component: 'reporter' });
+  let baseUrl = configured;
+  /** The saved file's problem last logged, so a corrupt file is reported once, not on every check. */
+  let savedProblem: string | undefined;
+  const savedUrl = async (): Promise<string | undefined> => {
+    try {
+      const url = (await readSavedEnrollment(runtime.loaded.stateDir))?.reporting?.controlPlaneUrl;
+      savedProblem = undefined;
+      return url;
+    } catch (err) {
+      const problem = err instanceof Error ? err.message : String(err);
+      if (problem !== savedProblem) log.error(`reporting stays off: ${problem}`);
+      savedProblem = problem;
+      return undefined;
+    }
+  };
+  // Loaded only once there is a control plane to talk to: otherwise it would stay resident for nothing.
+  let setup: { module: typeof import('./setup.js'); manager: IdentityManager } | undefined;
+  const loadSetup = async (): Promise<{ module: typeof import('./setup.js'); manager: IdentityManager }> => {
+    if (!setup) {
+      const module = await import('./setup.js');
+      setup = { module, manager: module.identityManager(runtime) };
+    }
+    return setup;
+  };
   let reporter: Reporter | null = null;
   let reportedPolicy: string | undefined;
   let stopped = false;
@@ -37,15 +60,16 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
     });
   });
 
-  const startReporting = async (): Promise<void> => {
-    const r = await createReporter(runtime, agent, manager, baseUrl, {
+  const startReporting = async (url: string): Promise<void> => {
+    const { module, manager } = await loadSetup();
+    const r = await module.createReporter(runtime, agent, manager, url, {
       onRecheck: (id) => {
         log.info('control plane asked for a re-check', { requestId: id });
       },
     });
     reporter = r;
     r.start();
-    log.info(`reporting to ${baseUrl}`);
+    log.info(`reporting to ${url}`);
     if (announced === undefined) {
       // At daemon start: its first scan may have finished already; if not, the 'scanned' handler sends it.
       const first = agent.report;
@@ -77,11 +101,14 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
   /** Brings reporting in line with the identity on disk. */
   const reconcileNow = async (): Promise<void> => {
     try {
+      baseUrl ??= await savedUrl();
+      if (baseUrl === undefined) return;
+      const { manager } = await loadSetup();
       const identity = await manager.status();
       if (stopped) return;
       const usable = identity.state === 'valid' || identity.state === 'renewing';
       if (usable && !reporter) {
-        await startReporting();
+        await startReporting(baseUrl);
       } else if (usable && reporter) {
         // A new certificate (renewed, or enrolled again after a refusal) deserves a try right away.
         reporter.retryNow();
@@ -106,7 +133,7 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
   // The watch and daemon start could otherwise overlap and start two reporters.
   const reconcile = (): Promise<void> => (queue = queue.then(reconcileNow));
 
-  const watch = new IdentityWatch({ stateDir: runtime.loaded.stateDir, onChange: reconcile });
+  const watch = new IdentityWatch({ stateDir: runtime.loaded.stateDir, onChange: reconcile, ...(configured === undefined ? { alsoFiles: [ENROLLMENT_FILE] } : {}) });
   await watch.start();
   await reconcile();
   return {

@@ -10,6 +10,8 @@ export interface DirectiveStreamOptions {
   identity: TlsIdentity;
   logger: Logger;
   onDirectives(d: Directives): void;
+  /** The stream is open: the server is reachable and accepts this device's certificate. */
+  onConnected?(): void;
   backoff: BackoffOptions;
   /** Reconnect delay after a 401/403: the certificate will not be accepted until it changes. */
   refusedRetryMs?: number;
@@ -28,6 +30,8 @@ export class DirectiveStream {
   private timer: NodeJS.Timeout | null = null;
   private stopped = true;
   private attempt = 0;
+  /** Set by a failure, cleared by the next connection: retryNow() resets `attempt`, so it cannot tell. */
+  private broken = false;
 
   constructor(private readonly o: DirectiveStreamOptions) {}
 
@@ -60,6 +64,7 @@ export class DirectiveStream {
 
   private retry(why: string, refused = false): void {
     if (this.stopped || this.timer) return;
+    this.broken = true;
     this.req?.destroy();
     this.req = null;
     const delay = refused && this.o.refusedRetryMs !== undefined ? this.o.refusedRetryMs : backoffDelay(this.attempt++, this.o.backoff);
@@ -106,6 +111,9 @@ export class DirectiveStream {
         return;
       }
       this.attempt = 0;
+      if (this.broken) this.o.logger.info('directive stream reconnected', { component: 'reporter' });
+      this.broken = false;
+      this.o.onConnected?.();
       res.setEncoding('utf8');
       let buf = '';
       res.on('data', (chunk: string) => {

@@ -16,6 +16,8 @@ export interface IdentityWatchOptions {
   fallbackPollMs?: number;
   /** Several files change per enrollment; wait for the burst to end. */
   settleMs?: number;
+  /** Files directly in the state dir whose changes count too (what `vigil enroll` saved). */
+  alsoFiles?: readonly string[];
 }
 
 /** What identifies one version of a file without reading it. */
@@ -51,10 +53,10 @@ export class IdentityWatch {
     this.stopped = false;
     this.lastKey = await this.currentKey();
     // The identity dir made, removed or replaced: a watch on the old one would see nothing more.
-    this.watchDir(this.o.stateDir, 'identity', () => {
-      this.unwatch(this.identityDir);
+    this.watchDir(this.o.stateDir, ['identity', ...(this.o.alsoFiles ?? [])], (file) => {
+      if (file === null || file === 'identity') this.unwatch(this.identityDir);
     });
-    this.watchDir(this.identityDir, 'current.json');
+    this.watchDir(this.identityDir, ['current.json']);
     this.schedulePoll();
   }
 
@@ -76,14 +78,14 @@ export class IdentityWatch {
     this.watchers.delete(dir);
   }
 
-  private watchDir(dir: string, name: string, onEntry?: () => void): void {
+  private watchDir(dir: string, names: readonly string[], onEntry?: (file: string | null) => void): void {
     if (this.stopped || this.watchers.has(dir)) return;
     let w: FSWatcher;
     try {
       w = watch(dir, { persistent: false }, (_event, file) => {
         // A null name means the platform could not say which entry changed; check anyway.
-        if (file === null || file === name) {
-          onEntry?.();
+        if (file === null || names.includes(file)) {
+          onEntry?.(file);
           this.nudge();
         }
       });
@@ -122,11 +124,15 @@ export class IdentityWatch {
   }
 
   private async currentKey(): Promise<string> {
-    try {
-      return statKey(await stat(this.pointer));
-    } catch {
-      return 'absent';
-    }
+    const keyOf = async (path: string): Promise<string> => {
+      try {
+        return statKey(await stat(path));
+      } catch {
+        return 'absent';
+      }
+    };
+    const keys = await Promise.all([this.pointer, ...(this.o.alsoFiles ?? []).map((f) => join(this.o.stateDir, f))].map(keyOf));
+    return keys.join('|');
   }
 
   /** Whether a change arrived while the last check ran (and clears that). */
@@ -143,7 +149,7 @@ export class IdentityWatch {
     }
     this.checking = (async () => {
       for (let more = true; more && !this.stopped; more = this.takeAgain()) {
-        this.watchDir(this.identityDir, 'current.json');
+        this.watchDir(this.identityDir, ['current.json']);
         const key = await this.currentKey();
         if (key === this.lastKey) continue;
         this.lastKey = key;

@@ -80,8 +80,10 @@ export class Outbox {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const box = new Outbox(dir, opts.maxEntries ?? 500, opts.maxBytes ?? 8 * 1024 * 1024, opts.logger);
     let state = { nextSeq: 0, droppedPending: 0 };
+    let stateFound = false;
     try {
       state = stateSchema.parse(JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')));
+      stateFound = true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
         opts.logger?.warn('outbox state unreadable; rebuilding it from the reports on disk', { component: 'outbox', err });
@@ -115,6 +117,22 @@ export class Outbox {
     // it carried the pending drop count; the count travels in that report, so it is not pending any more.
     box.droppedPending = (maxSeq >= state.nextSeq ? 0 : state.droppedPending) + corrupt;
     box.droppedTotal = corrupt;
+    // A crash between writing report N and recording nextSeq N+1 leaves maxSeq == state.nextSeq. Anything
+    // further behind, or no state beside queued reports, means state.json was lost or restored from an
+    // older backup: the queued files are the better witness, and saying so explains the jump to the server.
+    const lost = !stateFound && box.held.length > 0;
+    if (lost || maxSeq > state.nextSeq) {
+      const why = lost ? 'is missing or unreadable' : `says the next seq is ${state.nextSeq}`;
+      opts.logger?.warn(
+        `outbox state ${why} but reports up to seq ${maxSeq} are queued (state lost or restored from a backup?); continuing at ${box.nextSeq} so that no sequence number is used twice`,
+        { component: 'outbox' },
+      );
+    }
+    // Recorded now, not at the next append: once the queued files are delivered and deleted, they could no
+    // longer tell a later open where the sequence stands.
+    if (box.nextSeq !== state.nextSeq || box.droppedPending !== state.droppedPending) {
+      await box.writeState(box.nextSeq, box.droppedPending);
+    }
     return box;
   }
 
@@ -193,6 +211,22 @@ export class Outbox {
 
   private async writeState(nextSeq: number, droppedPending: number): Promise<void> {
     await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify({ nextSeq, droppedPending }));
+  }
+
+  /**
+   * Moves the sequence past `seq`, the newest the control plane says it already has from this device: the
+   * local sequence went back (state lost or restored from a backup), and reports reusing old numbers would
+   * look older than the ones they follow. Queued reports keep their numbers: one may have reached the server
+   * already, and it recognises a retry by reportId and seq together. Returns the new next seq, or null when
+   * the sequence was already past `seq`.
+   */
+  advancePast(seq: number): Promise<number | null> {
+    return this.serial(async () => {
+      if (seq < this.nextSeq) return null;
+      await this.writeState(seq + 1, this.droppedPending);
+      this.nextSeq = seq + 1;
+      return this.nextSeq;
+    });
   }
 
   /** The oldest undelivered reports, oldest first. */

@@ -20,7 +20,7 @@ export function registerReportCommand(program: Command, io: ReportIO): void {
       const [{ loadRuntime, saveStatus }, { createReporter, identityManager }] = await Promise.all([import('../runtime.js'), import('./setup.js')]);
       const rt = await loadRuntime(cmd.optsWithGlobals<GlobalOptions>(), 'cli');
       const baseUrl = rt.loaded.config.reporting.controlPlaneUrl;
-      if (baseUrl === undefined) throw new UsageError('report needs reporting.controlPlaneUrl in the config');
+      if (baseUrl === undefined) throw new UsageError('report needs reporting.controlPlaneUrl in the config, or an enrollment with vigil enroll --control-plane, which saves it');
       const manager = identityManager(rt);
       const identity = await manager.status();
       if (identity.state !== 'valid' && identity.state !== 'renewing') {

@@ -108,6 +108,9 @@ export class Reporter {
             onDirectives: (d) => {
               this.applyDirectives(d);
             },
+            onConnected: () => {
+              this.serverReachable();
+            },
           });
   }
 
@@ -144,6 +147,15 @@ export class Reporter {
     this.attempt = 0;
     this.sleeper?.wake();
     this.stream?.retryNow();
+  }
+
+  /**
+   * Another request reached the server, so the outage that the delivery backoff waits out is over: waiting
+   * on (up to its 5-minute cap) would leave queued reports undelivered long after the server came back.
+   */
+  private serverReachable(): void {
+    this.attempt = 0;
+    this.sleeper?.wake();
   }
 
   /** Call after each scan; reports are sent when posture changed, debounced. */
@@ -200,7 +212,10 @@ export class Reporter {
         this.lastError = null;
         if (this.refusal !== null) log.info('control plane accepts reports again', { component: 'reporter' });
         this.refusal = null;
+        // The stream may still sit out its own backoff from the outage; pushes should resume with delivery.
+        this.stream?.retryNow();
         await this.o.outbox.ack(env.reportId);
+        await this.noticeSequenceReset(env, outcome.ack);
         this.delivered++;
         this.lastAck = outcome.ack;
         this.o.onDelivered?.(outcome.ack);
@@ -234,6 +249,23 @@ export class Reporter {
       await this.sleep(mode.deadline === undefined ? delay : Math.min(delay, Math.max(0, mode.deadline - Date.now())));
     }
     return null;
+  }
+
+  /**
+   * The server names the seq it had from this device before this report. At or above this report's seq,
+   * the local sequence went back (the outbox state was lost, or the state dir restored from a backup):
+   * later reports would rank as older than ones the server already has, so the sequence moves past it.
+   * A duplicate's previousSeq describes the first delivery, not this one, so it is not evidence.
+   */
+  private async noticeSequenceReset(env: ReportEnvelope, ack: ReportAck): Promise<void> {
+    const prev = ack.previousSeq;
+    if (ack.duplicate || prev === null || prev === undefined || prev < env.seq) return;
+    const next = await this.o.outbox.advancePast(prev);
+    if (next === null) return;
+    this.o.logger.warn(
+      `report sequence went back: this agent sent seq ${env.seq} but the control plane had already received seq ${prev} from this device; the state dir was probably restored from a backup or its outbox state lost; continuing at ${next}`,
+      { component: 'reporter' },
+    );
   }
 
   private sleep(ms: number): Promise<void> {
@@ -320,6 +352,7 @@ export class Reporter {
         maxBytes: this.o.maxResponseBytes,
       });
       if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+      this.serverReachable();
       let json: unknown;
       try {
         json = JSON.parse(res.body.toString('utf8'));

@@ -1,7 +1,8 @@
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/config/errors.js';
 import { envName, loadConfig } from '../../src/config/load.js';
 import type { VigilPaths } from '../../src/platform/paths.js';
 
@@ -104,4 +105,69 @@ describe('config errors: one line naming the file, key, value and expectation', 
 
   it('bad managed value names the managed file', () =>
     expectError({ 'managed.d/a.json': { scan: { concurrency: 0 } } }, '$DIR/managed.d/a.json: scan.concurrency: expected a value >= 1, got 0'));
+});
+
+describe('what `vigil enroll` saved in the state dir', () => {
+  const FP = 'a'.repeat(64);
+
+  it('is a layer above the system file and below the user file, environment and flags, with its own source', async () => {
+    const { dir, paths } = setup({
+      'system.json': { reporting: { controlPlaneUrl: 'https://system.example' }, identity: { caUrl: 'https://ca-system.example' } },
+      'user.json': { identity: { caUrl: 'https://ca-user.example' } },
+    });
+    const { saveEnrollment } = await import('../../src/config/enrollment-file.js');
+    await saveEnrollment(paths.stateDir, { controlPlaneUrl: 'https://cp.example:8443', caUrl: 'https://ca.example', fingerprint: FP });
+    const c = await loadConfig({ paths, env: {}, platform: 'linux' });
+    const source = `enrollment (${join(paths.stateDir, 'enrollment.json')})`;
+    expect(c.config.reporting.controlPlaneUrl).toBe('https://cp.example:8443');
+    expect(c.sources.get('reporting.controlPlaneUrl')).toBe(source);
+    expect(c.config.identity.fingerprint).toBe(FP);
+    expect(c.sources.get('identity.fingerprint')).toBe(source);
+    expect(c.config.identity.caUrl).toBe('https://ca-user.example');
+
+    // It is found in the state dir that flags choose, and lower layers than flags still win over it.
+    const other = join(dir, 'other-state');
+    await saveEnrollment(other, { controlPlaneUrl: 'https://elsewhere.example' });
+    const moved = await loadConfig({ paths, env: { VIGIL_IDENTITY_FINGERPRINT: 'b'.repeat(64) }, platform: 'linux', flags: { stateDir: other } });
+    expect(moved.config.reporting.controlPlaneUrl).toBe('https://elsewhere.example');
+    expect(moved.config.identity.fingerprint).toBe('b'.repeat(64));
+  });
+
+  it('a later save keeps what the earlier one had, and never holds more than the three keys', async () => {
+    const { paths } = setup({});
+    const { saveEnrollment } = await import('../../src/config/enrollment-file.js');
+    await saveEnrollment(paths.stateDir, { controlPlaneUrl: 'https://cp.example', caUrl: 'https://ca.example', fingerprint: FP });
+    await saveEnrollment(paths.stateDir, { caUrl: 'https://ca2.example' });
+    expect(JSON.parse(readFileSync(join(paths.stateDir, 'enrollment.json'), 'utf8'))).toEqual({
+      reporting: { controlPlaneUrl: 'https://cp.example' },
+      identity: { caUrl: 'https://ca2.example', fingerprint: FP },
+    });
+  });
+
+  it('values that enrollment would accept but the loader would refuse are stopped before enrolling, naming the flag', async () => {
+    const { checkEnrollmentValues } = await import('../../src/config/enrollment-file.js');
+    const flags = { controlPlaneUrl: '--control-plane', caUrl: '--ca-url', fingerprint: '--fingerprint' };
+    expect(() => {
+      checkEnrollmentValues({ controlPlaneUrl: 'https://cp.example', caUrl: 'https://ca.example', fingerprint: FP }, flags);
+    }).not.toThrow();
+    expect(() => {
+      checkEnrollmentValues({ caUrl: 'HTTPS://ca.example' }, flags);
+    }).toThrow(/^--ca-url HTTPS:\/\/ca\.example: must be an https:\/\/ URL$/);
+  });
+
+  it.each([
+    ['{"reporting": {"controlPlaneUrl": "https://cp.exa', /enrollment\.json: invalid JSON \(.*\); it is saved by vigil enroll/],
+    [{ reporting: { controlPlaneUrl: 'ftp://cp.example' } }, /enrollment\.json: reporting\.controlPlaneUrl: .*, got "ftp:\/\/cp\.example"; it is saved by vigil enroll/],
+    [{ stateDir: '/elsewhere' }, /enrollment\.json: unknown key "stateDir"; it is saved by vigil enroll/],
+    [{ identity: { fingerprint: 'nope' } }, /enrollment\.json: identity\.fingerprint: must be the SHA-256/],
+  ])('a corrupt or hostile file (%j) is a one-line error naming the file and key', async (content, message) => {
+    const { paths } = setup({ 'state/enrollment.json': content });
+    const err = await loadConfig({ paths, env: {}, platform: 'linux' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as Error).message).toMatch(message);
+    expect((err as Error).message.split('\n')).toHaveLength(1);
+  });
 });

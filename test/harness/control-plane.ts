@@ -50,13 +50,18 @@ export interface ControlPlane {
  * `vigil-control-plane serve` as a child process on loopback, with its server certificate minted from the
  * given step-ca (no --tls-cert), so agents verify it with the pinned root like in production.
  */
-export async function startControlPlane(ca: StepCa, dir: string, opts: { reportIntervalSeconds?: number; extraArgs?: string[] } = {}): Promise<ControlPlane> {
+export async function startControlPlane(
+  ca: StepCa,
+  dir: string,
+  /** `port`: listen there, e.g. to restart a stopped control plane where its agents expect it. */
+  opts: { reportIntervalSeconds?: number; port?: number; extraArgs?: string[] } = {},
+): Promise<ControlPlane> {
   const adminToken = 'harness-admin-token-0123456789abcdef';
   await writeFile(join(dir, 'root.crt'), ca.rootPem);
   await writeFile(join(dir, 'provisioner.pem'), await ca.provisionerKeyPem(), { mode: 0o600 });
   await writeFile(join(dir, 'admin-token'), adminToken, { mode: 0o600 });
   const dataDir = join(dir, 'cp-data');
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const url = `https://127.0.0.1:${port}`;
   const args = [
     CONTROL_PLANE_CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--ca-url', ca.url,

@@ -30,6 +30,24 @@ afterEach(() => {
 });
 
 describe('IdentityWatch', () => {
+  it('with alsoFiles, also reports those files in the state dir being written (as writeFileAtomic does)', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'vigil-idwatch-'));
+    let changes = 0;
+    watch = new IdentityWatch({ stateDir, settleMs: 50, alsoFiles: ['enrollment.json'], onChange: () => {
+        changes++;
+        return Promise.resolve();
+      } });
+    await watch.start();
+    await writeFile(join(stateDir, 'status.json'), '{}');
+    await wait(300);
+    expect(changes).toBe(0);
+    await writeFile(join(stateDir, '.enrollment.json.abc.tmp'), '{}');
+    await rename(join(stateDir, '.enrollment.json.abc.tmp'), join(stateDir, 'enrollment.json'));
+    await until(() => changes === 1);
+    await writePointer(stateDir, '{"v":1}');
+    await until(() => changes === 2);
+  });
+
   it('reports the pointer appearing (identity dir created later), changing and going away, and nothing else', async () => {
     const stateDir = await mkdtemp(join(tmpdir(), 'vigil-idwatch-'));
     let changes = 0;

@@ -1,12 +1,27 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import winston from 'winston';
 import { describe, expect, it } from 'vitest';
+import type { Logger } from '../../src/logging/logger.js';
 import { Outbox } from '../../src/reporting/outbox.js';
 import { sampleReport } from '../helpers/report.js';
 
 const tmp = () => mkdtemp(join(tmpdir(), 'vigil-outbox-'));
+
+function warnings(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  // Same typing quirk as src/logging/logger.ts: Console does extend TransportStream.
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+  const logger = winston.createLogger({ level: 'warn', transports: [new winston.transports.Console({ silent: true })] });
+  logger.on('data', (info: { message?: unknown }) => {
+    lines.push(String(info.message));
+  });
+  return { logger, lines };
+}
+
+const stateOf = async (dir: string): Promise<unknown> => JSON.parse(await readFile(join(dir, 'state.json'), 'utf8'));
 
 describe('Outbox', () => {
   it('delivers oldest first and keeps the sequence across restarts', async () => {
@@ -68,6 +83,60 @@ describe('Outbox', () => {
     const again = await Outbox.open(dir);
     expect(again.stats()).toMatchObject({ entries: 1, nextSeq: 1, droppedPending: 1 });
     expect((await readdir(dir)).sort()).toEqual(['r-0000000000000000.json', 'state.json']);
+  });
+
+  it('a lost state.json beside queued reports continues after them, says so, and records it before they go', async () => {
+    const dir = await tmp();
+    const box = await Outbox.open(dir);
+    for (let i = 0; i < 3; i++) await box.append(sampleReport());
+    await rm(join(dir, 'state.json'));
+    const log = warnings();
+    const reopened = await Outbox.open(dir, { logger: log.logger });
+    expect(reopened.stats().nextSeq).toBe(3);
+    expect(log.lines).toHaveLength(1);
+    expect(log.lines[0]).toMatch(/outbox state is missing or unreadable but reports up to seq 2 are queued .*continuing at 3/);
+    // Delivered and deleted before any new report: the sequence must still not start over.
+    for (const e of reopened.peek(10)) await reopened.ack(e.reportId);
+    expect(await stateOf(dir)).toEqual({ nextSeq: 3, droppedPending: 0 });
+    expect((await (await Outbox.open(dir)).append(sampleReport())).seq).toBe(3);
+  });
+
+  it('a state.json older than the queued reports (restored from a backup) does not reuse their numbers', async () => {
+    const dir = await tmp();
+    const box = await Outbox.open(dir);
+    for (let i = 0; i < 5; i++) await box.append(sampleReport());
+    await writeFile(join(dir, 'state.json'), JSON.stringify({ nextSeq: 1, droppedPending: 0 }));
+    const log = warnings();
+    const reopened = await Outbox.open(dir, { logger: log.logger });
+    expect(log.lines).toEqual([expect.stringMatching(/outbox state says the next seq is 1 but reports up to seq 4 are queued .*continuing at 5/)]);
+    expect((await reopened.append(sampleReport())).seq).toBe(5);
+  });
+
+  it('the crash between writing a report and recording the next seq is recovered without a warning', async () => {
+    const dir = await tmp();
+    const box = await Outbox.open(dir);
+    await box.append(sampleReport());
+    await box.append(sampleReport());
+    // As if killed after r-1 was renamed into place but before state.json said nextSeq 2.
+    await writeFile(join(dir, 'state.json'), JSON.stringify({ nextSeq: 1, droppedPending: 0 }));
+    const log = warnings();
+    const reopened = await Outbox.open(dir, { logger: log.logger });
+    expect(log.lines).toEqual([]);
+    expect(reopened.stats().nextSeq).toBe(2);
+  });
+
+  it('advancePast moves the sequence past what the server has, durably, and never backwards', async () => {
+    const dir = await tmp();
+    const box = await Outbox.open(dir);
+    const queued = await box.append(sampleReport());
+    expect(await box.advancePast(250)).toBe(251);
+    expect(await box.advancePast(100)).toBeNull();
+    expect(await box.advancePast(251)).toBe(252);
+    // The queued report keeps its number: it may already have reached the server under it.
+    expect(box.peek(1)[0]?.seq).toBe(queued.seq);
+    const reopened = await Outbox.open(dir);
+    expect(reopened.stats().nextSeq).toBe(252);
+    expect((await reopened.append(sampleReport())).seq).toBe(252);
   });
 
   it('survives SIGKILL at any moment: nothing acknowledged as appended is lost, nothing is torn', async () => {

@@ -75,6 +75,7 @@ type Mode = 'ok' | '500' | 'not-json' | 'huge-chunked' | 'huge-declared' | 'stal
 /** A misbehaving control plane: the same TLS setup as the real one, answers chosen per test. */
 async function fakeServer() {
   let mode: Mode = 'ok';
+  let previousSeq: number | null | undefined;
   const hits: Record<string, number> = {};
   const received: string[] = [];
   const open = new Set<ServerResponse>();
@@ -107,6 +108,7 @@ async function fakeServer() {
               duplicate: false,
               accessLevel: 'full',
               directives: { reportIntervalSeconds: 300, policyVersion: mode === 'bad-policy' ? '9' : '2026.11.1', recheck: null },
+              ...(previousSeq === undefined ? {} : { previousSeq }),
             }),
           );
           return;
@@ -156,6 +158,10 @@ async function fakeServer() {
     setMode(m: Mode) {
       mode = m;
     },
+    /** What acks say the server received from this device before each report. */
+    setPreviousSeq(seq: number | null | undefined) {
+      previousSeq = seq;
+    },
     async close() {
       for (const r of open) r.destroy();
       server.closeAllConnections();
@@ -167,6 +173,49 @@ async function fakeServer() {
     },
   };
 }
+
+describe('Reporter when the server has seen later reports than the agent is sending', () => {
+  it('warns once in one line and moves the outbox sequence past what the server has', async () => {
+    const srv = await fakeServer();
+    const { reporter, outbox, log } = await reporterFor(srv.url);
+    try {
+      srv.setPreviousSeq(null);
+      expect((await reporter.enqueue(sampleReport())).seq).toBe(0);
+      expect((await reporter.flush(5000)).delivered).toBe(1);
+      // The state dir came back from a backup: the server already has seq 250 from this device.
+      srv.setPreviousSeq(250);
+      await reporter.enqueue(sampleReport());
+      expect((await reporter.flush(5000)).delivered).toBe(1);
+      const warned = log.lines.filter((l) => l.includes('report sequence went back'));
+      expect(warned).toHaveLength(1);
+      expect((JSON.parse(warned[0] ?? '{}') as { message: string }).message).toBe(
+        'report sequence went back: this agent sent seq 1 but the control plane had already received seq 250 from this device; the state dir was probably restored from a backup or its outbox state lost; continuing at 251',
+      );
+      expect(outbox.stats().nextSeq).toBe(251);
+      srv.setPreviousSeq(1);
+      expect((await reporter.enqueue(sampleReport())).seq).toBe(251);
+      expect((await reporter.flush(5000)).delivered).toBe(1);
+      expect(log.lines.filter((l) => l.includes('report sequence went back'))).toHaveLength(1);
+    } finally {
+      await reporter.stop();
+      await srv.close();
+    }
+  });
+
+  it('takes no action on an older server that sends no previousSeq', async () => {
+    const srv = await fakeServer();
+    const { reporter, outbox, log } = await reporterFor(srv.url);
+    try {
+      await reporter.enqueue(sampleReport());
+      expect((await reporter.flush(5000)).delivered).toBe(1);
+      expect(outbox.stats().nextSeq).toBe(1);
+      expect(log.lines.join('')).not.toMatch(/went back/);
+    } finally {
+      await reporter.stop();
+      await srv.close();
+    }
+  });
+});
 
 describe('Reporter against a misbehaving server', () => {
   it.each<[Mode, RegExp]>([
