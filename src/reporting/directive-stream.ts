@@ -1,4 +1,5 @@
 import { request } from 'node:https';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import type { ClientRequest } from 'node:http';
 import type { Logger } from '../logging/logger.js';
 import { directivesSchema, type Directives } from '../protocol/wire.js';
@@ -19,6 +20,13 @@ export interface DirectiveStreamOptions {
   idleTimeoutMs?: number;
   /** One SSE event larger than this is a broken or hostile server. */
   maxEventBytes?: number;
+  /**
+   * While waiting out a backoff after a network failure, try a bare TCP connection this often (default 5 s,
+   * with jitter) and reconnect as soon as one is accepted. A SYN costs the server next to nothing, unlike the
+   * TLS handshake the backoff spaces out, and it ends the wait within seconds of a restart instead of
+   * minutes.
+   */
+  probeMs?: number;
 }
 
 /**
@@ -28,6 +36,8 @@ export interface DirectiveStreamOptions {
 export class DirectiveStream {
   private req: ClientRequest | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private probeTimer: NodeJS.Timeout | null = null;
+  private probeSocket: Socket | null = null;
   private stopped = true;
   private attempt = 0;
   /** Set by a failure, cleared by the next connection: retryNow() resets `attempt`, so it cannot tell. */
@@ -45,17 +55,52 @@ export class DirectiveStream {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.stopProbing();
     this.req?.destroy();
     this.req = null;
   }
 
-  /** Reconnects now if waiting to (the certificate changed). */
+  /** Reconnects now if waiting to (the certificate changed, or the server answers again). */
   retryNow(): void {
     if (this.stopped || !this.timer) return;
     clearTimeout(this.timer);
     this.timer = null;
+    this.stopProbing();
     this.attempt = 0;
     void this.connect();
+  }
+
+  private stopProbing(): void {
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.probeTimer = null;
+    this.probeSocket?.destroy();
+    this.probeSocket = null;
+  }
+
+  private probeLater(everyMs: number): void {
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null;
+      const { hostname, port } = new URL(this.o.url);
+      const socket = tcpConnect({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || 443) });
+      this.probeSocket = socket;
+      socket.setTimeout(everyMs);
+      const next = (): void => {
+        socket.destroy();
+        if (this.probeSocket !== socket) return;
+        this.probeSocket = null;
+        if (this.timer) this.probeLater(everyMs);
+      };
+      socket.once('connect', () => {
+        socket.destroy();
+        if (this.probeSocket !== socket) return;
+        this.probeSocket = null;
+        this.o.logger.debug('the control plane accepts connections again; reconnecting now', { component: 'reporter' });
+        this.retryNow();
+      });
+      socket.once('error', next);
+      socket.once('timeout', next);
+    }, everyMs * (0.8 + Math.random() * 0.4));
+    this.probeTimer.unref();
   }
 
   private isRunning(): boolean {
@@ -71,8 +116,14 @@ export class DirectiveStream {
     this.o.logger.debug('directive stream reconnecting', { component: 'reporter', why, delayMs: delay });
     this.timer = setTimeout(() => {
       this.timer = null;
+      this.stopProbing();
       void this.connect();
     }, delay);
+    // Only a server that did not accept the connection is probed. One that accepted it and then failed (TLS,
+    // an error status, silence) is up: a probe would succeed at once and turn the backoff into a reconnect
+    // every few seconds.
+    const probeMs = this.o.probeMs ?? 5000;
+    if (/ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND/.test(why) && delay > probeMs) this.probeLater(probeMs);
   }
 
   private async connect(): Promise<void> {
