@@ -84,6 +84,7 @@ async function tokenHint(m: IdentityManager, caUrl: string | undefined): Promise
 export function formatIdentity(s: IdentityStatus): string {
   const rows: [string, string | undefined][] = [
     ['State', s.reason ? `${s.state} (${s.reason})` : s.state],
+    ['Fix', s.fix],
     ['Device ID', s.deviceId ? `${s.deviceId} (from ${s.deviceIdSource ?? 'unknown'})` : undefined],
     ['Subject', s.subject],
     ['SANs', [...(s.dnsNames ?? []).map((d) => `DNS:${d}`), ...(s.uris ?? []).map((u) => `URI:${u}`)].join(', ') || undefined],
@@ -160,8 +161,8 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
         return;
       }
       io.stdout(formatIdentity(status));
-      if (status.state === 'not-enrolled' || status.state === 'needs-enrollment') {
-        io.stdout(`\nTo enroll, get a token (${await tokenHint(m, status.caUrl)}) and run: vigil enroll --token <token>\n`);
+      if (status.state === 'not-enrolled' || status.state === 'needs-enrollment' || status.state === 'revoked') {
+        io.stdout(`\nAn admin makes the token with: ${await tokenHint(m, status.caUrl)}\n`);
       }
     });
 

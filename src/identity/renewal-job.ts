@@ -31,9 +31,14 @@ export function renewalJob(manager: IdentityManager, opts: RenewalJobOptions = {
       const outcome = await manager.renewIfDue();
       if (outcome.action === 'failed') {
         log.warn(`certificate renewal failed: ${outcome.error.message}`, { retryAt: outcome.retryAt.toISOString() });
-      } else if (outcome.action === 'skipped' && outcome.state === 'needs-enrollment') {
+      } else if (outcome.action === 'revoked') {
+        // The manager logged the refusal as it recorded it; the skipped runs that follow must not log it again.
+        lastNeedsEnrollment = outcome.reason;
+      } else if (outcome.action === 'skipped' && (outcome.state === 'needs-enrollment' || outcome.state === 'revoked')) {
         // Once per distinct reason: the state persists until someone re-enrolls, and the log must not flood.
-        if (outcome.reason !== lastNeedsEnrollment) log.error(`device certificate needs enrollment: ${outcome.reason ?? ''}`);
+        if (outcome.reason !== lastNeedsEnrollment) {
+          log.error(`device certificate ${outcome.state === 'revoked' ? 'revoked' : 'needs enrollment'}: ${outcome.reason ?? ''}`);
+        }
         lastNeedsEnrollment = outcome.reason;
       }
       opts.onOutcome?.(outcome);

@@ -31,8 +31,23 @@ const pointerSchema = z.strictObject({
 });
 export type Pointer = z.output<typeof pointerSchema>;
 
+const revokedSchema = z.strictObject({
+  version: z.literal(1),
+  /** The certificate the CA refused, as upper-case hex (CertInfo.serialHex): a later enroll or rekey makes it moot. */
+  serial: z.string().regex(/^[0-9A-F]+$/),
+  at: z.string(),
+  reason: z.string(),
+  /** When the control plane acknowledged it, so the daemon tells it once per certificate, across restarts. */
+  reportedAt: z.string().optional(),
+});
+export type Revoked = z.output<typeof revokedSchema>;
+
+/** The repair every damaged-file message names: enroll overwrites each identity file. */
+export const REPAIR = 'run `vigil enroll --ca-url <url> --fingerprint <sha256> --token <token>` to replace it';
+
 const TRUST = 'trust.json';
 const CURRENT = 'current.json';
+const REVOKED = 'revoked.json';
 
 export function rootFileName(fingerprint: string): string {
   return `root-${fingerprint.slice(0, 16)}.crt`;
@@ -62,7 +77,7 @@ export class IdentityStore {
     try {
       return schema.parse(JSON.parse(text));
     } catch (err) {
-      throw new IdentityError('corrupt-state', `${what} ${this.path(name)} is corrupt; re-enroll with a new token`, { cause: err });
+      throw new IdentityError('corrupt-state', `${what} ${this.path(name)} is corrupt (${err instanceof SyntaxError ? 'not JSON' : 'not the expected fields'}); ${REPAIR}`, { cause: err });
     }
   }
 
@@ -72,6 +87,22 @@ export class IdentityStore {
 
   readPointer(): Promise<Pointer | undefined> {
     return this.readJson(CURRENT, pointerSchema, 'the identity pointer');
+  }
+
+  /**
+   * The CA's refusal to renew a certificate still within its validity. A damaged file is treated as absent:
+   * it is a note about the identity, not part of it, and the next renewal attempt finds the refusal again.
+   */
+  async readRevoked(): Promise<Revoked | undefined> {
+    return this.readJson(REVOKED, revokedSchema, 'the revocation note').catch(() => undefined);
+  }
+
+  async writeRevoked(revoked: Revoked): Promise<void> {
+    await writeFileAtomic(this.path(REVOKED), `${JSON.stringify(revoked, null, 2)}\n`, 0o644);
+  }
+
+  async clearRevoked(): Promise<void> {
+    await rm(this.path(REVOKED), { force: true });
   }
 
   async writeTrust(caUrl: string, fingerprint: string, rootPem: string): Promise<void> {
@@ -87,18 +118,18 @@ export class IdentityStore {
     try {
       pem = await readFile(path, 'utf8');
     } catch (err) {
-      throw new IdentityError('corrupt-state', `the pinned root ${path} is missing; run enroll again with --ca-url and --fingerprint`, {
+      throw new IdentityError('corrupt-state', `the pinned root ${path} is missing; ${REPAIR}`, {
         cause: err,
       });
     }
-    let actual: string | undefined;
+    let actual: string;
     try {
       actual = sha256Hex(new X509Certificate(pem).raw);
-    } catch {
-      actual = undefined;
+    } catch (err) {
+      throw new IdentityError('corrupt-state', `the pinned root ${path} is not a readable PEM certificate; ${REPAIR}`, { cause: err });
     }
     if (actual !== fingerprint) {
-      throw new IdentityError('corrupt-state', `the pinned root ${path} no longer matches fingerprint ${fingerprint}; run enroll again with --ca-url and --fingerprint`);
+      throw new IdentityError('corrupt-state', `the pinned root ${path} no longer matches fingerprint ${fingerprint}; ${REPAIR}`);
     }
     return pem;
   }
@@ -113,7 +144,7 @@ export class IdentityStore {
     try {
       return await readFile(this.path(name));
     } catch (err) {
-      throw new IdentityError('corrupt-state', `the ${what} ${this.path(name)} is missing; re-enroll with a new token`, { cause: err });
+      throw new IdentityError('corrupt-state', `the ${what} ${this.path(name)} is missing; ${REPAIR}`, { cause: err });
     }
   }
 
@@ -155,6 +186,7 @@ export class IdentityStore {
   /** Unenroll: the pointer goes first, so a crash half-way leaves "not enrolled", never a dangling pointer. */
   async clearIdentity(): Promise<void> {
     await rm(this.path(CURRENT), { force: true });
+    await rm(this.path(REVOKED), { force: true });
     await syncDir(this.dir).catch(() => undefined);
     await this.prune(undefined);
   }
