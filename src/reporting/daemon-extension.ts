@@ -13,9 +13,20 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
   const baseUrl = runtime.loaded.config.reporting.controlPlaneUrl;
   if (baseUrl === undefined) return undefined;
   // Not loaded by a daemon that has no control plane to talk to: it would stay resident for nothing.
-  const { createReporter, identityManager } = await import('./setup.js');
-  const manager = identityManager(runtime);
+  const [{ createReporter }, { daemonIdentityManager }, { RevocationNotifier }] = await Promise.all([
+    import('./setup.js'),
+    import('../identity/renewal-job.js'),
+    import('./revocation-notice.js'),
+  ]);
+  const manager = daemonIdentityManager(runtime);
   const log = logger.child({ component: 'reporter' });
+  const revocation = new RevocationNotifier({
+    baseUrl,
+    identity: { current: () => manager.clientTls() },
+    markReported: (serial) => manager.markRevocationReported(serial),
+    logger,
+    timeoutMs: runtime.loaded.config.reporting.requestTimeoutSeconds * 1000,
+  });
   let reporter: Reporter | null = null;
   let reportedPolicy: string | undefined;
   let stopped = false;
@@ -107,15 +118,22 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
   const reconcile = (): Promise<void> => (queue = queue.then(reconcileNow));
 
   const watch = new IdentityWatch({ stateDir: runtime.loaded.stateDir, onChange: reconcile });
+  // The CA refused the certificate: the server must hear it (reporting posture under it is pointless now).
+  const unsubscribe = manager.onRevoked((notice) => {
+    if (notice.reportedAt === undefined) revocation.notify(notice.serial);
+    void reconcile();
+  });
   await watch.start();
   await reconcile();
   return {
     stop: async () => {
       stopped = true;
+      unsubscribe();
       watch.stop();
       await watch.idle();
       await queue;
       await stopReporting();
+      await revocation.stop();
     },
   };
 };
