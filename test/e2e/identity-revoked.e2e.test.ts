@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { httpsCall } from '../harness/control-plane.js';
+import { CONTROL_PLANE_CLI, httpsCall, startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { identityConfigSchema } from '../../src/config/sections/identity.js';
 import { IdentityManager } from '../../src/identity/manager.js';
 import { startStepCa, type StepCa } from '../harness/stepca.js';
@@ -12,6 +12,19 @@ import { CLI, isolatedEnv, runCliProcess, startCliProcess, tempDir, waitFor } fr
  * A device certificate revoked at a real step-ca 0.19: the built CLI reports it as `revoked` with the
  * command that fixes it, a daemon logs it once and stops asking the CA, and enrolling again clears it.
  */
+
+async function revokeAtCa(ca: StepCa, serialHex: string): Promise<void> {
+  const serial = BigInt(`0x${serialHex}`).toString(10);
+  // What `step ca revoke <serial>` sends: a token for the serial, minted by the provisioner.
+  const ott = await ca.token({ subject: serial, sans: [], audience: `${ca.url}/1.0/revoke` });
+  const res = await httpsCall(`${ca.url}/1.0/revoke`, {
+    method: 'POST',
+    ca: ca.rootPem,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ serial, ott, reasonCode: 0, reason: 'test', passive: true }),
+  });
+  expect(res.status, res.body).toBe(200);
+}
 
 interface Shown {
   state: string;
@@ -45,25 +58,12 @@ describe.skipIf(!existsSync(CLI))('a device certificate revoked at the CA', () =
     return ca.token({ subject: request.commonName, sans: tokenSans });
   }
 
-  async function revokeAtCa(serialHex: string): Promise<void> {
-    const serial = BigInt(`0x${serialHex}`).toString(10);
-    // What `step ca revoke <serial>` sends: a token for the serial, minted by the provisioner.
-    const ott = await ca.token({ subject: serial, sans: [], audience: `${ca.url}/1.0/revoke` });
-    const res = await httpsCall(`${ca.url}/1.0/revoke`, {
-      method: 'POST',
-      ca: ca.rootPem,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ serial, ott, reasonCode: 0, reason: 'test', passive: true }),
-    });
-    expect(res.status, res.body).toBe(200);
-  }
-
   it('renew fails with one line saying revoked; identity, status and a daemon show it; enroll clears it', async () => {
     const enrolled = await vigil('enroll', '--ca-url', ca.url, '--fingerprint', ca.rootFingerprint, '--token', await token());
     expect(enrolled.code, enrolled.stderr).toBe(0);
     const { serial } = await identity();
     expect(serial).toMatch(/^[0-9A-F]+$/);
-    await revokeAtCa(serial ?? '');
+    await revokeAtCa(ca, serial ?? '');
 
     const renew = await vigil('renew', '--force');
     expect(renew.code).toBe(1);
@@ -109,7 +109,7 @@ describe.skipIf(!existsSync(CLI))('a device certificate revoked at the CA', () =
 
   it('a daemon finds the refusal itself, logs it once at error level, and stops retrying', async () => {
     const { serial } = await identity();
-    await revokeAtCa(serial ?? '');
+    await revokeAtCa(ca, serial ?? '');
     const callsBefore = renewCalls();
     const daemon = startCliProcess(['--state-dir', stateDir, 'daemon'], { ...env, VIGIL_IDENTITY_RENEW_FRACTION: '0.999', VIGIL_IDENTITY_RETRY_INITIAL_SECONDS: '1' });
     try {
@@ -126,4 +126,67 @@ describe.skipIf(!existsSync(CLI))('a device certificate revoked at the CA', () =
     const note = JSON.parse(await readFile(join(stateDir, 'identity', 'revoked.json'), 'utf8')) as { serial: string };
     expect(note.serial).toBe(serial);
   }, 60_000);
+});
+
+describe.skipIf(!existsSync(CLI) || !existsSync(CONTROL_PLANE_CLI))('the daemon tells the control plane that the CA refused the certificate', () => {
+  let ca: StepCa;
+  let cp: ControlPlane;
+  let env: NodeJS.ProcessEnv;
+  let args: string[];
+  let stateDir: string;
+
+  beforeAll(async () => {
+    ca = await startStepCa({ claims: { defaultTLSCertDuration: '1h' } });
+    const dir = tempDir();
+    cp = await startControlPlane(ca, dir, { reportIntervalSeconds: 3600 });
+    env = isolatedEnv(tempDir());
+    stateDir = join(dir, 'agent-state');
+    await writeFile(
+      join(dir, 'agent.json'),
+      JSON.stringify({ identity: { keyStorage: 'file', renewJitter: 0 }, reporting: { controlPlaneUrl: cp.url, debounceMs: 200 }, scan: { intervalSeconds: 3600 } }),
+    );
+    args = ['--config', join(dir, 'agent.json'), '--state-dir', stateDir];
+  }, 180_000);
+
+  afterAll(async () => {
+    await cp.stop();
+    await ca.close();
+  });
+
+  const vigil = (...more: string[]) => runCliProcess([...args, ...more], env, 90_000);
+  const notices = (): number => cp.log().split('\n').filter((l) => l.includes('device reports that the CA refused to renew its certificate')).length;
+
+  async function runDaemonFor(ms: number, until?: () => Promise<boolean>): Promise<string> {
+    const daemon = startCliProcess([...args, 'daemon'], { ...env, VIGIL_IDENTITY_RENEW_FRACTION: '0.999' });
+    try {
+      if (until) await waitFor(async () => ((await until()) ? true : undefined), 30_000, 'the control plane to mark the device revoked');
+      await new Promise((r) => setTimeout(r, ms));
+      return daemon.output();
+    } finally {
+      const exited = new Promise((r) => daemon.child.once('exit', r));
+      daemon.child.kill('SIGTERM');
+      await exited;
+    }
+  }
+
+  it('POSTs /v1/identity/revoked once; the decision turns revoked and not compliant; a restart does not repeat it', async () => {
+    const enrolled = await vigil('enroll', '--control-plane', cp.url, '--enrollment-secret', await cp.secret(), '--ca-url', ca.url, '--fingerprint', ca.rootFingerprint);
+    expect(enrolled.code, `${enrolled.stderr}\n${cp.log()}`).toBe(0);
+    const { deviceId, serial } = JSON.parse((await vigil('identity', '--json')).stdout) as { deviceId: string; serial: string };
+    await revokeAtCa(ca, serial);
+
+    const decision = async (): Promise<{ compliant: boolean; state: string }> => {
+      const r = await cp.admin('GET', `/v1/decision/${deviceId}`);
+      return (JSON.parse(r.body) as { device: { compliant: boolean; state: string } }).device;
+    };
+    const out = await runDaemonFor(2000, async () => (await decision()).state === 'revoked');
+    expect(await decision()).toMatchObject({ state: 'revoked', compliant: false });
+    expect(notices()).toBe(1);
+    expect(out).toMatch(new RegExp(`told the control plane that certificate ${serial} was refused by the CA`));
+    const note = JSON.parse(await readFile(join(stateDir, 'identity', 'revoked.json'), 'utf8')) as { serial: string; reportedAt?: string };
+    expect(note).toMatchObject({ serial, reportedAt: expect.any(String) as string });
+
+    await runDaemonFor(3000);
+    expect(notices()).toBe(1);
+  }, 120_000);
 });
