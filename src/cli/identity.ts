@@ -95,6 +95,8 @@ export function formatIdentity(s: IdentityStatus): string {
     ['Warning', s.keyStorageWarning],
     ['CA', s.caUrl],
     ['Pinned root', s.rootFingerprint],
+    ['Cert file', s.paths?.certificate],
+    ['Key file', s.paths?.key],
     ['Last error', s.lastError ? `${s.lastError}${s.nextAttemptAt ? `; next attempt ${s.nextAttemptAt}` : ''}` : undefined],
   ];
   return `${rows.flatMap(([k, v]) => (v === undefined ? [] : [`${`${k}:`.padEnd(13)} ${v}`])).join('\n')}\n`;

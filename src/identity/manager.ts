@@ -26,6 +26,8 @@ export interface IdentityStatus {
   reason?: string;
   /** The command that gets the device back to `valid`, when it needs one. */
   fix?: string;
+  /** Stable paths for other tools: they always name the current pair (key: file storage only). */
+  paths?: { certificate: string; key?: string };
   deviceId?: string;
   deviceIdSource?: string;
   caUrl?: string;
@@ -352,6 +354,11 @@ export class IdentityManager {
       this.storageFor(pointer.keyStorage).inspect(keyData, this.store.path(pointer.keyFile));
       if (this.keyProblem?.keyFile === pointer.keyFile) throw new IdentityError('corrupt-state', this.keyProblem.message);
       await this.verifyPairOnce(pointer, keyData, info);
+      // Re-links after a crash between commit and link swap. A reader without write access (status run by
+      // another user) still gets a correct answer, so failing to link is not an identity problem.
+      await this.store.linkStable(pointer).catch((err: unknown) => {
+        this.log.debug(`cannot update the stable certificate paths: ${err instanceof Error ? err.message : String(err)}`);
+      });
       if (this.cached?.info.serialHex !== info.serialHex) this.resetFailures();
       this.cached = { pointer, info };
       this.cachedProblem = undefined;
@@ -672,6 +679,8 @@ export class IdentityManager {
     if (this.lastError !== undefined) out.lastError = this.lastError;
     if (this.retryAt) out.nextAttemptAt = this.retryAt.toISOString();
     if (this.cached && pointer) {
+      const paths = this.store.stablePaths(pointer);
+      if (paths) out.paths = paths;
       const { info } = this.cached;
       const renewAt = this.renewAtFor(info);
       Object.assign(out, {
