@@ -665,7 +665,11 @@ export class IdentityManager {
     const out: IdentityStatus = { state, keyStorage, consecutiveFailures: this.failures };
     if (reason !== undefined) out.reason = reason;
     if (state === 'revoked') out.fix = REENROLL_REVOKED;
-    else if (state === 'needs-enrollment' || state === 'not-enrolled') out.fix = enrollCommand(pointer?.caUrl ?? trust?.caUrl, pointer?.fingerprint ?? trust?.fingerprint);
+    else if (state === 'needs-enrollment' || state === 'not-enrolled') {
+      // A damaged file drops the cached pointer; it (or trust.json) may still say which CA to name.
+      const named = pointer ?? (await this.store.readPointer().catch(() => undefined)) ?? trust;
+      out.fix = enrollCommand(named?.caUrl, named?.fingerprint);
+    }
     if (keyStorage === 'file') out.keyStorageWarning = FILE_STORAGE_WARNING;
     const caUrl = pointer?.caUrl ?? trust?.caUrl;
     const fp = pointer?.fingerprint ?? trust?.fingerprint;

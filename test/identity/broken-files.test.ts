@@ -107,7 +107,7 @@ describe.skipIf(!existsSync(CLI))('broken identity files (file key storage, buil
       expect(shown.reason).toMatch(c.says);
       expect(shown.reason).toContain(file);
       expect(shown.reason).toMatch(/; run `vigil enroll --ca-url <url> --fingerprint <sha256> --token <token>` to replace it$/);
-      expect(shown.fix).toMatch(/^vigil enroll --ca-url \S+ --fingerprint \S+ --token <token>$/);
+      expect(shown.fix).toBe(`vigil enroll --ca-url ${ca.url} --fingerprint ${ca.rootFingerprint} --token <token>`);
       const status = JSON.parse((await vigil('status', '--json')).stdout) as { identity: Shown };
       expect(status.identity).toEqual(shown.fix === undefined ? { state: shown.state, reason: shown.reason } : { state: shown.state, reason: shown.reason, fix: shown.fix });
 
