@@ -169,7 +169,7 @@ describe.skipIf(!existsSync(CLI) || !existsSync(CONTROL_PLANE_CLI))('the daemon 
     }
   }
 
-  it('POSTs /v1/identity/revoked once; the decision turns revoked and not compliant; a restart does not repeat it', async () => {
+  it('POSTs /v1/identity/revoked once per certificate, whether the daemon or the CLI found the refusal; readmit + enroll clears it', async () => {
     const enrolled = await vigil('enroll', '--control-plane', cp.url, '--enrollment-secret', await cp.secret(), '--ca-url', ca.url, '--fingerprint', ca.rootFingerprint);
     expect(enrolled.code, `${enrolled.stderr}\n${cp.log()}`).toBe(0);
     const { deviceId, serial } = JSON.parse((await vigil('identity', '--json')).stdout) as { deviceId: string; serial: string };
@@ -188,5 +188,20 @@ describe.skipIf(!existsSync(CLI) || !existsSync(CONTROL_PLANE_CLI))('the daemon 
 
     await runDaemonFor(3000);
     expect(notices()).toBe(1);
+
+    // The admin re-admits the device; enrolling again clears the revoked state.
+    const readmitted = await cp.admin('POST', `/v1/admin/devices/${deviceId}/readmit`);
+    expect(readmitted.status, readmitted.body).toBeLessThan(300);
+    const again = await vigil('enroll', '--control-plane', cp.url, '--enrollment-secret', await cp.secret(), '--ca-url', ca.url, '--fingerprint', ca.rootFingerprint);
+    expect(again.code, `${again.stderr}\n${cp.log()}`).toBe(0);
+    const renewed = JSON.parse((await vigil('identity', '--json')).stdout) as { state: string; serial: string };
+    expect(renewed.state).toBe('valid');
+    expect(existsSync(join(stateDir, 'identity', 'revoked.json'))).toBe(false);
+
+    // This time the CLI finds the refusal while no daemon runs: the next daemon start tells the server.
+    await revokeAtCa(ca, renewed.serial);
+    expect((await vigil('renew', '--force')).code).toBe(1);
+    await runDaemonFor(1000, async () => notices() === 2 && (await decision()).state === 'revoked');
+    expect(await decision()).toMatchObject({ state: 'revoked', compliant: false });
   }, 120_000);
 });
