@@ -1,6 +1,7 @@
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Agent, type ScanOutcome } from './agent.js';
+import { acquireDaemonLock, lockHolder } from './daemon-lock.js';
 import { Scheduler } from './scheduler.js';
 import { saveStatus, type Runtime } from '../runtime.js';
 import { writeFileAtomic } from '../state/atomic.js';
@@ -12,28 +13,15 @@ export type DaemonExtension = (ctx: { runtime: Runtime; agent: Agent; scheduler:
 export interface DaemonHandle {
   agent: Agent;
   scheduler: Scheduler;
-  /** Stops every job, waits for runs in progress, removes the pid file. */
+  /** Stops every job, waits for runs in progress, releases the lock and removes the pid file. */
   stop(): Promise<void>;
 }
 
 export const SCAN_JOB = 'posture-scan';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-export async function readDaemonPid(stateDir: string): Promise<number | undefined> {
-  try {
-    const pid = Number.parseInt(await readFile(join(stateDir, 'daemon.pid'), 'utf8'), 10);
-    return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+/** The pid of the daemon running on this state dir, asked of the daemon itself through its lock. */
+export function readDaemonPid(stateDir: string): Promise<number | undefined> {
+  return lockHolder(stateDir);
 }
 
 export function logOutcome(logger: Logger, outcome: ScanOutcome): void {
@@ -53,12 +41,15 @@ export function logOutcome(logger: Logger, outcome: ScanOutcome): void {
 /** The long-lived agent: scans on a schedule, logs every change, and keeps status.json current. */
 export async function startDaemon(runtime: Runtime, extensions: readonly DaemonExtension[] = []): Promise<DaemonHandle> {
   const { logger, loaded } = runtime;
-  const other = await readDaemonPid(loaded.stateDir);
-  if (other !== undefined && other !== process.pid) {
-    throw new Error(`another vigil daemon is running (pid ${other}) with state dir ${loaded.stateDir}; stop it or use --state-dir`);
-  }
+  const lock = await acquireDaemonLock(loaded.stateDir);
+  // Informational only (service managers, ops scripts): the lock, not this file, says whether a daemon runs.
   const pidFile = join(loaded.stateDir, 'daemon.pid');
-  await writeFileAtomic(pidFile, `${process.pid}\n`, 0o644);
+  try {
+    await writeFileAtomic(pidFile, `${process.pid}\n`, 0o644);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
 
   const agent = runtime.createAgent();
   const scheduler = new Scheduler();
@@ -100,6 +91,7 @@ export async function startDaemon(runtime: Runtime, extensions: readonly DaemonE
         await scheduler.stop();
         for (const s of stops) await s();
         await rm(pidFile, { force: true });
+        await lock.release();
         logger.info('daemon stopped');
       })()),
   };

@@ -84,6 +84,7 @@ async function tokenHint(m: IdentityManager, caUrl: string | undefined): Promise
 export function formatIdentity(s: IdentityStatus): string {
   const rows: [string, string | undefined][] = [
     ['State', s.reason ? `${s.state} (${s.reason})` : s.state],
+    ['Fix', s.fix],
     ['Device ID', s.deviceId ? `${s.deviceId} (from ${s.deviceIdSource ?? 'unknown'})` : undefined],
     ['Subject', s.subject],
     ['SANs', [...(s.dnsNames ?? []).map((d) => `DNS:${d}`), ...(s.uris ?? []).map((u) => `URI:${u}`)].join(', ') || undefined],
@@ -94,6 +95,8 @@ export function formatIdentity(s: IdentityStatus): string {
     ['Warning', s.keyStorageWarning],
     ['CA', s.caUrl],
     ['Pinned root', s.rootFingerprint],
+    ['Cert file', s.paths?.certificate],
+    ['Key file', s.paths?.key],
     ['Last error', s.lastError ? `${s.lastError}${s.nextAttemptAt ? `; next attempt ${s.nextAttemptAt}` : ''}` : undefined],
   ];
   return `${rows.flatMap(([k, v]) => (v === undefined ? [] : [`${`${k}:`.padEnd(13)} ${v}`])).join('\n')}\n`;
@@ -165,8 +168,8 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
         return;
       }
       io.stdout(formatIdentity(status));
-      if (status.state === 'not-enrolled' || status.state === 'needs-enrollment') {
-        io.stdout(`\nTo enroll, get a token (${await tokenHint(m, status.caUrl)}) and run: vigil enroll --token <token>\n`);
+      if (status.state === 'not-enrolled' || status.state === 'needs-enrollment' || status.state === 'revoked') {
+        io.stdout(`\nAn admin makes the token with: ${await tokenHint(m, status.caUrl)}\n`);
       }
     });
 
@@ -181,9 +184,17 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
       const reporting = rt.loaded.config.reporting;
       const current = await m.status();
       if (reporting.controlPlaneUrl !== undefined && current.serial !== undefined && current.state !== 'not-enrolled') {
-        const { tellCertificateGone } = await import('../reporting/certificate-notice.js');
-        const problem = await tellCertificateGone(reporting.controlPlaneUrl, await m.clientTls(), current.serial, 'unenrolled', reporting.requestTimeoutSeconds * 1000);
-        if (problem !== undefined) rt.logger.warn(`${problem}; an administrator may have to allow this device to enroll again`);
+        const [{ postCertificateGone, certificateGoneAccepted }, { errorDetail }] = await Promise.all([
+          import('../reporting/revocation-notice.js'),
+          import('../reporting/server-response.js'),
+        ]);
+        const problem = await postCertificateGone(reporting.controlPlaneUrl, await m.clientTls(), current.serial, 'unenrolled', reporting.requestTimeoutSeconds * 1000).then(
+          (res) => (certificateGoneAccepted(res) ? undefined : `HTTP ${res.status} ${errorDetail(res.body.toString('utf8'))}`),
+          (err: unknown) => (err instanceof Error ? err.message : String(err)),
+        );
+        if (problem !== undefined) {
+          rt.logger.warn(`could not tell the control plane at ${reporting.controlPlaneUrl} that this device unenrolled (${problem}); an administrator may have to allow it to enroll again`);
+        }
       }
       const res = await m.unenroll({ force: opts.force === true });
       io.stdout(

@@ -138,14 +138,22 @@ export function buildProgram(io: ProgramIO): Command {
     .option('--json', 'print JSON')
     .option('--strict', `exit ${EXIT.limited} if the last access level is limited and ${EXIT.blocked} if blocked`)
     .action(async (opts: { json?: boolean; strict?: boolean }, cmd: Command) => {
-      const [{ loadRuntime, readStatus }, { readDaemonPid }] = await Promise.all([import('../runtime.js'), import('../agent/daemon.js')]);
+      const [{ loadRuntime, readStatus }, { readDaemonPid }, { IdentityManager }] = await Promise.all([
+        import('../runtime.js'),
+        import('../agent/daemon.js'),
+        import('../identity/manager.js'),
+      ]);
       const rt = await loadRuntime(globals(cmd), 'cli');
       const stored = await readStatus(rt.statusFile);
       const pid = await readDaemonPid(rt.loaded.stateDir);
       const report = stored?.ok ? stored.report : undefined;
+      // A device whose certificate is revoked or broken has no access whatever its posture: status says so.
+      const id = await new IdentityManager({ stateDir: rt.loaded.stateDir, config: rt.loaded.config.identity, logger: rt.logger }).status();
+      const identity = { state: id.state, ...(id.reason === undefined ? {} : { reason: id.reason }), ...(id.fix === undefined ? {} : { fix: id.fix }) };
       const status = {
         agentVersion: AGENT_VERSION,
         daemon: pid === undefined ? { running: false } : { running: true, pid },
+        identity,
         stateDir: rt.loaded.stateDir,
         policy: { name: rt.policy.name, version: rt.policy.version, source: rt.policySource },
         lastScan: report
@@ -159,6 +167,8 @@ export function buildProgram(io: ProgramIO): Command {
           `Vigil ${AGENT_VERSION}`,
           `Daemon:       ${pid === undefined ? 'not running (start it with `vigil daemon`)' : `running, pid ${pid}`}`,
           `Policy:       ${rt.policy.name} ${rt.policy.version} (${rt.policySource})`,
+          `Identity:     ${identity.state}${identity.reason === undefined ? '' : ` (${identity.reason})`}`,
+          ...(identity.fix === undefined ? [] : [`  Fix: ${identity.fix}`]),
           `State dir:    ${rt.loaded.stateDir}`,
         ];
         if (report) {

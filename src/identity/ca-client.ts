@@ -182,8 +182,17 @@ export class CaClient {
     return res.status === 201 || res.status === 200 ? { ...res, parsed: parseSignResponse(res.body) } : res;
   }
 
+  /**
+   * step-ca answers 401 for a revoked certificate with a generic message, indistinguishable from other
+   * authorization failures; for a certificate still within its validity either status means the CA no
+   * longer honours it, which retrying cannot change. Hence the distinct code.
+   */
   async renew(identity: ClientIdentity): Promise<SignResponse> {
-    return this.expectCert(await this.call('POST', '/1.0/renew', {}, identity), 'renewal');
+    const res = await this.call('POST', '/1.0/renew', {}, identity);
+    if (res.status === 401 || res.status === 403) {
+      throw new IdentityError('revoked', `the CA refused to renew the certificate (HTTP ${res.status}: ${caErrorMessage(res.body) ?? 'no details'})`);
+    }
+    return this.expectCert(res, 'renewal');
   }
 
   async rekey(identity: ClientIdentity, csr: string): Promise<SignResponse> {

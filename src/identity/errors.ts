@@ -14,6 +14,7 @@ export type IdentityErrorCode =
   | 'corrupt-state'
   | 'not-enrolled'
   | 'expired'
+  | 'revoked'
   | 'keychain';
 
 /** An error whose message is one line that tells the user what to do; the CLI prints it as is. */

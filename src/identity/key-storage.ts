@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { KeyStorageKind } from '../config/sections/identity.js';
 import { IdentityError } from './errors.js';
+import { REPAIR } from './store.js';
 
 /** The subset of keytar we use, so tests and other platforms can supply their own store. */
 export interface SecretStore {
@@ -61,7 +62,7 @@ const MIN_PLAINTEXT = 100;
 
 export function inspectSealed(blob: Buffer, path: string): void {
   if (blob.length < MAGIC.length + IV_LEN + TAG_LEN + MIN_PLAINTEXT || !blob.subarray(0, MAGIC.length).equals(MAGIC)) {
-    throw new IdentityError('corrupt-state', `the encrypted key file ${path} is truncated or not a Vigil key file; re-enroll with a new token`);
+    throw new IdentityError('corrupt-state', `the encrypted key file ${path} is truncated or not a Vigil key file; ${REPAIR}`);
   }
 }
 
@@ -78,7 +79,7 @@ export function openWithDataKey(dataKey: Buffer, blob: Buffer, path: string): Bu
   } catch (err) {
     throw new IdentityError(
       'corrupt-state',
-      `the encrypted key file ${path} fails authentication (corrupted, or sealed under another keychain entry); re-enroll with a new token`,
+      `the encrypted key file ${path} fails authentication (corrupted, or sealed under another keychain entry); ${REPAIR}`,
       { cause: err },
     );
   }
@@ -130,7 +131,7 @@ export class KeychainKeyStorage implements KeyStorage {
     if (!key) {
       throw new IdentityError(
         'corrupt-state',
-        `the keychain entry "${this.service}/${this.account}" that unlocks ${path} is missing; re-enroll with a new token`,
+        `the keychain entry "${this.service}/${this.account}" that unlocks ${path} is missing; ${REPAIR}`,
       );
     }
     return openWithDataKey(key, data, path);
@@ -169,7 +170,7 @@ export class FileKeyStorage implements KeyStorage {
 
   private der(data: Buffer, path: string): Buffer {
     const m = /-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----/.exec(data.toString('utf8'));
-    if (!m?.[1]) throw new IdentityError('corrupt-state', `the key file ${path} is truncated or not a PKCS#8 PEM; re-enroll with a new token`);
+    if (!m?.[1]) throw new IdentityError('corrupt-state', `the key file ${path} is truncated or not a PKCS#8 PEM; ${REPAIR}`);
     return Buffer.from(m[1].replace(/\s/g, ''), 'base64');
   }
 

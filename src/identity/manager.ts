@@ -10,16 +10,24 @@ import { IdentityError } from './errors.js';
 import { FileKeyStorage, KeychainKeyStorage, keytarStore, type KeyStorage, type SecretStore } from './key-storage.js';
 import { createCsr, deviceKeyFromPkcs8, generateDeviceKey, privateKeyPem, type CsrRequest, type DeviceKey } from './keys.js';
 import { backoffDelay, renewalTime } from './schedule.js';
-import { IdentityStore, type Pointer } from './store.js';
+import { IdentityStore, REPAIR, type Pointer, type Revoked } from './store.js';
 import { renderSubject, tokenSans } from './template.js';
 import type { TokenSource } from './token.js';
 
-export type IdentityState = 'not-enrolled' | 'valid' | 'renewing' | 'needs-enrollment';
+/**
+ * `revoked`: the CA refused to renew a certificate that is still within its validity (revoked, or its
+ * provisioner no longer allows renewal). Like `needs-enrollment` nothing is retried until someone enrolls.
+ */
+export type IdentityState = 'not-enrolled' | 'valid' | 'renewing' | 'needs-enrollment' | 'revoked';
 
 export interface IdentityStatus {
   state: IdentityState;
   /** Why the state is what it is, when that is not obvious (e.g. what is corrupt). */
   reason?: string;
+  /** The command that gets the device back to `valid`, when it needs one. */
+  fix?: string;
+  /** Stable paths for other tools: they always name the current pair (key: file storage only). */
+  paths?: { certificate: string; key?: string };
   deviceId?: string;
   deviceIdSource?: string;
   caUrl?: string;
@@ -63,7 +71,17 @@ export type RenewOutcome =
   | { action: 'renewed'; notAfter: Date }
   | { action: 'not-due'; renewAt: Date }
   | { action: 'skipped'; state: IdentityState; reason?: string }
-  | { action: 'failed'; error: IdentityError; retryAt: Date };
+  | { action: 'failed'; error: IdentityError; retryAt: Date }
+  /** This renewal found the certificate refused; later runs return `skipped` with state `revoked`. */
+  | { action: 'revoked'; serial: string; reason: string };
+
+/** A certificate the CA refused to renew; `reportedAt` once the control plane has been told. */
+export interface RevocationNotice {
+  /** Upper-case hex, as IdentityStatus.serial. */
+  serial: string;
+  reason: string;
+  reportedAt?: string;
+}
 
 interface Loaded {
   pointer: Pointer;
@@ -71,6 +89,20 @@ interface Loaded {
   key: DeviceKey;
   chainPem: string;
   info: CertInfo;
+}
+
+const REENROLL_REVOKED = 'after an admin re-admits this device: vigil enroll --token <token>';
+
+function noticeOf(r: Revoked): RevocationNotice {
+  return { serial: r.serial, reason: r.reason, ...(r.reportedAt === undefined ? {} : { reportedAt: r.reportedAt }) };
+}
+
+function revokedMessage(reason: string): string {
+  return `${reason}; ${REENROLL_REVOKED}`;
+}
+
+function enrollCommand(caUrl: string | undefined, fingerprint: string | undefined): string {
+  return `vigil enroll --ca-url ${caUrl ?? '<url>'} --fingerprint ${fingerprint ?? '<sha256>'} --token <token>`;
 }
 
 const FILE_STORAGE_WARNING = 'the device private key is stored unencrypted in a 0600 file (identity.keyStorage = "file")';
@@ -97,6 +129,13 @@ export class IdentityManager {
   private readonly jitterBySerial = new Map<string, number>();
   /** A key that failed to unseal stays broken until a new key file replaces it. */
   private keyProblem: { keyFile: string; message: string } | undefined;
+  /** Verified by unsealing once per key+certificate pair: a status must not call a garbled key valid. */
+  private verifiedPair: string | undefined;
+  /** The CA's refusal of the current certificate, if any (read from disk: another process may have recorded it). */
+  private revoked: Revoked | undefined;
+  private readonly revokedListeners = new Set<(notice: RevocationNotice) => void>();
+  /** Serials already passed to the listeners, so each refusal is announced once per manager. */
+  private readonly announcedRevoked = new Set<string>();
   private renewing = false;
   private failures = 0;
   private retryAt: Date | undefined;
@@ -147,17 +186,21 @@ export class IdentityManager {
   private async trustFor(opts: { caUrl?: string; fingerprint?: string }): Promise<{ caUrl: string; fingerprint: string; rootPem: string }> {
     const caUrl = opts.caUrl ?? this.config.caUrl;
     const fingerprint = opts.fingerprint ?? this.config.fingerprint;
-    const trust = await this.store.readTrust();
     if (caUrl !== undefined && fingerprint !== undefined) {
+      // With a URL and fingerprint in hand, damaged trust files are simply pinned afresh (after the root
+      // fetched from the CA has passed its hash check, so nothing unverified is written).
+      const trust = await this.store.readTrust().catch(() => undefined);
       const url = caUrl.replace(/\/+$/, '');
       if (trust && trust.fingerprint === normalizeFingerprint(fingerprint) && trust.caUrl === url) {
-        return { ...trust, rootPem: await this.store.readRoot(trust.fingerprint) };
+        const rootPem = await this.store.readRoot(trust.fingerprint).catch(() => undefined);
+        if (rootPem !== undefined) return { ...trust, rootPem };
       }
       const rootPem = await this.bootstrapUnlocked(caUrl, fingerprint);
       const pinned = await this.store.readTrust();
       if (!pinned) throw new IdentityError('corrupt-state', 'the CA trust could not be saved');
       return { ...pinned, rootPem };
     }
+    const trust = await this.store.readTrust();
     if (trust) return { ...trust, rootPem: await this.store.readRoot(trust.fingerprint) };
     throw new IdentityError('config', 'no CA configured: pass --ca-url and --fingerprint (or set identity.caUrl and identity.fingerprint)');
   }
@@ -239,8 +282,12 @@ export class IdentityManager {
       throw new IdentityError('corrupt-state', 'the key and certificate read back from disk do not match what was written; the previous identity is kept');
     }
     await this.store.commit(pointer);
+    // A refusal concerns the previous serial only; removing the note is tidiness, not correctness.
+    await this.store.clearRevoked();
+    this.revoked = undefined;
     this.cached = { pointer, info: certInfo(leaf) };
     this.cachedProblem = undefined;
+    this.verifiedPair = `${pointer.keyFile}:${pointer.certFile}`;
   }
 
   private async loadFull(): Promise<Loaded> {
@@ -267,11 +314,11 @@ export class IdentityManager {
     try {
       key = deviceKeyFromPkcs8(pkcs8);
     } catch (err) {
-      throw new IdentityError('corrupt-state', `the key file ${keyPath} does not hold a usable private key; re-enroll with a new token`, { cause: err });
+      throw new IdentityError('corrupt-state', `the key file ${keyPath} does not hold a usable private key; ${REPAIR}`, { cause: err });
     }
     const { info, chainPem } = await this.loadCert(pointer);
     if (!info.spki.equals(key.spki)) {
-      throw new IdentityError('corrupt-state', `the certificate ${this.store.path(pointer.certFile)} does not belong to the stored key; re-enroll with a new token`);
+      throw new IdentityError('corrupt-state', `the certificate ${this.store.path(pointer.certFile)} does not belong to the stored key; ${REPAIR}`);
     }
     return { pointer, rootPem, key, chainPem, info };
   }
@@ -280,7 +327,7 @@ export class IdentityManager {
     const path = this.store.path(pointer.certFile);
     const chainPem = (await this.store.read(pointer.certFile, 'certificate')).toString('utf8');
     const first = splitPem(chainPem)[0];
-    if (first === undefined) throw new IdentityError('corrupt-state', `the certificate file ${path} is truncated or not PEM; re-enroll with a new token`);
+    if (first === undefined) throw new IdentityError('corrupt-state', `the certificate file ${path} is truncated or not PEM; ${REPAIR}`);
     const leaf = parseCertificate(first, `the certificate file ${path}`);
     return { info: certInfo(leaf), chainPem };
   }
@@ -296,18 +343,98 @@ export class IdentityManager {
       if (!pointer) {
         this.cached = undefined;
         this.cachedProblem = undefined;
+        this.revoked = undefined;
         return;
       }
+      // Every file enrollment wrote is checked, so a damaged one is reported now, not at the next renewal.
+      await this.store.readTrust();
+      await this.store.readRoot(pointer.fingerprint);
       const { info } = await this.loadCert(pointer);
-      this.storageFor(pointer.keyStorage).inspect(await this.store.read(pointer.keyFile, 'key file'), this.store.path(pointer.keyFile));
+      const keyData = await this.store.read(pointer.keyFile, 'key file');
+      this.storageFor(pointer.keyStorage).inspect(keyData, this.store.path(pointer.keyFile));
       if (this.keyProblem?.keyFile === pointer.keyFile) throw new IdentityError('corrupt-state', this.keyProblem.message);
+      await this.verifyPairOnce(pointer, keyData, info);
+      // Re-links after a crash between commit and link swap. A reader without write access (status run by
+      // another user) still gets a correct answer, so failing to link is not an identity problem.
+      await this.store.linkStable(pointer).catch((err: unknown) => {
+        this.log.debug(`cannot update the stable certificate paths: ${err instanceof Error ? err.message : String(err)}`);
+      });
       if (this.cached?.info.serialHex !== info.serialHex) this.resetFailures();
       this.cached = { pointer, info };
       this.cachedProblem = undefined;
+      const revoked = await this.store.readRevoked();
+      this.revoked = revoked?.serial === info.serialHex ? revoked : undefined;
+      this.announceRevoked();
     } catch (err) {
       this.cached = undefined;
       this.cachedProblem = asIdentityError(err).message;
     }
+  }
+
+  /**
+   * Unseals the key once per pair: the structural check cannot see a garbled ciphertext or a deleted
+   * keychain entry. A keychain that cannot be reached right now (locked, no session) proves nothing either
+   * way, so the pair stays unverified and is tried again next time.
+   */
+  private async verifyPairOnce(pointer: Pointer, keyData: Buffer, info: CertInfo): Promise<void> {
+    const pair = `${pointer.keyFile}:${pointer.certFile}`;
+    if (this.verifiedPair === pair) return;
+    const keyPath = this.store.path(pointer.keyFile);
+    let pkcs8: Buffer;
+    try {
+      pkcs8 = await this.storageFor(pointer.keyStorage).open(keyData, keyPath);
+    } catch (err) {
+      if (err instanceof IdentityError && err.code === 'corrupt-state') this.keyProblem = { keyFile: pointer.keyFile, message: err.message };
+      if (err instanceof IdentityError && err.code === 'keychain') return;
+      throw err;
+    }
+    let key: DeviceKey;
+    try {
+      key = deviceKeyFromPkcs8(pkcs8);
+    } catch (err) {
+      throw new IdentityError('corrupt-state', `the key file ${keyPath} does not hold a usable private key; ${REPAIR}`, { cause: err });
+    }
+    if (!info.spki.equals(key.spki)) {
+      throw new IdentityError('corrupt-state', `the certificate ${this.store.path(pointer.certFile)} does not belong to the stored key; ${REPAIR}`);
+    }
+    this.verifiedPair = pair;
+  }
+
+  /** Tells listeners about a refusal of the current certificate, once per serial. */
+  private announceRevoked(): void {
+    const r = this.revoked;
+    if (!r || this.announcedRevoked.has(r.serial)) return;
+    this.announcedRevoked.add(r.serial);
+    for (const l of this.revokedListeners) l(noticeOf(r));
+  }
+
+  /**
+   * Called once per refused certificate this manager sees: recorded by its own renewal, or found on disk
+   * (recorded by another process, or before a restart). Returns the unsubscribe function.
+   */
+  onRevoked(listener: (notice: RevocationNotice) => void): () => void {
+    this.revokedListeners.add(listener);
+    // A refusal announced before this listener subscribed (another daemon extension's first run) still reaches it.
+    const r = this.revoked;
+    if (r && this.announcedRevoked.has(r.serial)) {
+      queueMicrotask(() => {
+        if (this.revokedListeners.has(listener) && this.revoked === r) listener(noticeOf(r));
+      });
+    }
+    return () => {
+      this.revokedListeners.delete(listener);
+    };
+  }
+
+  /** Notes that the control plane has been told about the refusal of `serial`, so a restart does not tell it again. */
+  markRevocationReported(serial: string): Promise<void> {
+    return this.exclusive(async () => {
+      const r = await this.store.readRevoked();
+      if (r?.serial !== serial || r.reportedAt !== undefined) return;
+      const updated: Revoked = { ...r, reportedAt: this.now().toISOString() };
+      await this.store.writeRevoked(updated);
+      if (this.revoked?.serial === serial) this.revoked = updated;
+    });
   }
 
   private resetFailures(): void {
@@ -328,8 +455,9 @@ export class IdentityManager {
   private stateNow(): { state: IdentityState; reason?: string } {
     if (this.cachedProblem !== undefined) return { state: 'needs-enrollment', reason: this.cachedProblem };
     if (!this.cached) return { state: 'not-enrolled' };
+    if (this.revoked?.serial === this.cached.info.serialHex) return { state: 'revoked', reason: this.revoked.reason };
     if (this.now() >= this.cached.info.notAfter) {
-      return { state: 'needs-enrollment', reason: `the certificate expired at ${this.cached.info.notAfter.toISOString()}; re-enroll with a new token` };
+      return { state: 'needs-enrollment', reason: `the certificate expired at ${this.cached.info.notAfter.toISOString()}; ${REPAIR}` };
     }
     return { state: this.renewing ? 'renewing' : 'valid' };
   }
@@ -340,7 +468,7 @@ export class IdentityManager {
    */
   nextRunAt(): Date | undefined {
     const { state } = this.stateNow();
-    if (state === 'not-enrolled' || state === 'needs-enrollment' || !this.cached) return undefined;
+    if (state === 'not-enrolled' || state === 'needs-enrollment' || state === 'revoked' || !this.cached) return undefined;
     const renewAt = this.renewAtFor(this.cached.info);
     if (this.retryAt && this.retryAt > renewAt) return this.retryAt;
     return renewAt;
@@ -351,7 +479,7 @@ export class IdentityManager {
     return this.exclusive(async () => {
       await this.refreshUnlocked();
       const { state, reason } = this.stateNow();
-      if (!this.cached || state === 'needs-enrollment' || state === 'not-enrolled') {
+      if (!this.cached || state === 'needs-enrollment' || state === 'not-enrolled' || state === 'revoked') {
         return reason === undefined ? { action: 'skipped', state } : { action: 'skipped', state, reason };
       }
       const renewAt = this.renewAtFor(this.cached.info);
@@ -363,6 +491,7 @@ export class IdentityManager {
         return { action: 'renewed', notAfter };
       } catch (err) {
         const error = asIdentityError(err);
+        if (this.revoked && error.code === 'revoked') return { action: 'revoked', serial: this.revoked.serial, reason: this.revoked.reason };
         return { action: 'failed', error, retryAt: this.retryAt ?? now };
       }
     });
@@ -372,6 +501,8 @@ export class IdentityManager {
   renew(opts: { force?: boolean } = {}): Promise<RenewOutcome> {
     return this.exclusive(async () => {
       await this.refreshUnlocked();
+      // Asking the CA again cannot help: it has already refused this certificate.
+      if (this.revoked) throw new IdentityError('revoked', revokedMessage(this.revoked.reason));
       if (!opts.force && this.cached && this.stateNow().state === 'valid') {
         const renewAt = this.renewAtFor(this.cached.info);
         if (this.now() < renewAt) return { action: 'not-due', renewAt };
@@ -388,7 +519,7 @@ export class IdentityManager {
   private async renewUnlocked(): Promise<Date> {
     const loaded = await this.loadFull();
     if (this.now() >= loaded.info.notAfter) {
-      this.cachedProblem = `the certificate expired at ${loaded.info.notAfter.toISOString()}; re-enroll with a new token`;
+      this.cachedProblem = `the certificate expired at ${loaded.info.notAfter.toISOString()}; ${REPAIR}`;
       throw new IdentityError('expired', `${this.cachedProblem} (renewal needs a valid certificate)`);
     }
     this.renewing = true;
@@ -400,11 +531,26 @@ export class IdentityManager {
       this.log.info('renewed device certificate', { serial: info.serialHex, notAfter: info.notAfter.toISOString() });
       return info.notAfter;
     } catch (err) {
+      // renewUnlocked checked above that the certificate is still valid, which is what makes a refusal final.
+      if (err instanceof IdentityError && err.code === 'revoked') throw await this.recordRevoked(err, loaded.info);
       this.recordFailure(err, loaded.info);
       throw err;
     } finally {
       this.renewing = false;
     }
+  }
+
+  /** Persists the refusal (keyed by serial), stops retries, logs it once, and tells the listeners. */
+  private async recordRevoked(err: IdentityError, info: CertInfo): Promise<IdentityError> {
+    const reason = `${err.message.replace(/^the CA refused to renew the certificate/, `the CA refused to renew certificate ${info.serialHex}`)}: it was revoked, or its provisioner no longer allows renewal`;
+    const revoked: Revoked = { version: 1, serial: info.serialHex, at: this.now().toISOString(), reason };
+    await this.store.writeRevoked(revoked);
+    this.revoked = revoked;
+    this.retryAt = undefined;
+    this.lastError = reason;
+    this.log.error(`device certificate revoked: ${reason}`, { serial: info.serialHex, fix: REENROLL_REVOKED });
+    this.announceRevoked();
+    return new IdentityError('revoked', revokedMessage(reason), { cause: err });
   }
 
   private recordFailure(err: unknown, info: CertInfo): void {
@@ -518,6 +664,12 @@ export class IdentityManager {
     const keyStorage = pointer?.keyStorage ?? this.config.keyStorage;
     const out: IdentityStatus = { state, keyStorage, consecutiveFailures: this.failures };
     if (reason !== undefined) out.reason = reason;
+    if (state === 'revoked') out.fix = REENROLL_REVOKED;
+    else if (state === 'needs-enrollment' || state === 'not-enrolled') {
+      // A damaged file drops the cached pointer; it (or trust.json) may still say which CA to name.
+      const named = pointer ?? (await this.store.readPointer().catch(() => undefined)) ?? trust;
+      out.fix = enrollCommand(named?.caUrl, named?.fingerprint);
+    }
     if (keyStorage === 'file') out.keyStorageWarning = FILE_STORAGE_WARNING;
     const caUrl = pointer?.caUrl ?? trust?.caUrl;
     const fp = pointer?.fingerprint ?? trust?.fingerprint;
@@ -531,6 +683,8 @@ export class IdentityManager {
     if (this.lastError !== undefined) out.lastError = this.lastError;
     if (this.retryAt) out.nextAttemptAt = this.retryAt.toISOString();
     if (this.cached && pointer) {
+      const paths = this.store.stablePaths(pointer);
+      if (paths) out.paths = paths;
       const { info } = this.cached;
       const renewAt = this.renewAtFor(info);
       Object.assign(out, {

@@ -1,6 +1,7 @@
 import type { Job } from '../agent/scheduler.js';
 import type { DaemonExtension } from '../agent/daemon.js';
 import { silentLogger, type Logger } from '../logging/logger.js';
+import type { Runtime } from '../runtime.js';
 import { IdentityManager, type RenewOutcome } from './manager.js';
 
 export const IDENTITY_JOB = 'identity-renewal';
@@ -31,9 +32,14 @@ export function renewalJob(manager: IdentityManager, opts: RenewalJobOptions = {
       const outcome = await manager.renewIfDue();
       if (outcome.action === 'failed') {
         log.warn(`certificate renewal failed: ${outcome.error.message}`, { retryAt: outcome.retryAt.toISOString() });
-      } else if (outcome.action === 'skipped' && outcome.state === 'needs-enrollment') {
+      } else if (outcome.action === 'revoked') {
+        // The manager logged the refusal as it recorded it; the skipped runs that follow must not log it again.
+        lastNeedsEnrollment = outcome.reason;
+      } else if (outcome.action === 'skipped' && (outcome.state === 'needs-enrollment' || outcome.state === 'revoked')) {
         // Once per distinct reason: the state persists until someone re-enrolls, and the log must not flood.
-        if (outcome.reason !== lastNeedsEnrollment) log.error(`device certificate needs enrollment: ${outcome.reason ?? ''}`);
+        if (outcome.reason !== lastNeedsEnrollment) {
+          log.error(`device certificate ${outcome.state === 'revoked' ? 'revoked' : 'needs enrollment'}: ${outcome.reason ?? ''}`);
+        }
         lastNeedsEnrollment = outcome.reason;
       }
       opts.onOutcome?.(outcome);
@@ -46,9 +52,23 @@ export function renewalJob(manager: IdentityManager, opts: RenewalJobOptions = {
   };
 }
 
+const shared = new WeakMap<Runtime, IdentityManager>();
+
+/**
+ * One manager per daemon runtime, shared by renewal and reporting: reporting hears of a refusal the
+ * moment renewal records it (onRevoked), and the two never unseal the key or swap files concurrently.
+ */
+export function daemonIdentityManager(runtime: Runtime): IdentityManager {
+  let m = shared.get(runtime);
+  if (!m) {
+    m = new IdentityManager({ stateDir: runtime.loaded.stateDir, config: runtime.loaded.config.identity, logger: runtime.logger });
+    shared.set(runtime, m);
+  }
+  return m;
+}
+
 /** Hooks renewal onto `vigil daemon`. */
 export const identityDaemonExtension: DaemonExtension = ({ runtime, scheduler, logger }) => {
-  const manager = new IdentityManager({ stateDir: runtime.loaded.stateDir, config: runtime.loaded.config.identity, logger });
-  scheduler.add(renewalJob(manager, { logger }));
+  scheduler.add(renewalJob(daemonIdentityManager(runtime), { logger }));
   return Promise.resolve(undefined);
 };

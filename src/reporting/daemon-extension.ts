@@ -4,6 +4,7 @@ import { ENROLLMENT_FILE, readSavedEnrollment } from '../config/enrollment-file.
 import type { IdentityManager } from '../identity/manager.js';
 import { IdentityWatch } from './identity-watch.js';
 import type { Reporter } from './reporter.js';
+import type { RevocationNotifier } from './revocation-notice.js';
 
 /**
  * Continuous reporting in `vigil daemon`. Off unless a control-plane URL is known and the device holds a
@@ -30,12 +31,36 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
       return undefined;
     }
   };
+  interface Setup {
+    module: typeof import('./setup.js');
+    manager: IdentityManager;
+    revocation: RevocationNotifier;
+    unsubscribe: () => void;
+  }
   // Loaded only once there is a control plane to talk to: otherwise it would stay resident for nothing.
-  let setup: { module: typeof import('./setup.js'); manager: IdentityManager } | undefined;
-  const loadSetup = async (): Promise<{ module: typeof import('./setup.js'); manager: IdentityManager }> => {
+  let setup: Setup | undefined;
+  const loadSetup = async (url: string): Promise<Setup> => {
     if (!setup) {
-      const module = await import('./setup.js');
-      setup = { module, manager: module.identityManager(runtime) };
+      const [module, { daemonIdentityManager }, { RevocationNotifier }] = await Promise.all([
+        import('./setup.js'),
+        import('../identity/renewal-job.js'),
+        import('./revocation-notice.js'),
+      ]);
+      // The renewal job's manager: reporting hears of a refusal the moment renewal records it.
+      const manager = daemonIdentityManager(runtime);
+      const revocation = new RevocationNotifier({
+        baseUrl: url,
+        identity: { current: () => manager.clientTls() },
+        markReported: (serial) => manager.markRevocationReported(serial),
+        logger,
+        timeoutMs: runtime.loaded.config.reporting.requestTimeoutSeconds * 1000,
+      });
+      // The CA refused the certificate: the server must hear it (reporting posture under it is pointless now).
+      const unsubscribe = manager.onRevoked((notice) => {
+        if (notice.reportedAt === undefined) revocation.notify(notice.serial);
+        void reconcile();
+      });
+      setup = { module, manager, revocation, unsubscribe };
     }
     return setup;
   };
@@ -61,7 +86,7 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
   });
 
   const startReporting = async (url: string): Promise<void> => {
-    const { module, manager } = await loadSetup();
+    const { module, manager } = await loadSetup(url);
     const r = await module.createReporter(runtime, agent, manager, url, {
       onRecheck: (id) => {
         log.info('control plane asked for a re-check', { requestId: id });
@@ -103,7 +128,7 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
     try {
       baseUrl ??= await savedUrl();
       if (baseUrl === undefined) return;
-      const { manager } = await loadSetup();
+      const { manager } = await loadSetup(baseUrl);
       const identity = await manager.status();
       if (stopped) return;
       const usable = identity.state === 'valid' || identity.state === 'renewing';
@@ -143,6 +168,8 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
       await watch.idle();
       await queue;
       await stopReporting();
+      setup?.unsubscribe();
+      await setup?.revocation.stop();
     },
   };
 };

@@ -104,7 +104,12 @@ export class NotificationPlanner {
 
   private identityCandidates(identity: IdentityStatus | undefined): Candidate[] {
     if (!identity || !needsEnrollment(identity)) return [];
-    const wasNeeded = this.previousIdentity === 'needs-enrollment' || this.previousIdentity === 'not-enrolled';
+    if (identity.state === 'revoked') {
+      // Once: revoked is news even right after needs-enrollment, but not again on every later state.
+      if (this.previousIdentity === 'revoked') return [];
+      return [{ key: 'identity', state: 'revoked', rank: 0, line: 'The device certificate was revoked. Ask IT to enroll this device again.' }];
+    }
+    const wasNeeded = this.previousIdentity === 'needs-enrollment' || this.previousIdentity === 'not-enrolled' || this.previousIdentity === 'revoked';
     if (wasNeeded) return [];
     return [{ key: 'identity', state: 'needs-enrollment', rank: 0, line: 'The device certificate needs enrollment.' }];
   }
@@ -116,7 +121,9 @@ function group(candidates: readonly Candidate[], report: PostureReport | undefin
   const blocked = report?.accessLevel === 'blocked';
   const title =
     first?.key === 'identity'
-      ? 'Device certificate needs enrollment'
+      ? first.state === 'revoked'
+        ? 'Device certificate revoked'
+        : 'Device certificate needs enrollment'
       : blocked
         ? 'Access blocked: action needed'
         : report?.accessLevel === 'limited'

@@ -65,7 +65,9 @@ function statusLine(icon: TrayIconState, input: TrayInput, issueCount: number): 
     case 'checking':
       return input.report ? 'Checking your device…' : 'Checking your device for the first time…';
     case 'needs-enrollment':
-      return 'This device needs enrollment before it gets access';
+      return input.identity?.state === 'revoked'
+        ? 'This device’s certificate was revoked: it needs enrollment again before it gets access'
+        : 'This device needs enrollment before it gets access';
     case 'blocked':
       return `Access blocked: ${plural(issueCount, 'issue')} to fix`;
     case 'limited':
@@ -86,12 +88,16 @@ function certificateLine(identity: IdentityStatus, display: DisplayOptions): str
     case 'needs-enrollment':
     case 'not-enrolled':
       return 'Device certificate needs enrollment';
+    case 'revoked':
+      return 'Device certificate revoked: ask IT to enroll this device again';
   }
 }
 
-export function trayTooltip(icon: TrayIconState, input: Pick<TrayInput, 'report' | 'display'>): string {
+export function trayTooltip(icon: TrayIconState, input: Pick<TrayInput, 'report' | 'display' | 'identity'>): string {
   const last = input.report ? formatWhen(input.report.generatedAt, input.display) : 'not yet';
-  return `Vigil: ${STATE_LABEL[icon]}\nLast check: ${last}`;
+  // Revoked shares the needs-enrollment icon (same remedy; the icon set has no shape for it), not its words.
+  const label = icon === 'needs-enrollment' && input.identity?.state === 'revoked' ? 'Certificate revoked' : STATE_LABEL[icon];
+  return `Vigil: ${label}\nLast check: ${last}`;
 }
 
 export function trayModel(input: TrayInput): TrayModel {

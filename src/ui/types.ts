@@ -3,7 +3,8 @@
  * and reporting (control plane) are optional so the tray renders before those parts exist.
  */
 export interface IdentityStatus {
-  state: 'not-enrolled' | 'valid' | 'renewing' | 'needs-enrollment';
+  /** `revoked`: the CA refused to renew a certificate still within its validity; only re-enrollment helps. */
+  state: 'not-enrolled' | 'valid' | 'renewing' | 'needs-enrollment' | 'revoked';
   /** ISO-8601 expiry of the current certificate. */
   notAfter?: string;
 }
@@ -21,6 +22,7 @@ export interface DisplayOptions {
   timeZone?: string;
 }
 
+/** A revoked certificate needs enrollment too: the fix for the user is the same (ask IT to enroll again). */
 export function needsEnrollment(identity: IdentityStatus | undefined): boolean {
-  return identity?.state === 'needs-enrollment' || identity?.state === 'not-enrolled';
+  return identity?.state === 'needs-enrollment' || identity?.state === 'not-enrolled' || identity?.state === 'revoked';
 }

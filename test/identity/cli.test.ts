@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs';
+import { createPublicKey, X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { identityConfigSchema } from '../../src/config/sections/identity.js';
 import { IdentityManager } from '../../src/identity/manager.js';
@@ -61,6 +63,12 @@ describe('vigil enroll / identity / renew / rekey / unenroll / daemon', () => {
     expect(shown.rootFingerprint).toBe(ca.rootFingerprint);
     const human = await vigil('identity');
     expect(human.stdout).toMatch(/Pinned root: +[0-9a-f]{64}\n/);
+    // Stable paths for other tools, naming the pair the identity uses.
+    const paths = { certificate: join(stateDir, 'identity', 'device.crt'), key: join(stateDir, 'identity', 'device.key') };
+    expect((JSON.parse((await vigil('identity', '--json')).stdout) as { paths: unknown }).paths).toEqual(paths);
+    expect(human.stdout).toContain(`\nCert file:    ${paths.certificate}\nKey file:     ${paths.key}\n`);
+    expect(new X509Certificate(readFileSync(paths.certificate)).serialNumber).toBe(shown.serial);
+    expect(createPublicKey(readFileSync(paths.key)).export({ format: 'jwk' })).toEqual(new X509Certificate(readFileSync(paths.certificate)).publicKey.export({ format: 'jwk' }));
 
     const notDue = await vigil('renew');
     expect(notDue.stdout).toMatch(/^Not due until /);

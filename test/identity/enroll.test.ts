@@ -192,7 +192,7 @@ describe('enrollment against a real step-ca', () => {
       const data = await readFile(path);
       await writeFile(path, target === 'cert' ? data.subarray(0, data.length / 2) : Buffer.from('garbage\n'));
       const err = await expectIdentityError(m.renew({ force: true }), 'corrupt-state');
-      expect(err.message).toMatch(/re-enroll with a new token$/);
+      expect(err.message).toMatch(/; run `vigil enroll --ca-url <url> --fingerprint <sha256> --token <token>` to replace it$/);
       const s = await m.status();
       expect(s.state).toBe('needs-enrollment');
       expect(s.reason).toBeDefined();
@@ -227,11 +227,12 @@ describe('enrollment against a real step-ca', () => {
   });
 
   it('leaves the committed pair in use when a crash interrupts a new write, and prunes the leftovers later', async () => {
-    const { m } = await enrollFresh();
+    const { m, secrets } = await enrollFresh();
     const before = await m.status();
     // A crash after writing new files but before the pointer swap leaves only orphans.
     const orphan = await m.store.writeNew('cert', '.crt', 'half-written', 0o644);
-    const fresh = manager(join(m.store.dir, '..'), config(), memorySecretStore());
+    // A new process with the same keychain: it unseals the committed key, not the orphan.
+    const fresh = manager(join(m.store.dir, '..'), config(), secrets);
     expect((await fresh.status()).serial).toBe(before.serial);
     const result = await m.renew({ force: true });
     expect(result.action).toBe('renewed');

@@ -72,7 +72,7 @@ describe('key storage in a real OS keychain (keytar -> gnome-keyring Secret Serv
     expect((out.afterRenew as { serial: string }).serial).not.toBe((out.enrolled as { serial: string }).serial);
     expect(out.missingEntry).toEqual({
       code: 'corrupt-state',
-      message: expect.stringMatching(/keychain entry "Vigil\/device-key-data-key" .* is missing; re-enroll with a new token/) as string,
+      message: expect.stringMatching(/keychain entry "Vigil\/device-key-data-key" .* is missing; run `vigil enroll --ca-url <url> --fingerprint <sha256> --token <token>` to replace it/) as string,
     });
     expect(out.missingEntryState).toBe('needs-enrollment');
     expect(out.unenrolled).toEqual({ revoked: true });

@@ -104,7 +104,7 @@ describe('renewal under the daemon job against a real step-ca', () => {
     await until('expiry', () => Date.now() > Date.parse(s0.notAfter ?? '') + 300, 15_000);
     await until('needs-enrollment', async () => (await m.status()).state === 'needs-enrollment', 5000);
     const s = await m.status();
-    expect(s.reason).toMatch(/expired at .*; re-enroll with a new token/);
+    expect(s.reason).toMatch(/expired at .*; run `vigil enroll /);
     expect(m.nextRunAt()).toBeUndefined();
     const before = outcomes.length;
     const failedBefore = outcomes.filter((o) => o.action === 'failed').length;

@@ -142,6 +142,23 @@ describe('notification decisions', () => {
     expect(p.next({ report: compliant, identity: { state: 'valid' }, now: at(3) })?.title).toBe('All fixed');
   });
 
+  it('says once that the certificate was revoked, even right after it needed enrollment', () => {
+    const p = planner();
+    p.next({ report: compliant, identity: { state: 'valid' }, now: at(0) });
+    expect(p.next({ report: compliant, identity: { state: 'revoked' }, now: at(1) })).toEqual({
+      tag: 'vigil',
+      title: 'Device certificate revoked',
+      body: 'The device certificate was revoked. Ask IT to enroll this device again.',
+      urgency: 'critical',
+    });
+    expect(p.next({ report: compliant, identity: { state: 'revoked' }, now: at(2) })).toBeUndefined();
+    expect(p.next({ report: compliant, identity: { state: 'revoked' }, now: at(200) })).toBeUndefined();
+
+    const q = planner();
+    q.next({ report: compliant, identity: { state: 'needs-enrollment' }, now: at(0) });
+    expect(q.next({ report: compliant, identity: { state: 'revoked' }, now: at(1) })?.title).toBe('Device certificate revoked');
+  });
+
   it('puts enrollment first when it comes with posture problems', () => {
     const p = planner();
     p.next({ report: compliant, identity: { state: 'valid' }, now: at(0) });

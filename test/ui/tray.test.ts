@@ -98,6 +98,14 @@ describe('tray menu', () => {
     expect(item(trayModel(input({ identity: { state: 'renewing' } })).menu, 'certificate')?.label).toBe('Device certificate renewing…');
   });
 
+  it('shows a revoked certificate with the needs-enrollment icon but its own words', () => {
+    const m = trayModel(input({ report: blocked, identity: { state: 'revoked' } }));
+    expect(m.icon).toBe('needs-enrollment');
+    expect(m.tooltip).toMatch(/^Vigil: Certificate revoked\n/);
+    expect(item(m.menu, 'status')?.label).toBe('This device’s certificate was revoked: it needs enrollment again before it gets access');
+    expect(item(m.menu, 'certificate')?.label).toBe('Device certificate revoked: ask IT to enroll this device again');
+  });
+
   it('says when the server is unreachable and when a report last got through', () => {
     const m = trayModel(input({ reporting: { online: false, lastDeliveredAt: '2026-11-23T17:30:00Z' } }));
     expect(item(m.menu, 'reporting')?.label).toBe('Vigil server unreachable (last report delivered 17:30)');
