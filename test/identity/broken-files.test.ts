@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -10,6 +9,7 @@ import { identityConfigSchema } from '../../src/config/sections/identity.js';
 import { IdentityManager } from '../../src/identity/manager.js';
 import { startStepCa, type StepCa } from '../harness/stepca.js';
 import { CLI, isolatedEnv, runCliProcess, startCliProcess, tempDir } from '../helpers.js';
+import { keyringHome } from '../helpers/keyring.js';
 
 /*
  * Each identity file damaged in its own way, seen through the built CLI against a real step-ca: `identity`
@@ -142,16 +142,6 @@ describe.skipIf(!existsSync(CLI))('broken identity files (file key storage, buil
     }
   }, 30_000);
 });
-
-/** A throwaway HOME whose login keyring is an unlocked plaintext test keyring gnome-keyring can open headless. */
-async function keyringHome(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'vigil-keyring-home-'));
-  const keyrings = join(dir, '.local', 'share', 'keyrings');
-  await mkdir(keyrings, { recursive: true });
-  await writeFile(join(keyrings, 'login.keyring'), '[keyring]\ndisplay-name=login\nctime=0\nmtime=0\nlock-on-idle=false\nlock-after=false\n');
-  await writeFile(join(keyrings, 'default'), 'login');
-  return dir;
-}
 
 describe.skipIf(!existsSync(CLI))('broken keychain-sealed key (gnome-keyring Secret Service, built CLI)', () => {
   it('a garbled sealed key file and a deleted keychain entry are reported, the daemon stops, and enroll repairs both', async () => {

@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -10,6 +9,7 @@ import { IdentityManager } from '../../src/identity/manager.js';
 import { StaticToken } from '../../src/identity/token.js';
 import { startStepCa, type StepCa } from '../harness/stepca.js';
 import { assertNoPlaintextKey, config, newStateDir } from './helpers.js';
+import { keyringHome } from '../helpers/keyring.js';
 
 const execFileP = promisify(execFile);
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -17,16 +17,6 @@ const repo = join(here, '..', '..');
 
 let ca: StepCa;
 let home: string;
-
-/** A throwaway HOME whose login keyring is an unlocked plaintext test keyring gnome-keyring can open headless. */
-async function keyringHome(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'vigil-keyring-home-'));
-  const keyrings = join(dir, '.local', 'share', 'keyrings');
-  await mkdir(keyrings, { recursive: true });
-  await writeFile(join(keyrings, 'login.keyring'), '[keyring]\ndisplay-name=login\nctime=0\nmtime=0\nlock-on-idle=false\nlock-after=false\n');
-  await writeFile(join(keyrings, 'default'), 'login');
-  return dir;
-}
 
 /** Runs the child script in its own D-Bus session with gnome-keyring's Secret Service started in it. */
 async function runUnderSecretService(envExtra: Record<string, string>): Promise<Record<string, unknown>> {
