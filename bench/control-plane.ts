@@ -51,7 +51,8 @@ function envelope(seq: number): string {
  * Complete HTTP/1.1 requests, byte for byte what the agent's reporter sends (gzipped envelope, the headers
  * Node's https client writes), made before the timed phases: the load generator shares this box with the
  * server, so it should spend its CPU on TLS, not on compressing or on building requests. Every report ID is
- * unique and the sequence only ever increases, so every device sees increasing seqs.
+ * unique and the sequence only ever increases, so every device sees increasing seqs, with gaps the server
+ * counts as anomalies (one more column in the UPDATE it makes anyway; the log of them is throttled).
  *
  * They lie end to end in one buffer. As one Buffer each, a 60 s phase kept 300,000 objects alive that the
  * generator's major GCs had to mark; its pauses (up to 70 ms) were measured as the server's latency.

@@ -325,14 +325,17 @@ export class ControlPlaneService {
       if (env.dropped > 0) {
         this.o.logger.warn('agent dropped reports from its full outbox', { component: 'control-plane', device: device.id, dropped: env.dropped });
       }
-      if (res.seqAnomaly) {
-        // Not trusted either way: the posture follows this report because it is the newest received.
+      const anomalies = device.seqAnomalies + 1;
+      // Not trusted either way: the posture follows this report because it is the newest received. Logged at
+      // the 1st, 2nd, 4th, 8th... anomaly of a device, so that a device sending nothing but cannot flood the log.
+      if (res.seqAnomaly && (anomalies & (anomalies - 1)) === 0) {
         this.o.logger.warn(res.previousSeq !== null && env.seq <= res.previousSeq ? 'report sequence went back' : 'report sequence jumped', {
           component: 'control-plane',
           device: device.id,
           seq: env.seq,
           previousSeq: res.previousSeq,
           dropped: env.dropped,
+          anomalies,
         });
       }
       // What the transaction just wrote, without reading the row back.
