@@ -234,7 +234,8 @@ export class IdentityManager {
       // Sealing first means a missing keychain is found before the one-time token is spent.
       const sealed = await this.storageFor(this.config.keyStorage).seal(key.pkcs8);
       const csr = await createCsr(key, request);
-      const ott = await opts.token.getToken({ caUrl: trust.caUrl, subject: request.commonName, sans, deviceId: deviceId.id });
+      const current = await this.presentableIdentity();
+      const ott = await opts.token.getToken({ caUrl: trust.caUrl, subject: request.commonName, sans, deviceId: deviceId.id, ...(current ? { current } : {}) });
       // Only enrollment reads a token; the long-running daemon need not keep a JWT library resident.
       const { decodeOtt, diagnoseSignRejection, precheckToken } = await import('./token.js');
       const claims = decodeOtt(ott);
@@ -528,6 +529,15 @@ export class IdentityManager {
       const notAfter = await this.renewUnlocked();
       return { action: 'renewed', notAfter };
     });
+  }
+
+  /** The stored pair, expired or not, for proving the key while enrolling again; undefined if there is none usable. */
+  private async presentableIdentity(): Promise<ClientIdentity | undefined> {
+    try {
+      return this.clientIdentity(await this.loadFull());
+    } catch {
+      return undefined;
+    }
   }
 
   private clientIdentity(l: Loaded): ClientIdentity {

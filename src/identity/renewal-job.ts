@@ -1,6 +1,7 @@
 import type { Job } from '../agent/scheduler.js';
 import type { DaemonExtension } from '../agent/daemon.js';
 import { silentLogger, type Logger } from '../logging/logger.js';
+import { backoffDelay, type BackoffOptions } from '../reporting/backoff.js';
 import type { Runtime } from '../runtime.js';
 import { IdentityManager, type RenewOutcome } from './manager.js';
 
@@ -13,6 +14,49 @@ export interface RenewalJobOptions {
   /** Floor on the delay, so a clock oddity cannot spin the job. */
   minDelayMs?: number;
   onOutcome?: (outcome: RenewOutcome) => void;
+  /**
+   * Enrolls the device (with an enrollment secret), for when it is not enrolled or its certificate expired
+   * and could not be renewed. Without it, such a device waits for someone to run `vigil enroll`.
+   */
+  enroll?: () => Promise<void>;
+  /** Backoff between failed enrollments. */
+  enrollBackoff?: BackoffOptions;
+}
+
+/** Silent enrollment's attempts: backs off between failures and logs each distinct failure once. */
+class EnrollAttempts {
+  private failures = 0;
+  private notBefore = 0;
+  private lastProblem: string | undefined;
+
+  constructor(
+    private readonly enroll: () => Promise<void>,
+    private readonly backoff: BackoffOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** When the next attempt may run (epoch ms). */
+  get dueAt(): number {
+    return this.notBefore;
+  }
+
+  async run(): Promise<void> {
+    if (Date.now() < this.notBefore) return;
+    this.log.info(this.failures === 0 ? 'enrolling with the enrollment secret' : `enrolling with the enrollment secret (attempt ${this.failures + 1})`);
+    try {
+      await this.enroll();
+      this.log.info('enrolled with the enrollment secret');
+      this.failures = 0;
+      this.notBefore = 0;
+      this.lastProblem = undefined;
+    } catch (err) {
+      const problem = err instanceof Error ? err.message : String(err);
+      this.notBefore = Date.now() + backoffDelay(this.failures, this.backoff);
+      this.failures++;
+      if (problem !== this.lastProblem) this.log.error(`enrollment failed: ${problem}; retrying with backoff`, { retryAt: new Date(this.notBefore).toISOString() });
+      this.lastProblem = problem;
+    }
+  }
 }
 
 /**
@@ -25,11 +69,19 @@ export function renewalJob(manager: IdentityManager, opts: RenewalJobOptions = {
   const recheckMs = opts.recheckMs ?? 10 * 60_000;
   const minDelayMs = opts.minDelayMs ?? 1000;
   let lastNeedsEnrollment: string | undefined;
+  const enrolling = opts.enroll ? new EnrollAttempts(opts.enroll, opts.enrollBackoff ?? { baseMs: 5000, capMs: 15 * 60_000 }, log) : undefined;
+  /** Set while the device needs enrolling and silent enrollment can do it: the job then runs on its backoff. */
+  let enrollPending = false;
   return {
     name: IDENTITY_JOB,
     runOnWake: true,
     run: async () => {
       const outcome = await manager.renewIfDue();
+      enrollPending = enrolling !== undefined && outcome.action === 'skipped' && (outcome.state === 'not-enrolled' || outcome.state === 'needs-enrollment');
+      if (enrollPending) {
+        await enrolling?.run();
+        enrollPending = (await manager.status()).state !== 'valid';
+      }
       if (outcome.action === 'failed') {
         log.warn(`certificate renewal failed: ${outcome.error.message}`, { retryAt: outcome.retryAt.toISOString() });
       } else if (outcome.action === 'revoked') {
@@ -45,7 +97,7 @@ export function renewalJob(manager: IdentityManager, opts: RenewalJobOptions = {
       opts.onOutcome?.(outcome);
     },
     nextDelayMs: () => {
-      const next = manager.nextRunAt();
+      const next = enrollPending && enrolling ? new Date(enrolling.dueAt) : manager.nextRunAt();
       const delay = next ? next.getTime() - Date.now() : recheckMs;
       return Math.min(recheckMs, Math.max(minDelayMs, delay));
     },
@@ -67,8 +119,28 @@ export function daemonIdentityManager(runtime: Runtime): IdentityManager {
   return m;
 }
 
-/** Hooks renewal onto `vigil daemon`. */
+/**
+ * Silent enrollment, when the config (managed config, as MDM deploys it) names everything `vigil enroll`
+ * would need: the control plane, the CA and its root fingerprint, and the file holding the enrollment secret.
+ */
+function silentEnrollment(runtime: Runtime, manager: IdentityManager, logger: Logger): (() => Promise<void>) | undefined {
+  const { reporting, identity } = runtime.loaded.config;
+  const { controlPlaneUrl, enrollmentSecretFile } = reporting;
+  if (controlPlaneUrl === undefined || enrollmentSecretFile === undefined || identity.caUrl === undefined || identity.fingerprint === undefined) return undefined;
+  return async () => {
+    // Loaded at the first attempt: a daemon that is enrolled never needs enrollment code resident.
+    const [{ enrollDevice, readEnrollmentSecret }, { enrollmentTokenSource }] = await Promise.all([import('./enroll-device.js'), import('../reporting/setup.js')]);
+    // Read at each attempt, so a secret the MDM replaces is picked up without a restart.
+    const token = enrollmentTokenSource(runtime, manager, controlPlaneUrl, await readEnrollmentSecret(enrollmentSecretFile));
+    // Nothing to save: every value came from the config.
+    await enrollDevice({ stateDir: runtime.loaded.stateDir, manager, token, given: {}, logger });
+  };
+}
+
+/** Hooks renewal, and silent enrollment where configured, onto `vigil daemon`. */
 export const identityDaemonExtension: DaemonExtension = ({ runtime, scheduler, logger }) => {
-  scheduler.add(renewalJob(daemonIdentityManager(runtime), { logger }));
+  const manager = daemonIdentityManager(runtime);
+  const enroll = silentEnrollment(runtime, manager, logger);
+  scheduler.add(renewalJob(manager, { logger, ...(enroll ? { enroll } : {}) }));
   return Promise.resolve(undefined);
 };

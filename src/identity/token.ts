@@ -9,6 +9,12 @@ export interface TokenRequest {
   /** What the token's `sans` must be: the CSR's SANs. */
   sans: string[];
   deviceId: string;
+  /**
+   * The certificate this device holds now, even expired, with its key: a control plane presented with it on
+   * the enrollment request knows the device is re-enrolling itself, not being taken over. Absent when there
+   * is none or it cannot be read.
+   */
+  current?: { certChainPem: string; keyPem: string };
 }
 
 /**

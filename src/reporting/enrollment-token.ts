@@ -89,7 +89,9 @@ export class EnrollmentSecretToken implements TokenSource {
         url,
         method: 'POST',
         body: JSON.stringify(body),
-        tls: { ca: await this.o.rootPem() },
+        // The device's current certificate, if it has one (expired, typically), proves that this is the device
+        // enrolling itself again; the control plane refuses to hand an enrolled ID to anyone else.
+        tls: { ca: await this.o.rootPem(), ...(req.current ? { cert: req.current.certChainPem, key: req.current.keyPem } : {}) },
         timeoutMs: this.o.timeoutMs ?? 15_000,
         maxBytes: MAX_RESPONSE_BYTES,
       });
