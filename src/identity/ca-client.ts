@@ -179,8 +179,9 @@ export class CaClient {
     }
   }
 
-  async sign(csr: string, ott: string): Promise<HttpResult & { parsed?: SignResponse }> {
-    const res = await this.call('POST', '/1.0/sign', { csr, ott });
+  /** `notAfter`: a lifetime such as "720h" (step-ca takes a duration there), else the provisioner's default. */
+  async sign(csr: string, ott: string, notAfter?: string): Promise<HttpResult & { parsed?: SignResponse }> {
+    const res = await this.call('POST', '/1.0/sign', { csr, ott, ...(notAfter === undefined ? {} : { notAfter }) });
     return res.status === 201 || res.status === 200 ? { ...res, parsed: parseSignResponse(res.body) } : res;
   }
 

@@ -241,7 +241,7 @@ export class IdentityManager {
       const claims = decodeOtt(ott);
       precheckToken(claims, trust.fingerprint);
       const client = this.client(trust.caUrl, trust.rootPem);
-      const res = await client.sign(csr, ott);
+      const res = await client.sign(csr, ott, opts.token.notAfter);
       if (!res.parsed) {
         throw diagnoseSignRejection({
           status: res.status,

@@ -24,6 +24,11 @@ export interface TokenRequest {
 export interface TokenSource {
   getToken(req: TokenRequest): Promise<string>;
   /**
+   * The certificate lifetime the token's issuer asked for along with the last token (a duration such as
+   * "720h"), sent to the CA as the sign request's `notAfter`. Undefined: the provisioner's default.
+   */
+  readonly notAfter?: string | undefined;
+  /**
    * Told once the certificate is stored. The control plane counts a device as enrolled (and spends the
    * secret's use) only when it first shows its certificate; this is that first showing. Returns a warning
    * when it could not be done now (the daemon's first report will do it).

@@ -42,6 +42,9 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 
 /** Trades an enrollment secret for a step-ca OTT at the control plane (POST /v1/enroll). */
 export class EnrollmentSecretToken implements TokenSource {
+  /** The control plane's deviceCertDuration, learned with the token. */
+  notAfter: string | undefined;
+
   constructor(private readonly o: EnrollmentSecretTokenOptions) {}
 
   async getToken(req: TokenRequest): Promise<string> {
@@ -122,6 +125,7 @@ export class EnrollmentSecretToken implements TokenSource {
         `the control plane issued a token for ${r.subject} [${r.sans.join(', ')}], but this device asks for ${req.subject} [${req.sans.join(', ')}]; check identity.subject and identity.domain`,
       );
     }
+    this.notAfter = r.notAfter;
     return r.ott;
   }
 }
