@@ -1,9 +1,20 @@
 import { readFile } from 'node:fs/promises';
 import { UsageError } from '../config/errors.js';
 import { saveEnrollment, type EnrollmentValues } from '../config/enrollment-file.js';
+import type { VigilConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { IdentityManager, IdentityStatus } from './manager.js';
 import type { TokenSource } from './token.js';
+
+/**
+ * What the daemon needs to enroll by itself, when the config (managed config, as MDM deploys it) names it
+ * all: the control plane, the CA and its root fingerprint, and the file holding the enrollment secret.
+ */
+export function silentEnrollmentConfig(config: VigilConfig): { controlPlaneUrl: string; secretFile: string } | undefined {
+  const { controlPlaneUrl, enrollmentSecretFile } = config.reporting;
+  if (controlPlaneUrl === undefined || enrollmentSecretFile === undefined || config.identity.caUrl === undefined || config.identity.fingerprint === undefined) return undefined;
+  return { controlPlaneUrl, secretFile: enrollmentSecretFile };
+}
 
 /**
  * Enrollment as `vigil enroll` and the daemon's silent enrollment both do it: get the certificate, remember

@@ -3,6 +3,7 @@ import type { DaemonExtension } from '../agent/daemon.js';
 import { silentLogger, type Logger } from '../logging/logger.js';
 import { backoffDelay, type BackoffOptions } from '../reporting/backoff.js';
 import type { Runtime } from '../runtime.js';
+import { enrollDevice, readEnrollmentSecret, silentEnrollmentConfig } from './enroll-device.js';
 import { IdentityManager, type RenewOutcome } from './manager.js';
 
 export const IDENTITY_JOB = 'identity-renewal';
@@ -42,7 +43,8 @@ class EnrollAttempts {
 
   async run(): Promise<void> {
     if (Date.now() < this.notBefore) return;
-    this.log.info(this.failures === 0 ? 'enrolling with the enrollment secret' : `enrolling with the enrollment secret (attempt ${this.failures + 1})`);
+    // Retries stay quiet unless they fail differently: a fleet offline for a day must not fill its logs.
+    if (this.failures === 0) this.log.info('enrolling with the enrollment secret');
     try {
       await this.enroll();
       this.log.info('enrolled with the enrollment secret');
@@ -119,19 +121,15 @@ export function daemonIdentityManager(runtime: Runtime): IdentityManager {
   return m;
 }
 
-/**
- * Silent enrollment, when the config (managed config, as MDM deploys it) names everything `vigil enroll`
- * would need: the control plane, the CA and its root fingerprint, and the file holding the enrollment secret.
- */
+/** Silent enrollment (see silentEnrollmentConfig), or undefined when the config does not allow it. */
 function silentEnrollment(runtime: Runtime, manager: IdentityManager, logger: Logger): (() => Promise<void>) | undefined {
-  const { reporting, identity } = runtime.loaded.config;
-  const { controlPlaneUrl, enrollmentSecretFile } = reporting;
-  if (controlPlaneUrl === undefined || enrollmentSecretFile === undefined || identity.caUrl === undefined || identity.fingerprint === undefined) return undefined;
+  const silent = silentEnrollmentConfig(runtime.loaded.config);
+  if (!silent) return undefined;
   return async () => {
-    // Loaded at the first attempt: a daemon that is enrolled never needs enrollment code resident.
-    const [{ enrollDevice, readEnrollmentSecret }, { enrollmentTokenSource }] = await Promise.all([import('./enroll-device.js'), import('../reporting/setup.js')]);
+    // Loaded at the first attempt: a daemon that is enrolled never needs the reporting client resident.
+    const { enrollmentTokenSource } = await import('../reporting/setup.js');
     // Read at each attempt, so a secret the MDM replaces is picked up without a restart.
-    const token = enrollmentTokenSource(runtime, manager, controlPlaneUrl, await readEnrollmentSecret(enrollmentSecretFile));
+    const token = enrollmentTokenSource(runtime, manager, silent.controlPlaneUrl, await readEnrollmentSecret(silent.secretFile));
     // Nothing to save: every value came from the config.
     await enrollDevice({ stateDir: runtime.loaded.stateDir, manager, token, given: {}, logger });
   };
