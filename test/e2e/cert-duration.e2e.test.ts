@@ -34,14 +34,24 @@ describe.skipIf(!built)('device certificate lifetime set by the admin', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('an enrolled certificate lasts what --device-cert-duration says, not the provisioner default', async () => {
+  it('an enrolled certificate lasts what --device-cert-duration says, not the provisioner default, and so do its renewals', async () => {
     const env = isolatedEnv(join(dir, 'home'), { VIGIL_IDENTITY_KEY_STORAGE: 'file' });
     const vigil = (...args: string[]) => runCliProcess(['--state-dir', join(dir, 'agent-state'), ...args], env, 90_000);
     const enrolled = await vigil('enroll', '--control-plane', cp.url, '--enrollment-secret', await cp.secret(), '--ca-url', ca.url, '--fingerprint', ca.rootFingerprint);
     expect(enrolled.code, `${enrolled.stderr}\n${cp.log()}`).toBe(0);
-    const { notBefore, notAfter } = JSON.parse((await vigil('identity', '--json')).stdout) as { notBefore: string; notAfter: string };
+    const lifetime = async (): Promise<{ serial: string; ms: number }> => {
+      const { serial, notBefore, notAfter } = JSON.parse((await vigil('identity', '--json')).stdout) as { serial: string; notBefore: string; notAfter: string };
+      return { serial, ms: Date.parse(notAfter) - Date.parse(notBefore) };
+    };
+    const enrolledCert = await lifetime();
     // step-ca counts the lifetime from now and backdates NotBefore by the harness's 1 s.
-    expect(Date.parse(notAfter) - Date.parse(notBefore)).toBe(3 * 60_000 + 1000);
+    expect(enrolledCert.ms).toBe(3 * 60_000 + 1000);
+    // A renewal keeps the duration (step-ca copies it from the certificate), not the provisioner default.
+    const renewed = await vigil('renew', '--force');
+    expect(renewed.code, renewed.stderr).toBe(0);
+    const renewedCert = await lifetime();
+    expect(renewedCert.serial).not.toBe(enrolledCert.serial);
+    expect(renewedCert.ms).toBe(3 * 60_000 + 1000);
   }, 120_000);
 
   it('refuses a duration that is not one', async () => {
