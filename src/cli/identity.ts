@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UsageError } from '../config/errors.js';
 import type { IdentityManager, IdentityStatus } from '../identity/manager.js';
@@ -36,17 +35,6 @@ async function staticToken(token: string): Promise<TokenSource> {
   return new StaticToken(token);
 }
 
-async function readSecretFile(path: string): Promise<string> {
-  try {
-    const secret = (await readFile(path, 'utf8')).trim();
-    if (secret === '') throw new UsageError(`${path}: the enrollment secret file is empty`);
-    return secret;
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`${path}: cannot read the enrollment secret: ${(err as Error).message}`);
-  }
-}
-
 /**
  * A pasted token wins; otherwise an enrollment secret (flag, flag file, or reporting.enrollmentSecretFile,
  * as MDM deploys it) is traded at the control plane. undefined when neither is available.
@@ -55,7 +43,7 @@ async function tokenSourceFor(rt: Runtime, m: IdentityManager, opts: EnrollFlags
   if (opts.token) return staticToken(opts.token);
   const reporting = rt.loaded.config.reporting;
   const secretFile = opts.enrollmentSecretFile ?? reporting.enrollmentSecretFile;
-  const secret = opts.enrollmentSecret ?? (secretFile === undefined ? undefined : await readSecretFile(secretFile));
+  const secret = opts.enrollmentSecret ?? (secretFile === undefined ? undefined : await (await import('../identity/enroll-device.js')).readEnrollmentSecret(secretFile));
   const controlPlane = opts.controlPlane ?? reporting.controlPlaneUrl;
   if (secret === undefined && opts.controlPlane === undefined) return undefined;
   if (secret === undefined) throw new UsageError('enroll --control-plane needs --enrollment-secret, --enrollment-secret-file or reporting.enrollmentSecretFile');
@@ -121,17 +109,10 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
         throw new UsageError(`enroll needs --token; an admin can make one with: ${await tokenHint(m, opts.caUrl)}`);
       }
       // Remembered for later commands (never the secret), checked before and saved only after enrollment succeeds.
-      const { checkEnrollmentValues, saveEnrollment } = await import('../config/enrollment-file.js');
+      const [{ checkEnrollmentValues }, { enrollDevice }] = await Promise.all([import('../config/enrollment-file.js'), import('../identity/enroll-device.js')]);
       const given = { controlPlaneUrl: opts.controlPlane, caUrl: opts.caUrl, fingerprint: opts.fingerprint };
       checkEnrollmentValues(given, { controlPlaneUrl: '--control-plane', caUrl: '--ca-url', fingerprint: '--fingerprint' });
-      const status = await m.enroll({
-        token,
-        ...(opts.caUrl ? { caUrl: opts.caUrl } : {}),
-        ...(opts.fingerprint ? { fingerprint: opts.fingerprint } : {}),
-      });
-      await saveEnrollment(rt.loaded.stateDir, given);
-      const warning = await token.afterEnrollment?.();
-      if (warning !== undefined) rt.logger.warn(warning);
+      const status = await enrollDevice({ stateDir: rt.loaded.stateDir, manager: m, token, given, logger: rt.logger });
       io.stdout(`Enrolled.\n${formatIdentity(status)}`);
     });
 

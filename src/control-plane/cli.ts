@@ -48,6 +48,7 @@ program
   .option('--tls-cert <file>', 'server certificate chain (PEM)')
   .option('--tls-key <file>', 'server private key (PEM)')
   .option('--server-name <name>', 'without --tls-cert: name (IP or DNS) in the server certificate from step-ca (default: the listen host)')
+  .option('--device-cert-duration <duration>', 'lifetime of device certificates, e.g. 720h (default: the provisioner\'s)')
   .option('--device-dns-suffix <domain>', 'device DNS names must be <id>.<domain> (e.g. devices.example.com)')
   .addOption(new Option('--report-interval-seconds <n>', 'heartbeat interval asked of agents').argParser(int))
   .addOption(new Option('--max-report-age-seconds <n>', 'silence after which a device is stale').argParser(int))

@@ -36,6 +36,15 @@ const serveKeys = {
    * The domain device DNS names must be under (`<id>.<deviceDnsSuffix>`, e.g. devices.example.com). Without it,
    * a device may ask for any `<id>.<domain>`: names under its own ID only.
    */
+  /**
+   * How long device certificates last, passed to step-ca by the agent (`notAfter` of its sign request), within
+   * the provisioner's min and max. A Go duration of hours, minutes and seconds ("720h", "1h30m"); without it,
+   * the provisioner's default. Renewals keep the duration.
+   */
+  deviceCertDuration: z
+    .string()
+    .regex(/^(?=\d)(\d+h)?(\d+m)?(\d+s)?$/, 'a duration such as 720h, 90m or 1h30m')
+    .optional(),
   deviceDnsSuffix: z
     .string()
     .regex(/^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'a lower-case DNS domain such as devices.example.com')

@@ -87,6 +87,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     enrollPerSecret: new RateLimiter(config.enrollPerSecretPerMinute, config.enrollPerSecretPerMinute),
     enrollPerDevice: new RateLimiter(config.enrollPerDevicePerMinute, config.enrollPerDevicePerMinute),
     ...(config.deviceDnsSuffix === undefined ? {} : { deviceDnsSuffix: config.deviceDnsSuffix }),
+    ...(config.deviceCertDuration === undefined ? {} : { deviceCertDuration: config.deviceCertDuration }),
     ...(opts.revokeAtCa === undefined ? {} : { revokeAtCa: opts.revokeAtCa }),
   });
   const app = buildApp({

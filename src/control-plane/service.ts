@@ -66,6 +66,8 @@ export interface ServiceOptions {
   enrollPerSecret: RateLimiter;
   enrollPerDevice: RateLimiter;
   deviceDnsSuffix?: string;
+  /** Told to enrolling agents as `notAfter`: the lifetime they ask step-ca for. */
+  deviceCertDuration?: string;
   now?: () => number;
   /** Revokes a certificate (serial in hex) at the CA; defaults to step-ca's API with a provisioner token. */
   revokeAtCa?: (serialHex: string, reason: string) => Promise<'revoked' | 'already-revoked'>;
@@ -230,6 +232,7 @@ export class ControlPlaneService {
       subject,
       sans,
       expiresAt: expiresAt.toISOString(),
+      ...(this.o.deviceCertDuration === undefined ? {} : { notAfter: this.o.deviceCertDuration }),
     };
   }
 

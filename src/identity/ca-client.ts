@@ -37,6 +37,7 @@ interface RequestOptions {
   /** Undefined only for the bootstrap fetch, whose answer is authenticated by its hash instead. */
   rootPem: string | undefined;
   identity?: ClientIdentity;
+  headers?: Record<string, string>;
   timeoutMs: number;
 }
 
@@ -58,6 +59,7 @@ async function httpRequest(url: string, opts: RequestOptions): Promise<HttpResul
         timeout: opts.timeoutMs,
         headers: {
           accept: 'application/json',
+          ...opts.headers,
           ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
         },
       },
@@ -169,16 +171,17 @@ export class CaClient {
     this.baseUrl = caUrl.replace(/\/+$/, '');
   }
 
-  async call(method: 'GET' | 'POST', path: string, body?: unknown, identity?: ClientIdentity): Promise<HttpResult> {
+  async call(method: 'GET' | 'POST', path: string, body?: unknown, identity?: ClientIdentity, headers?: Record<string, string>): Promise<HttpResult> {
     try {
-      return await httpRequest(`${this.baseUrl}${path}`, { method, body, identity, rootPem: this.rootPem, timeoutMs: this.timeoutMs });
+      return await httpRequest(`${this.baseUrl}${path}`, { method, body, identity, headers, rootPem: this.rootPem, timeoutMs: this.timeoutMs });
     } catch (err) {
       throw unreachable(this.baseUrl, err);
     }
   }
 
-  async sign(csr: string, ott: string): Promise<HttpResult & { parsed?: SignResponse }> {
-    const res = await this.call('POST', '/1.0/sign', { csr, ott });
+  /** `notAfter`: a lifetime such as "720h" (step-ca takes a duration there), else the provisioner's default. */
+  async sign(csr: string, ott: string, notAfter?: string): Promise<HttpResult & { parsed?: SignResponse }> {
+    const res = await this.call('POST', '/1.0/sign', { csr, ott, ...(notAfter === undefined ? {} : { notAfter }) });
     return res.status === 201 || res.status === 200 ? { ...res, parsed: parseSignResponse(res.body) } : res;
   }
 
@@ -191,6 +194,19 @@ export class CaClient {
     const res = await this.call('POST', '/1.0/renew', {}, identity);
     if (res.status === 401 || res.status === 403) {
       throw new IdentityError('revoked', `the CA refused to renew the certificate (HTTP ${res.status}: ${caErrorMessage(res.body) ?? 'no details'})`);
+    }
+    return this.expectCert(res, 'renewal');
+  }
+
+  /**
+   * Renewal authorized by a token signed with the certificate's key (see renew-token.ts), for a certificate
+   * that has expired. A 401/403 is final for this certificate: its provisioner does not allow renewal after
+   * expiry (or it was revoked), so the caller must enroll again.
+   */
+  async renewWithToken(token: string): Promise<SignResponse> {
+    const res = await this.call('POST', '/1.0/renew', {}, undefined, { authorization: `Bearer ${token}` });
+    if (res.status === 401 || res.status === 403) {
+      throw new IdentityError('expired', `the CA refused to renew the expired certificate (HTTP ${res.status}: ${caErrorMessage(res.body) ?? 'no details'})`);
     }
     return this.expectCert(res, 'renewal');
   }

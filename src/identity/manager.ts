@@ -16,7 +16,9 @@ import type { TokenSource } from './token.js';
 
 /**
  * `revoked`: the CA refused to renew a certificate that is still within its validity (revoked, or its
- * provisioner no longer allows renewal). Like `needs-enrollment` nothing is retried until someone enrolls.
+ * provisioner no longer allows renewal); nothing is retried until someone enrolls. `needs-enrollment` covers an
+ * expired certificate too, whose renewal is still tried (step-ca may allow renewal after expiry) until the CA
+ * refuses it.
  */
 export type IdentityState = 'not-enrolled' | 'valid' | 'renewing' | 'needs-enrollment' | 'revoked';
 
@@ -137,6 +139,11 @@ export class IdentityManager {
   /** Serials already passed to the listeners, so each refusal is announced once per manager. */
   private readonly announcedRevoked = new Set<string>();
   private renewing = false;
+  /**
+   * The CA's refusal to renew the current certificate after it expired (its provisioner lacks
+   * allowRenewalAfterExpiry). Kept in memory only: a restarted daemon asking once more costs one request.
+   */
+  private expiredRefusal: { serial: string; reason: string } | undefined;
   private failures = 0;
   private retryAt: Date | undefined;
   private lastError: string | undefined;
@@ -227,13 +234,14 @@ export class IdentityManager {
       // Sealing first means a missing keychain is found before the one-time token is spent.
       const sealed = await this.storageFor(this.config.keyStorage).seal(key.pkcs8);
       const csr = await createCsr(key, request);
-      const ott = await opts.token.getToken({ caUrl: trust.caUrl, subject: request.commonName, sans, deviceId: deviceId.id });
+      const current = await this.presentableIdentity();
+      const ott = await opts.token.getToken({ caUrl: trust.caUrl, subject: request.commonName, sans, deviceId: deviceId.id, ...(current ? { current } : {}) });
       // Only enrollment reads a token; the long-running daemon need not keep a JWT library resident.
       const { decodeOtt, diagnoseSignRejection, precheckToken } = await import('./token.js');
       const claims = decodeOtt(ott);
       precheckToken(claims, trust.fingerprint);
       const client = this.client(trust.caUrl, trust.rootPem);
-      const res = await client.sign(csr, ott);
+      const res = await client.sign(csr, ott, opts.token.notAfter);
       if (!res.parsed) {
         throw diagnoseSignRejection({
           status: res.status,
@@ -457,9 +465,16 @@ export class IdentityManager {
     if (!this.cached) return { state: 'not-enrolled' };
     if (this.revoked?.serial === this.cached.info.serialHex) return { state: 'revoked', reason: this.revoked.reason };
     if (this.now() >= this.cached.info.notAfter) {
-      return { state: 'needs-enrollment', reason: `the certificate expired at ${this.cached.info.notAfter.toISOString()}; ${REPAIR}` };
+      const refusal = this.expiredRefusal?.serial === this.cached.info.serialHex ? this.expiredRefusal : undefined;
+      return { state: 'needs-enrollment', reason: refusal?.reason ?? `the certificate expired at ${this.cached.info.notAfter.toISOString()}; renewing it after expiry will be tried` };
     }
     return { state: this.renewing ? 'renewing' : 'valid' };
+  }
+
+  /** An expired certificate the CA has not (yet) refused to renew: worth asking, as a laptop back from a long absence. */
+  private renewableAfterExpiry(): boolean {
+    if (this.cachedProblem !== undefined || !this.cached || this.revoked?.serial === this.cached.info.serialHex) return false;
+    return this.now() >= this.cached.info.notAfter && this.expiredRefusal?.serial !== this.cached.info.serialHex;
   }
 
   /**
@@ -467,6 +482,7 @@ export class IdentityManager {
    * Undefined when there is nothing to do until someone enrolls.
    */
   nextRunAt(): Date | undefined {
+    if (this.renewableAfterExpiry()) return this.retryAt ?? this.now();
     const { state } = this.stateNow();
     if (state === 'not-enrolled' || state === 'needs-enrollment' || state === 'revoked' || !this.cached) return undefined;
     const renewAt = this.renewAtFor(this.cached.info);
@@ -479,7 +495,8 @@ export class IdentityManager {
     return this.exclusive(async () => {
       await this.refreshUnlocked();
       const { state, reason } = this.stateNow();
-      if (!this.cached || state === 'needs-enrollment' || state === 'not-enrolled' || state === 'revoked') {
+      const afterExpiry = this.renewableAfterExpiry();
+      if (!this.cached || (!afterExpiry && (state === 'needs-enrollment' || state === 'not-enrolled' || state === 'revoked'))) {
         return reason === undefined ? { action: 'skipped', state } : { action: 'skipped', state, reason };
       }
       const renewAt = this.renewAtFor(this.cached.info);
@@ -492,6 +509,8 @@ export class IdentityManager {
       } catch (err) {
         const error = asIdentityError(err);
         if (this.revoked && error.code === 'revoked') return { action: 'revoked', serial: this.revoked.serial, reason: this.revoked.reason };
+        const after = this.stateNow();
+        if (after.state === 'needs-enrollment' && !this.renewableAfterExpiry()) return { action: 'skipped', state: after.state, ...(after.reason === undefined ? {} : { reason: after.reason }) };
         return { action: 'failed', error, retryAt: this.retryAt ?? now };
       }
     });
@@ -512,32 +531,56 @@ export class IdentityManager {
     });
   }
 
+  /** The stored pair, expired or not, for proving the key while enrolling again; undefined if there is none usable. */
+  private async presentableIdentity(): Promise<ClientIdentity | undefined> {
+    try {
+      return this.clientIdentity(await this.loadFull());
+    } catch {
+      return undefined;
+    }
+  }
+
   private clientIdentity(l: Loaded): ClientIdentity {
     return { certChainPem: l.chainPem, keyPem: privateKeyPem(l.key) };
   }
 
   private async renewUnlocked(): Promise<Date> {
     const loaded = await this.loadFull();
-    if (this.now() >= loaded.info.notAfter) {
-      this.cachedProblem = `the certificate expired at ${loaded.info.notAfter.toISOString()}; ${REPAIR}`;
-      throw new IdentityError('expired', `${this.cachedProblem} (renewal needs a valid certificate)`);
-    }
+    const expired = this.now() >= loaded.info.notAfter;
+    if (expired && this.expiredRefusal?.serial === loaded.info.serialHex) throw new IdentityError('expired', this.expiredRefusal.reason);
     this.renewing = true;
     try {
-      const res = await this.client(loaded.pointer.caUrl, loaded.rootPem).renew(this.clientIdentity(loaded));
+      const client = this.client(loaded.pointer.caUrl, loaded.rootPem);
+      // mTLS cannot present an expired certificate, so after expiry the key proves itself in a token instead.
+      const res = expired ? await client.renewWithToken(await this.renewTokenFor(loaded)) : await client.renew(this.clientIdentity(loaded));
       await this.storeReissued(loaded, loaded.key, res, undefined);
       this.resetFailures();
       const info = this.cached?.info ?? loaded.info;
       this.log.info('renewed device certificate', { serial: info.serialHex, notAfter: info.notAfter.toISOString() });
       return info.notAfter;
     } catch (err) {
-      // renewUnlocked checked above that the certificate is still valid, which is what makes a refusal final.
+      // Only a certificate still within its validity makes a refusal mean revoked (see CaClient.renew).
       if (err instanceof IdentityError && err.code === 'revoked') throw await this.recordRevoked(err, loaded.info);
+      if (err instanceof IdentityError && err.code === 'expired') throw this.recordExpiredRefusal(err, loaded.info);
       this.recordFailure(err, loaded.info);
       throw err;
     } finally {
       this.renewing = false;
     }
+  }
+
+  private async renewTokenFor(loaded: Loaded): Promise<string> {
+    const { renewToken } = await import('./renew-token.js');
+    return renewToken({ caUrl: loaded.pointer.caUrl, chainPem: loaded.chainPem, key: loaded.key, now: this.now() });
+  }
+
+  /** Renewing this expired certificate is over: the CA said no, so only a new enrollment helps. */
+  private recordExpiredRefusal(err: IdentityError, info: CertInfo): IdentityError {
+    const reason = `${err.message}: it expired at ${info.notAfter.toISOString()} and its provisioner does not allow renewal after expiry; ${REPAIR}`;
+    this.expiredRefusal = { serial: info.serialHex, reason };
+    this.retryAt = undefined;
+    this.lastError = reason;
+    return new IdentityError('expired', reason, { cause: err });
   }
 
   /** Persists the refusal (keyed by serial), stops retries, logs it once, and tells the listeners. */

@@ -9,6 +9,12 @@ export interface TokenRequest {
   /** What the token's `sans` must be: the CSR's SANs. */
   sans: string[];
   deviceId: string;
+  /**
+   * The certificate this device holds now, even expired, with its key: a control plane presented with it on
+   * the enrollment request knows the device is re-enrolling itself, not being taken over. Absent when there
+   * is none or it cannot be read.
+   */
+  current?: { certChainPem: string; keyPem: string };
 }
 
 /**
@@ -17,6 +23,11 @@ export interface TokenRequest {
  */
 export interface TokenSource {
   getToken(req: TokenRequest): Promise<string>;
+  /**
+   * The certificate lifetime the token's issuer asked for along with the last token (a duration such as
+   * "720h"), sent to the CA as the sign request's `notAfter`. Undefined: the provisioner's default.
+   */
+  readonly notAfter?: string | undefined;
   /**
    * Told once the certificate is stored. The control plane counts a device as enrolled (and spends the
    * secret's use) only when it first shows its certificate; this is that first showing. Returns a warning

@@ -48,6 +48,11 @@ export const enrollResponseSchema = z
     subject: z.string().describe('The CSR common name step-ca will accept: `device-<id>`'),
     sans: z.array(z.string()).describe('The CSR SANs step-ca will accept: [`urn:vigil:device:<id>`]'),
     expiresAt: z.iso.datetime().describe('When the OTT stops being accepted'),
+    notAfter: z
+      .string()
+      .regex(/^(?=\d)(\d+h)?(\d+m)?(\d+s)?$/)
+      .optional()
+      .describe('The certificate lifetime the administrator set (a Go duration such as `720h`); the agent passes it as `notAfter` in its step-ca sign request'),
   })
   .describe('POST /v1/enroll response');
 export type EnrollResponse = z.infer<typeof enrollResponseSchema>;

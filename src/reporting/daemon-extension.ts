@@ -1,6 +1,7 @@
 import type { DaemonExtension } from '../agent/daemon.js';
 import type { ScanOutcome } from '../agent/agent.js';
 import { ENROLLMENT_FILE, readSavedEnrollment } from '../config/enrollment-file.js';
+import { silentEnrollmentConfig } from '../identity/enroll-device.js';
 import type { IdentityManager } from '../identity/manager.js';
 import { IdentityWatch } from './identity-watch.js';
 import type { Reporter } from './reporter.js';
@@ -143,7 +144,8 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
           await stopReporting();
           log.warn(`reporting to ${baseUrl} stopped: the device is ${state}`);
         } else if (announced !== state) {
-          log.warn(`reporting is off until the device is enrolled (now ${state}); it starts by itself after \`vigil enroll\``);
+          const by = silentEnrollmentConfig(runtime.loaded.config) ? 'the daemon enrolls with reporting.enrollmentSecretFile, or `vigil enroll`' : '`vigil enroll`';
+          log.warn(`reporting is off until the device is enrolled (now ${state}); it starts by itself after ${by}`);
         }
         announced = state;
         return;

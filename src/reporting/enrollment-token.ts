@@ -42,6 +42,9 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 
 /** Trades an enrollment secret for a step-ca OTT at the control plane (POST /v1/enroll). */
 export class EnrollmentSecretToken implements TokenSource {
+  /** The control plane's deviceCertDuration, learned with the token. */
+  notAfter: string | undefined;
+
   constructor(private readonly o: EnrollmentSecretTokenOptions) {}
 
   async getToken(req: TokenRequest): Promise<string> {
@@ -89,7 +92,9 @@ export class EnrollmentSecretToken implements TokenSource {
         url,
         method: 'POST',
         body: JSON.stringify(body),
-        tls: { ca: await this.o.rootPem() },
+        // The device's current certificate, if it has one (expired, typically), proves that this is the device
+        // enrolling itself again; the control plane refuses to hand an enrolled ID to anyone else.
+        tls: { ca: await this.o.rootPem(), ...(req.current ? { cert: req.current.certChainPem, key: req.current.keyPem } : {}) },
         timeoutMs: this.o.timeoutMs ?? 15_000,
         maxBytes: MAX_RESPONSE_BYTES,
       });
@@ -120,6 +125,7 @@ export class EnrollmentSecretToken implements TokenSource {
         `the control plane issued a token for ${r.subject} [${r.sans.join(', ')}], but this device asks for ${req.subject} [${req.sans.join(', ')}]; check identity.subject and identity.domain`,
       );
     }
+    this.notAfter = r.notAfter;
     return r.ott;
   }
 }

@@ -16,6 +16,8 @@ export interface StepCaClaims {
   minTLSCertDuration?: string;
   maxTLSCertDuration?: string;
   defaultTLSCertDuration?: string;
+  /** Lets a certificate renew (with a token signed by its key) after it expired. */
+  allowRenewalAfterExpiry?: boolean;
 }
 
 export interface StepCaOptions {

@@ -96,27 +96,34 @@ describe('renewal under the daemon job against a real step-ca', () => {
     expect(Date.now()).toBeLessThan(Date.parse(original.notAfter ?? ''));
   }, 60_000);
 
-  it('reports needs-enrollment once the cert has expired, stops trying, and recovers on re-enrollment', async () => {
+  it('keeps trying an expired cert while the CA is down; once the CA refuses renewal after expiry it stops and needs enrollment', async () => {
     const { ca, m, job, outcomes, enroll } = await setup('5s', { renewFraction: 0.1 });
     const s0 = await m.status();
     await ca.stop();
     job.start();
     await until('expiry', () => Date.now() > Date.parse(s0.notAfter ?? '') + 300, 15_000);
     await until('needs-enrollment', async () => (await m.status()).state === 'needs-enrollment', 5000);
+    // Expired but not refused: the CA might allow renewal after expiry, so the job keeps trying with backoff.
+    expect((await m.status()).reason).toMatch(/expired at .*; renewing it after expiry will be tried/);
+    const failedAtExpiry = outcomes.filter((o) => o.action === 'failed').length;
+    await until('a failed attempt after expiry', () => outcomes.filter((o) => o.action === 'failed').length > failedAtExpiry, 5000);
+    expect(m.nextRunAt()).toBeDefined();
+    await ca.restart();
+    // This provisioner does not allow renewal after expiry: one refusal ends the attempts.
+    await until('the refusal', () => m.nextRunAt() === undefined, 10_000);
     const s = await m.status();
-    expect(s.reason).toMatch(/expired at .*; run `vigil enroll /);
-    expect(m.nextRunAt()).toBeUndefined();
+    expect(s.state).toBe('needs-enrollment');
+    expect(s.reason).toMatch(/^the CA refused to renew the expired certificate \(HTTP 401: .*\): it expired at .* and its provisioner does not allow renewal after expiry; run `vigil enroll /);
     const before = outcomes.length;
     const failedBefore = outcomes.filter((o) => o.action === 'failed').length;
     await sleep(1000);
-    // The job keeps its schedule but attempts nothing against the CA any more.
     expect(outcomes.filter((o) => o.action === 'failed').length).toBe(failedBefore);
     expect(outcomes.slice(before).every((o) => o.action === 'skipped')).toBe(true);
     const err = await m.renew({ force: true }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IdentityError);
     expect((err as IdentityError).code).toBe('expired');
-    await ca.restart();
     await enroll();
     expect((await m.status()).state).toBe('valid');
   }, 60_000);
 });
+
