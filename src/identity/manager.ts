@@ -180,17 +180,27 @@ export class IdentityManager {
   }
 
   private async bootstrapUnlocked(caUrl: string, fingerprintInput: string): Promise<string> {
+    const trust = await this.fetchRoot(caUrl, fingerprintInput);
+    await this.pin(trust);
+    return trust.rootPem;
+  }
+
+  /** The root the fingerprint names, fetched from the CA and hash-checked; nothing is written. */
+  private async fetchRoot(caUrl: string, fingerprintInput: string): Promise<{ caUrl: string; fingerprint: string; rootPem: string }> {
     const fp = normalizeFingerprint(fingerprintInput);
     if (fp === undefined) throw new IdentityError('config', `"${fingerprintInput}" is not a root fingerprint: give the 64-hex-digit SHA-256 (step certificate fingerprint root_ca.crt)`);
     const url = caUrl.replace(/\/+$/, '');
     if (!/^https:\/\//i.test(url)) throw new IdentityError('config', `the CA URL must start with https:// (got ${caUrl})`);
-    const rootPem = await fetchPinnedRoot(url, fp, this.config.requestTimeoutSeconds * 1000);
-    await this.store.writeTrust(url, fp, rootPem);
-    this.log.info('pinned CA root', { caUrl: url, fingerprint: fp });
-    return rootPem;
+    return { caUrl: url, fingerprint: fp, rootPem: await fetchPinnedRoot(url, fp, this.config.requestTimeoutSeconds * 1000) };
   }
 
-  private async trustFor(opts: { caUrl?: string; fingerprint?: string }): Promise<{ caUrl: string; fingerprint: string; rootPem: string }> {
+  private async pin(trust: { caUrl: string; fingerprint: string; rootPem: string }): Promise<void> {
+    await this.store.writeTrust(trust.caUrl, trust.fingerprint, trust.rootPem);
+    this.log.info('pinned CA root', { caUrl: trust.caUrl, fingerprint: trust.fingerprint });
+  }
+
+  /** `pinned` is false for a root fetched now: enrollment pins it only once it has succeeded. */
+  private async trustFor(opts: { caUrl?: string; fingerprint?: string }): Promise<{ caUrl: string; fingerprint: string; rootPem: string; pinned: boolean }> {
     const caUrl = opts.caUrl ?? this.config.caUrl;
     const fingerprint = opts.fingerprint ?? this.config.fingerprint;
     if (caUrl !== undefined && fingerprint !== undefined) {
@@ -200,15 +210,12 @@ export class IdentityManager {
       const url = caUrl.replace(/\/+$/, '');
       if (trust && trust.fingerprint === normalizeFingerprint(fingerprint) && trust.caUrl === url) {
         const rootPem = await this.store.readRoot(trust.fingerprint).catch(() => undefined);
-        if (rootPem !== undefined) return { ...trust, rootPem };
+        if (rootPem !== undefined) return { caUrl: trust.caUrl, fingerprint: trust.fingerprint, rootPem, pinned: true };
       }
-      const rootPem = await this.bootstrapUnlocked(caUrl, fingerprint);
-      const pinned = await this.store.readTrust();
-      if (!pinned) throw new IdentityError('corrupt-state', 'the CA trust could not be saved');
-      return { ...pinned, rootPem };
+      return { ...(await this.fetchRoot(caUrl, fingerprint)), pinned: false };
     }
     const trust = await this.store.readTrust();
-    if (trust) return { ...trust, rootPem: await this.store.readRoot(trust.fingerprint) };
+    if (trust) return { caUrl: trust.caUrl, fingerprint: trust.fingerprint, rootPem: await this.store.readRoot(trust.fingerprint), pinned: true };
     throw new IdentityError('config', 'no CA configured: pass --ca-url and --fingerprint (or set identity.caUrl and identity.fingerprint)');
   }
 
@@ -235,7 +242,14 @@ export class IdentityManager {
       const sealed = await this.storageFor(this.config.keyStorage).seal(key.pkcs8);
       const csr = await createCsr(key, request);
       const current = await this.presentableIdentity();
-      const ott = await opts.token.getToken({ caUrl: trust.caUrl, subject: request.commonName, sans, deviceId: deviceId.id, ...(current ? { current } : {}) });
+      const ott = await opts.token.getToken({
+        caUrl: trust.caUrl,
+        rootPem: trust.rootPem,
+        subject: request.commonName,
+        sans,
+        deviceId: deviceId.id,
+        ...(current ? { current } : {}),
+      });
       // Only enrollment reads a token; the long-running daemon need not keep a JWT library resident.
       const { decodeOtt, diagnoseSignRejection, precheckToken } = await import('./token.js');
       const claims = decodeOtt(ott);
@@ -253,6 +267,8 @@ export class IdentityManager {
         });
       }
       const { leaf, intermediates } = verifyIssued(res.parsed.crt, res.parsed.certChain, trust.rootPem, { spki: key.spki, ...request }, this.now());
+      // Pinned only now: an enrollment refused on the way leaves nothing behind.
+      if (!trust.pinned) await this.pin(trust);
       const pointer: Pointer = {
         version: 1,
         caUrl: trust.caUrl,

@@ -4,6 +4,11 @@ import { caErrorMessage } from './ca-client.js';
 
 export interface TokenRequest {
   caUrl: string;
+  /**
+   * The CA root the enrollment trusts, verified by its fingerprint: the control plane's server certificate
+   * chains to it. Not yet pinned on disk when this is a first enrollment: that happens only once it succeeds.
+   */
+  rootPem: string;
   /** What the token's `sub` must be: the CSR's CN. */
   subject: string;
   /** What the token's `sans` must be: the CSR's SANs. */

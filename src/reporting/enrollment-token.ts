@@ -6,11 +6,6 @@ import { httpsRequest, RequestFailure, type TlsMaterial } from './https-client.j
 export interface EnrollmentSecretTokenOptions {
   controlPlaneUrl: string;
   secret: string;
-  /**
-   * The pinned step-ca root, read when the token is needed: enrollment pins it (bootstrap) before asking
-   * for a token, and the control plane's server certificate chains to the same root.
-   */
-  rootPem(): Promise<string>;
   facts(): Promise<DeviceFacts>;
   /** The device's mTLS credentials once enrolled, to confirm the enrollment with. */
   clientTls(): Promise<TlsMaterial>;
@@ -94,7 +89,7 @@ export class EnrollmentSecretToken implements TokenSource {
         body: JSON.stringify(body),
         // The device's current certificate, if it has one (expired, typically), proves that this is the device
         // enrolling itself again; the control plane refuses to hand an enrolled ID to anyone else.
-        tls: { ca: await this.o.rootPem(), ...(req.current ? { cert: req.current.certChainPem, key: req.current.keyPem } : {}) },
+        tls: { ca: req.rootPem, ...(req.current ? { cert: req.current.certChainPem, key: req.current.keyPem } : {}) },
         timeoutMs: this.o.timeoutMs ?? 15_000,
         maxBytes: MAX_RESPONSE_BYTES,
       });

@@ -63,11 +63,6 @@ export function enrollmentTokenSource(runtime: Runtime, manager: IdentityManager
     onRateLimited: (seconds, message) => {
       runtime.logger.warn(`${message}; retrying in ${seconds} s`);
     },
-    rootPem: async () => {
-      const trust = await manager.store.readTrust();
-      if (!trust) throw new Error('no pinned CA root; pass --ca-url and --fingerprint');
-      return manager.store.readRoot(trust.fingerprint);
-    },
     facts: () =>
       runtime.support.deviceFacts({
         facts: new FactStore(0),

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,8 @@ describe.skipIf(!built)('enroll remembers what it was given', () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/enrollment secret is not valid/);
     expect(existsSync(saved)).toBe(false);
+    // Nor is the CA root pinned: that happens with the certificate, or not at all.
+    expect(await readdir(join(stateDir, 'identity')).catch(() => [])).toEqual([]);
   }, 120_000);
 
   it('after enrolling with flags only, report --once and the daemon need no config', async () => {

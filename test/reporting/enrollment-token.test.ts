@@ -14,7 +14,7 @@ afterAll(async () => {
   await h.cp.close();
 });
 
-const request = (deviceId: string) => ({ caUrl: 'https://ca.test:9000', deviceId, subject: `device-${deviceId}`, sans: [`urn:vigil:device:${deviceId}`] });
+const request = (deviceId: string) => ({ caUrl: 'https://ca.test:9000', rootPem: h.pki.rootPem, deviceId, subject: `device-${deviceId}`, sans: [`urn:vigil:device:${deviceId}`] });
 
 describe('EnrollmentSecretToken', () => {
   it('waits out a 429 as the server asks, saying so, then gets its token', async () => {
@@ -24,7 +24,6 @@ describe('EnrollmentSecretToken', () => {
       new EnrollmentSecretToken({
         controlPlaneUrl: h.cp.url,
         secret,
-        rootPem: () => Promise.resolve(h.pki.rootPem),
         facts: () => Promise.resolve(sampleReport().device),
         clientTls: () => Promise.reject(new Error('not used here')),
         rateLimitBudgetMs: budgetMs,
