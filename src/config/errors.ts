@@ -38,6 +38,8 @@ export function nearest(word: string, candidates: readonly string[]): string | u
 
 export function describeValue(v: unknown): string {
   if (v === undefined) return 'nothing';
+  // JSON.parse turns 1e400 into Infinity, which JSON.stringify would show as null.
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   const s = JSON.stringify(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
@@ -62,7 +64,8 @@ function expected(issue: z.core.$ZodIssue): string {
     case 'too_big':
       return `expected a value <= ${String(issue.maximum)}`;
     case 'invalid_format':
-      return `expected ${issue.format}`;
+      // A pattern means nothing to the reader; the schema says in words what it wants.
+      return issue.format === 'regex' ? issue.message : `expected ${issue.format}`;
     default:
       return issue.message.replace(/^Invalid input: /, '');
   }

@@ -1,5 +1,6 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import sjson from 'secure-json-parse';
 import { defaultPaths, type VigilPaths } from '../platform/paths.js';
 import type { Platform } from '../posture/types.js';
 import { enrollmentSource, readSavedEnrollment } from './enrollment-file.js';
@@ -69,9 +70,12 @@ async function readJsonFile(path: string, required: boolean): Promise<Record<str
 /** JSON.parse with an error that names the file and the line and column. */
 export function parseJsonObject(path: string, text: string): Record<string, unknown> {
   let value: unknown;
+  // Notepad saves UTF-8 with a byte-order mark, and MDM configs are often written there.
+  const json = text.startsWith('\uFEFF') ? text.slice(1) : text;
   try {
-    value = JSON.parse(text);
+    value = parseJsonStrictly(json);
   } catch (err) {
+    if (err instanceof UsageError) throw new UsageError(`${path}: ${err.message}`);
     const msg = (err as Error).message;
     const pos = /position (\d+)/.exec(msg);
     let where = '';
@@ -84,6 +88,19 @@ export function parseJsonObject(path: string, text: string): Record<string, unkn
   }
   if (!isPlainObject(value)) throw new UsageError(`${path}: expected a JSON object at the top level, got ${describeValue(value)}`);
   return value;
+}
+
+/**
+ * JSON.parse that refuses `__proto__` (and `constructor.prototype`): merged into the layered config, such a
+ * key would reach Object.prototype, so a hostile file is refused rather than interpreted.
+ */
+function parseJsonStrictly(text: string): unknown {
+  try {
+    return sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
+  } catch (err) {
+    if (err instanceof SyntaxError && /forbidden/.test(err.message)) throw new UsageError('the keys "__proto__" and "constructor.prototype" are not allowed');
+    throw err;
+  }
 }
 
 function coerceEnv(name: string, raw: string, leaf: Leaf): unknown {
@@ -101,7 +118,7 @@ function coerceEnv(name: string, raw: string, leaf: Leaf): unknown {
       return fail('true or false');
     case 'json':
       try {
-        return JSON.parse(raw) as unknown;
+        return parseJsonStrictly(raw);
       } catch {
         return fail('JSON');
       }

@@ -105,6 +105,20 @@ describe('config errors: one line naming the file, key, value and expectation', 
 
   it('bad managed value names the managed file', () =>
     expectError({ 'managed.d/a.json': { scan: { concurrency: 0 } } }, '$DIR/managed.d/a.json: scan.concurrency: expected a value >= 1, got 0'));
+
+  it('refuses __proto__ instead of letting it reach Object.prototype', () =>
+    expectError({ 'managed.d/a.json': '{"__proto__": {"x": 1}}' }, '$DIR/managed.d/a.json: the keys "__proto__" and "constructor.prototype" are not allowed'));
+
+  it('says what a pattern wants, not that it is a pattern', () =>
+    expectError({ 'user.json': { reporting: { controlPlaneUrl: '' } } }, '$DIR/user.json: reporting.controlPlaneUrl: must be an https:// URL, got ""'));
+
+  it('shows a number too large for JSON as what it became', () =>
+    expectError({ 'user.json': '{"scan": {"intervalSeconds": 1e400}}' }, '$DIR/user.json: scan.intervalSeconds: expected number, got Infinity'));
+
+  it('reads a file saved with a byte-order mark (Notepad)', async () => {
+    const { paths } = setup({ 'user.json': '\uFEFF{"scan": {"intervalSeconds": 120}}' });
+    expect((await loadConfig({ paths, env: {}, platform: 'linux' })).config.scan.intervalSeconds).toBe(120);
+  });
 });
 
 describe('what `vigil enroll` saved in the state dir', () => {
