@@ -2,7 +2,10 @@ import { randomUUID, X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decisionDocumentSchema, deviceDetailSchema } from '../../src/protocol/admin.js';
 import { errorBodySchema, reportAckSchema, type ReportEnvelope } from '../../src/protocol/wire.js';
-import { ADMIN_TOKEN, restartHarness, startHarness, type Harness } from '../helpers/control-plane.js';
+import { Writable } from 'node:stream';
+import winston from 'winston';
+import { startControlPlane } from '../../src/control-plane/server.js';
+import { ADMIN_TOKEN, prepare, restartHarness, startHarness, type Harness } from '../helpers/control-plane.js';
 import { call, openSse, type CallOptions } from '../helpers/https.js';
 import type { Issued } from '../helpers/pki.js';
 import { sampleReport } from '../helpers/report.js';
@@ -127,6 +130,35 @@ describe('the sequence is the agent’s claim, not the order of truth', () => {
     // The ack tells the agent where the server was, so that it can notice and say so.
     expect(ack.previousSeq).toBe(4);
     expect(await decision('dev-seq-2')).toMatchObject({ compliant: true, access_level: 'full' });
+  });
+});
+
+describe('the log of sequence anomalies', () => {
+  it('is kept short: a device whose every report jumps is logged at its 1st, 2nd, 4th, 8th... anomaly', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    // As in src/logging/logger.ts: the rule misreads winston's typings (Stream does extend TransportStream).
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+    const logger = winston.createLogger({ level: 'info', transports: [new winston.transports.Stream({ stream: sink })] });
+    const p = await prepare({}, h.pki);
+    const cp = await startControlPlane(p.config, { logger, revokeAtCa: () => Promise.resolve('revoked') });
+    try {
+      const call2 = (path: string, o: CallOptions = {}) => call(h.pki.rootPem, `${cp.url}${path}`, o);
+      const { secret } = (await call2('/v1/admin/secrets', { body: { uses: 1 }, token: ADMIN_TOKEN })).json as { secret: string };
+      expect((await call2('/v1/enroll', { body: enrollBody(secret, 'dev-noisy-1') })).status).toBe(200);
+      const tls = await h.pki.device('dev-noisy-1');
+      // Ten reports, each ten ahead of the last: nine anomalies.
+      for (let i = 0; i < 10; i++) expect((await call2('/v1/reports', { body: envelope(i * 10), tls })).status).toBe(200);
+      const logged = lines.filter((l) => l.includes('report sequence jumped')).map((l) => (JSON.parse(l) as { anomalies: number }).anomalies);
+      expect(logged).toEqual([1, 2, 4, 8]);
+    } finally {
+      await cp.close();
+    }
   });
 });
 
