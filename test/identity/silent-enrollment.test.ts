@@ -1,18 +1,7 @@
-import winston from 'winston';
 import { describe, expect, it } from 'vitest';
 import { renewalJob } from '../../src/identity/renewal-job.js';
 import { config, manager, memorySecretStore, newStateDir, sleep } from './helpers.js';
-
-function capturingLogger(): { logger: winston.Logger; lines: string[] } {
-  const lines: string[] = [];
-  // Same typing quirk as src/logging/logger.ts: Console does extend TransportStream.
-  // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
-  const logger = winston.createLogger({ level: 'debug', transports: [new winston.transports.Console({ silent: true })] });
-  logger.on('data', (info: { level: string; message?: unknown }) => {
-    lines.push(`${info.level} ${String(info.message)}`);
-  });
-  return { logger, lines };
-}
+import { capturingLogger } from '../helpers/logger.js';
 
 describe('silent enrollment in the renewal job', () => {
   it('tries at once when not enrolled, backs off between failures, and logs each distinct failure once', async () => {

@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import Fastify, { type FastifyInstance } from 'fastify';
-import winston from 'winston';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Outbox } from '../../src/reporting/outbox.js';
 import { Reporter, type ReporterOptions } from '../../src/reporting/reporter.js';
 import { classifyAnswer, parseRetryAfter } from '../../src/reporting/server-response.js';
 import { createTestPki, type TestPki } from '../helpers/pki.js';
 import { sampleReport } from '../helpers/report.js';
+import { capturingLogger } from '../helpers/logger.js';
 
 /*
  * How the reporter treats a control plane that says no: a real fastify HTTPS server with mTLS answers
@@ -57,17 +57,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await app.close();
 });
-
-function capturingLogger(): { logger: winston.Logger; lines: string[] } {
-  const lines: string[] = [];
-  // Same typing quirk as src/logging/logger.ts: Console does extend TransportStream.
-  // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
-  const logger = winston.createLogger({ level: 'debug', transports: [new winston.transports.Console({ silent: true })] });
-  logger.on('data', (info: { level: string; message?: unknown }) => {
-    lines.push(`${info.level} ${String(info.message)}`);
-  });
-  return { logger, lines };
-}
 
 async function reporter(extra: Partial<ReporterOptions> = {}) {
   const outbox = await Outbox.open(await mkdtemp(join(tmpdir(), 'vigil-refusal-')));
