@@ -29,6 +29,18 @@ export default tseslint.config(
     },
   },
   {
+    // The shell renders what src/ui computes: everything it reaches of the core goes through src/ui, where tests reach it too.
+    files: ['electron/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{
+          regex: '(^|/)src/(?!ui/)',
+          message: 'electron/ may import only src/ui; expose what the shell needs there (tested) instead.',
+        }],
+      }],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },

@@ -15,6 +15,7 @@ import { PUSHED_POLICY_SOURCE, readPushedPolicy } from './reporting/pushed-polic
 export interface GlobalOptions {
   config?: string;
   stateDir?: string;
+  socket?: string;
   logLevel?: string;
 }
 
@@ -41,7 +42,7 @@ async function osManagedSettings(): Promise<ConfigLayer[]> {
 export async function loadRuntime(opts: GlobalOptions, mode: 'cli' | 'daemon'): Promise<Runtime> {
   const loaded = await loadConfig({
     ...(opts.config ? { configFile: opts.config } : {}),
-    flags: { logLevel: opts.logLevel, stateDir: opts.stateDir },
+    flags: { logLevel: opts.logLevel, stateDir: opts.stateDir, ...(opts.socket === undefined ? {} : { agent: { socket: opts.socket } }) },
     readManaged: osManagedSettings,
   });
   const level: LogLevel = loaded.config.logLevel;

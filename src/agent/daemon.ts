@@ -3,12 +3,25 @@ import { join } from 'node:path';
 import { Agent, type ScanOutcome } from './agent.js';
 import { acquireDaemonLock, lockHolder } from './daemon-lock.js';
 import { Scheduler } from './scheduler.js';
+import { StatusBoard } from './status-board.js';
+import { daemonApiBackend } from './local-api-backend.js';
+import { startLocalApiServer, type LocalApiServer } from './local-api-server.js';
+import { daemonIdentityManager } from '../identity/renewal-job.js';
 import { saveStatus, type Runtime } from '../runtime.js';
 import { writeFileAtomic } from '../state/atomic.js';
 import type { Logger } from '../logging/logger.js';
 
-/** Lets identity renewal and reporting hang their jobs on the daemon without it knowing about them. */
-export type DaemonExtension = (ctx: { runtime: Runtime; agent: Agent; scheduler: Scheduler; logger: Logger }) => Promise<{ stop?: () => Promise<void> } | undefined>;
+/**
+ * Lets identity renewal and reporting hang their jobs on the daemon without it knowing about them; they
+ * post what clients should see on the board.
+ */
+export type DaemonExtension = (ctx: {
+  runtime: Runtime;
+  agent: Agent;
+  scheduler: Scheduler;
+  logger: Logger;
+  board: StatusBoard;
+}) => Promise<{ stop?: () => Promise<void> } | undefined>;
 
 export interface DaemonHandle {
   agent: Agent;
@@ -71,14 +84,33 @@ export async function startDaemon(runtime: Runtime, extensions: readonly DaemonE
       await agent.scan();
     }, nextDelayMs: () => intervalMs, runOnWake: true });
 
+  const board = new StatusBoard();
   const stops: (() => Promise<void>)[] = [];
-  for (const ext of extensions) {
-    const handle = await ext({ runtime, agent, scheduler, logger });
-    if (handle?.stop) stops.push(handle.stop);
+  let api: LocalApiServer | undefined;
+  try {
+    for (const ext of extensions) {
+      const handle = await ext({ runtime, agent, scheduler, logger, board });
+      if (handle?.stop) stops.push(handle.stop);
+    }
+    // One identity manager per process: the renewal job, reporting and the clients' view share it.
+    const backend = daemonApiBackend({ runtime, agent, manager: daemonIdentityManager(runtime), board, startedAt: new Date() });
+    api = await startLocalApiServer({ address: loaded.socket, backend, logger });
+  } catch (err) {
+    await scheduler.stop();
+    for (const s of stops) await s();
+    await rm(pidFile, { force: true });
+    await lock.release();
+    throw err;
   }
-  logger.info(`daemon started (pid ${process.pid}); scanning every ${loaded.config.scan.intervalSeconds} s`, {
+  const mode =
+    loaded.mode === 'service'
+      ? 'service mode (privileged: the device’s agent)'
+      : 'user mode (local-only: checks that need privileges report unknown; install the service for the device’s agent)';
+  logger.info(`daemon started in ${mode} (pid ${process.pid}); scanning every ${loaded.config.scan.intervalSeconds} s; local API on ${loaded.socket}`, {
+    mode: loaded.mode,
     stateDir: loaded.stateDir,
     logDir: loaded.logDir,
+    socket: loaded.socket,
     policy: `${runtime.policy.name} ${runtime.policy.version}`,
   });
 
@@ -88,6 +120,7 @@ export async function startDaemon(runtime: Runtime, extensions: readonly DaemonE
     scheduler,
     stop: () =>
       (stopping ??= (async () => {
+        await api?.close();
         await scheduler.stop();
         for (const s of stops) await s();
         await rm(pidFile, { force: true });

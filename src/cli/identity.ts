@@ -11,14 +11,46 @@ interface IdentityIO {
   stdout: (s: string) => void;
 }
 
+/**
+ * Enroll, renew, rekey and unenroll change the identity the service holds, in a state dir only root (or
+ * SYSTEM and Administrators) may touch. An unprivileged user is told what to run instead, in one line,
+ * rather than shown a permission error from deep inside. Windows has no cheap test for an elevated
+ * token, so there the file system's refusal is what answers.
+ */
+async function stateAccess(cmd: Command): Promise<{ stateDir: string; socket: string; denied: boolean }> {
+  const [{ locateAgent }, { isPrivileged, machinePaths }, { accessSync, constants }, { resolve }] = await Promise.all([
+    import('../config/locate.js'),
+    import('../platform/paths.js'),
+    import('node:fs'),
+    import('node:path'),
+  ]);
+  const g = cmd.optsWithGlobals<GlobalOptions>();
+  const where = locateAgent({ ...(g.config === undefined ? {} : { configFile: g.config }), flags: { stateDir: g.stateDir, socket: g.socket } });
+  if (process.platform === 'win32' || isPrivileged()) return { ...where, denied: false };
+  let denied = resolve(where.stateDir) === resolve(machinePaths(process.platform as 'linux' | 'darwin').stateDir);
+  try {
+    accessSync(where.stateDir, constants.R_OK | constants.W_OK | constants.X_OK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') denied = true;
+  }
+  return { ...where, denied };
+}
+
+async function requirePrivilege(cmd: Command, command: string): Promise<void> {
+  const { stateDir, denied } = await stateAccess(cmd);
+  if (denied) {
+    throw new Error(`${command} changes this device's identity, which the Vigil service keeps in ${stateDir} (root only); run it as root: sudo vigil ${command} … (same arguments)`);
+  }
+}
+
 async function managerFor(cmd: Command): Promise<IdentityManager> {
   return (await runtimeAndManager(cmd)).manager;
 }
 
 async function runtimeAndManager(cmd: Command): Promise<{ rt: Runtime; manager: IdentityManager }> {
-  const [{ loadRuntime }, { IdentityManager }] = await Promise.all([import('../runtime.js'), import('../identity/manager.js')]);
+  const [{ loadRuntime }, { identityManagerFor }] = await Promise.all([import('../runtime.js'), import('../identity/for-runtime.js')]);
   const rt = await loadRuntime(cmd.optsWithGlobals<GlobalOptions>(), 'cli');
-  return { rt, manager: new IdentityManager({ stateDir: rt.loaded.stateDir, config: rt.loaded.config.identity, logger: rt.logger }) };
+  return { rt, manager: identityManagerFor(rt) };
 }
 
 interface EnrollFlags {
@@ -80,6 +112,7 @@ export function formatIdentity(s: IdentityStatus): string {
     ['Valid', s.notBefore && s.notAfter ? `${s.notBefore} to ${s.notAfter}` : undefined],
     ['Renewal', s.renewAt && s.timeToRenewalMs !== undefined ? `${s.renewAt} (in ${duration(s.timeToRenewalMs)})` : undefined],
     ['Key', s.keyType ? `${s.keyType}, ${s.keyStorage === 'keychain' ? 'encrypted under a data key in the OS keychain' : 'unencrypted 0600 file'}` : `storage: ${s.keyStorage}`],
+    ['Key storage', s.keyStorageNote],
     ['Warning', s.keyStorageWarning],
     ['CA', s.caUrl],
     ['Pinned root', s.rootFingerprint],
@@ -102,6 +135,7 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
     .option('--enrollment-secret <secret>', 'enrollment secret from `vigil-control-plane secret create`')
     .option('--enrollment-secret-file <file>', 'file holding the enrollment secret (default: reporting.enrollmentSecretFile)')
     .action(async (opts: EnrollFlags, cmd: Command) => {
+      await requirePrivilege(cmd, 'enroll');
       const { rt, manager: m } = await runtimeAndManager(cmd);
       const token = await tokenSourceFor(rt, m, opts);
       if (!token) {
@@ -121,6 +155,7 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
     .description('renew the device certificate over mTLS if it is due')
     .option('--force', 'renew even if not yet due')
     .action(async (opts: { force?: boolean }, cmd: Command) => {
+      await requirePrivilege(cmd, 'renew');
       const m = await managerFor(cmd);
       const outcome = await m.renew({ force: opts.force === true });
       if (outcome.action === 'renewed') io.stdout(`Renewed; valid until ${outcome.notAfter.toISOString()}.\n`);
@@ -132,6 +167,7 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
     .description('replace the device key and certificate (step-ca /1.0/rekey; a token if the CA cannot rekey)')
     .option('--token <ott>', 'one-time token, used only if the CA does not support rekey')
     .action(async (opts: { token?: string }, cmd: Command) => {
+      await requirePrivilege(cmd, 'rekey');
       const m = await managerFor(cmd);
       const status = await m.rekey(opts.token ? { token: await staticToken(opts.token) } : {});
       io.stdout(`Rekeyed.\n${formatIdentity(status)}`);
@@ -142,6 +178,18 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
     .description('show the device certificate, key storage, pinned root and renewal schedule')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const access = await stateAccess(cmd);
+      if (access.denied) {
+        // The service's view, without file paths: an unprivileged user may see the identity, not reach the key.
+        const { askAgent } = await import('./status.js');
+        const state = await askAgent(access.socket);
+        if (!state) {
+          const { agentNotRunningMessage } = await import('../platform/service-hint.js');
+          throw new Error(`${agentNotRunningMessage(access.socket)}; the identity in ${access.stateDir} is readable by root only`);
+        }
+        io.stdout(opts.json ? `${JSON.stringify(state.identity, null, 2)}\n` : formatIdentity(state.identity));
+        return;
+      }
       const m = await managerFor(cmd);
       const status = await m.status();
       if (opts.json) {
@@ -159,6 +207,7 @@ export function registerIdentityCommands(program: Command, io: IdentityIO): void
     .description('revoke the device certificate at the CA, then delete the key and certificate')
     .option('--force', 'delete even if the CA cannot be reached to revoke')
     .action(async (opts: { force?: boolean }, cmd: Command) => {
+      await requirePrivilege(cmd, 'unenroll');
       const { rt, manager: m } = await runtimeAndManager(cmd);
       // First, while the certificate still exists: the control plane refuses it from now on and lets this
       // device enroll again, instead of taking a later enrollment of the same ID for a takeover.

@@ -58,6 +58,7 @@ export function buildProgram(io: ProgramIO): Command {
     .version(AGENT_VERSION, '-V, --version')
     .option('--config <file>', 'config file to use instead of the per-user one')
     .option('--state-dir <dir>', 'directory for state (status, identity, outbox) and, unless logDir is set, logs')
+    .option('--socket <path>', "the agent's local API (agent.socket): where `vigil daemon` listens and other commands connect")
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(LOG_LEVELS))
     .showHelpAfterError('(run vigil --help for usage)')
     .configureOutput({ writeOut: io.stdout })
@@ -65,12 +66,33 @@ export function buildProgram(io: ProgramIO): Command {
 
   program
     .command('check')
-    .description('run one posture scan and print the result')
+    .description('scan now and print the result: the running agent re-checks, else this process scans')
     .option('--json', 'print the versioned JSON report (schema: docs/report.schema.json)')
     .option('--strict', `exit ${EXIT.limited} if the access level is limited and ${EXIT.blocked} if blocked`)
-    .action(async (opts: { json?: boolean; strict?: boolean }, cmd: Command) => {
+    .option('--local', 'scan in this process even when an agent runs (checks that need privileges may come out unknown)')
+    .action(async (opts: { json?: boolean; strict?: boolean; local?: boolean }, cmd: Command) => {
+      const g = globals(cmd);
+      if (!opts.local) {
+        const { recheckViaAgent } = await import('./check.js');
+        const via = await recheckViaAgent(g);
+        if (via) {
+          if (opts.json) io.stdout(`${JSON.stringify(via.report, null, 2)}\n`);
+          else {
+            const [{ formatReport }, { loadPlatformSupport }, { selectGuide }] = await Promise.all([
+              import('./format.js'),
+              import('../posture/platforms.js'),
+              import('../posture/remediation/select.js'),
+            ]);
+            const support = await loadPlatformSupport(via.report.device.platform);
+            const steps = new Map(via.report.reasons.map((r) => [r.checkId, selectGuide(support.checks[r.checkId]?.remediation, via.context)]));
+            io.stdout(formatReport(via.report, steps));
+          }
+          process.exitCode = opts.strict ? strictExit(via.report) : EXIT.ok;
+          return;
+        }
+      }
       const { loadRuntime, saveStatus } = await import('../runtime.js');
-      const rt = await loadRuntime(globals(cmd), 'cli');
+      const rt = await loadRuntime(g, 'cli');
       const agent = rt.createAgent();
       const { report } = await agent.scan();
       await saveStatus(rt.statusFile, report).catch((err: unknown) => {
@@ -134,52 +156,12 @@ export function buildProgram(io: ProgramIO): Command {
 
   program
     .command('status')
-    .description('show the last scan, the daemon and the configuration in use')
+    .description("show the device agent's posture, identity and reporting (from the running agent, else what it last saved)")
     .option('--json', 'print JSON')
     .option('--strict', `exit ${EXIT.limited} if the last access level is limited and ${EXIT.blocked} if blocked`)
     .action(async (opts: { json?: boolean; strict?: boolean }, cmd: Command) => {
-      const [{ loadRuntime, readStatus }, { readDaemonPid }, { IdentityManager }] = await Promise.all([
-        import('../runtime.js'),
-        import('../agent/daemon.js'),
-        import('../identity/manager.js'),
-      ]);
-      const rt = await loadRuntime(globals(cmd), 'cli');
-      const stored = await readStatus(rt.statusFile);
-      const pid = await readDaemonPid(rt.loaded.stateDir);
-      const report = stored?.ok ? stored.report : undefined;
-      // A device whose certificate is revoked or broken has no access whatever its posture: status says so.
-      const id = await new IdentityManager({ stateDir: rt.loaded.stateDir, config: rt.loaded.config.identity, logger: rt.logger }).status();
-      const identity = { state: id.state, ...(id.reason === undefined ? {} : { reason: id.reason }), ...(id.fix === undefined ? {} : { fix: id.fix }) };
-      const status = {
-        agentVersion: AGENT_VERSION,
-        daemon: pid === undefined ? { running: false } : { running: true, pid },
-        identity,
-        stateDir: rt.loaded.stateDir,
-        policy: { name: rt.policy.name, version: rt.policy.version, source: rt.policySource },
-        lastScan: report
-          ? { at: report.generatedAt, accessLevel: report.accessLevel, failing: report.reasons.map((r) => ({ id: r.checkId, status: r.status, effect: r.effect })) }
-          : null,
-        ...(stored && !stored.ok ? { problem: stored.problem } : {}),
-      };
-      if (opts.json) io.stdout(`${JSON.stringify(status, null, 2)}\n`);
-      else {
-        const lines = [
-          `Vigil ${AGENT_VERSION}`,
-          `Daemon:       ${pid === undefined ? 'not running (start it with `vigil daemon`)' : `running, pid ${pid}`}`,
-          `Policy:       ${rt.policy.name} ${rt.policy.version} (${rt.policySource})`,
-          `Identity:     ${identity.state}${identity.reason === undefined ? '' : ` (${identity.reason})`}`,
-          ...(identity.fix === undefined ? [] : [`  Fix: ${identity.fix}`]),
-          `State dir:    ${rt.loaded.stateDir}`,
-        ];
-        if (report) {
-          lines.push(`Last scan:    ${report.generatedAt}`, `Access level: ${report.accessLevel}`);
-          for (const r of report.reasons) lines.push(`  - ${r.message}`);
-        } else {
-          lines.push(`Last scan:    ${stored && !stored.ok ? stored.problem : 'none yet (run `vigil check`)'}`);
-        }
-        io.stdout(`${lines.join('\n')}\n`);
-      }
-      process.exitCode = opts.strict && report ? strictExit(report) : opts.strict ? EXIT.failure : EXIT.ok;
+      const { runStatus } = await import('./status.js');
+      process.exitCode = await runStatus(globals(cmd), opts, io.stdout);
     });
 
   program

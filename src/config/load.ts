@@ -1,7 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import sjson from 'secure-json-parse';
-import { defaultPaths, type VigilPaths } from '../platform/paths.js';
+import { agentSocket, defaultPaths, isPrivileged, type AgentMode, type VigilPaths } from '../platform/paths.js';
 import type { Platform } from '../posture/types.js';
 import { enrollmentSource, readSavedEnrollment } from './enrollment-file.js';
 import { describeIssues, describeValue, nearest, UsageError } from './errors.js';
@@ -35,6 +35,10 @@ export interface LoadedConfig {
   managed: Set<string>;
   stateDir: string;
   logDir: string;
+  /** `service` when the process is privileged (root, LocalSystem), whatever its state dir. */
+  mode: AgentMode;
+  /** The local API address: served by the daemon, connected to by clients. */
+  socket: string;
   warnings: string[];
 }
 
@@ -249,7 +253,14 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<LoadedConfig> 
   }
   const stateDir = config.stateDir ?? paths.stateDir;
   const logDir = config.logDir ?? (config.stateDir ? join(config.stateDir, 'logs') : paths.logDir);
-  return { config, sources, managed, stateDir, logDir, warnings };
+  const mode: AgentMode = isPrivileged(platform, env) ? 'service' : 'user';
+  if (platform === 'linux' && mode === 'service' && sources.get('identity.keyStorage') === 'default') {
+    // A system service has no user session, so no Secret Service to hold a data key; a root-only file is
+    // what it can have (status says so). macOS and Windows services keep the System keychain / Credential Manager.
+    config.identity.keyStorage = 'file';
+    sources.set('identity.keyStorage', 'default for a Linux service');
+  }
+  return { config, sources, managed, stateDir, logDir, mode, socket: agentSocket(paths, stateDir, config.agent.socket, platform), warnings };
 }
 
 function mergeAndParse(layers: readonly ConfigLayer[]): { config: VigilConfig; sources: Map<string, string> } {

@@ -35,8 +35,10 @@ export interface IdentityStatus {
   caUrl?: string;
   rootFingerprint?: string;
   keyStorage: KeyStorageKind;
-  /** Set when the key is in a plaintext file, so every status display says so. */
+  /** Set when the key is in a plaintext file the user chose, so every status display says so. */
   keyStorageWarning?: string;
+  /** Where and how the key is kept, in words, when that is the normal place for it (a Linux service's file). */
+  keyStorageNote?: string;
   keyType?: string;
   subject?: string;
   dnsNames?: string[];
@@ -59,6 +61,11 @@ export interface IdentityManagerOptions {
   /** Overrides the keychain (tests, or a platform-specific store). */
   secretStore?: () => Promise<SecretStore>;
   deviceId?: () => Promise<DeviceId>;
+  /**
+   * The privileged service's manager. On Linux a service has no user keychain, so its key lives in a
+   * root-only file; that is the normal place there, and status describes it rather than warns.
+   */
+  service?: boolean;
   now?: () => Date;
   random?: () => number;
 }
@@ -108,6 +115,8 @@ function enrollCommand(caUrl: string | undefined, fingerprint: string | undefine
 }
 
 const FILE_STORAGE_WARNING = 'the device private key is stored unencrypted in a 0600 file (identity.keyStorage = "file")';
+const SERVICE_KEY_FILE_NOTE =
+  'the device private key is in a root-only file (0600, in a 0700 directory): a Linux system service has no keychain, so, as Fleet\'s orbit and Smallstep\'s agent do without a TPM, the file permissions protect it';
 
 function asIdentityError(err: unknown): IdentityError {
   if (err instanceof IdentityError) return err;
@@ -154,6 +163,10 @@ export class IdentityManager {
     this.now = opts.now ?? (() => new Date());
     this.random = opts.random ?? Math.random;
     this.secretStore = opts.secretStore ?? keytarStore;
+  }
+
+  private get serviceFile(): boolean {
+    return this.opts.service === true && process.platform === 'linux';
   }
 
   private get config(): IdentityConfig {
@@ -286,7 +299,7 @@ export class IdentityManager {
       this.resetFailures();
       const info = certInfo(leaf);
       this.log.info('enrolled device certificate', { serial: info.serialHex, notAfter: info.notAfter.toISOString(), deviceId: deviceId.id });
-      if (pointer.keyStorage === 'file') this.log.warn(FILE_STORAGE_WARNING);
+      if (pointer.keyStorage === 'file' && !this.serviceFile) this.log.warn(FILE_STORAGE_WARNING);
       return this.statusUnlocked();
     });
   }
@@ -729,7 +742,8 @@ export class IdentityManager {
       const named = pointer ?? (await this.store.readPointer().catch(() => undefined)) ?? trust;
       out.fix = enrollCommand(named?.caUrl, named?.fingerprint);
     }
-    if (keyStorage === 'file') out.keyStorageWarning = FILE_STORAGE_WARNING;
+    if (keyStorage === 'file' && this.serviceFile) out.keyStorageNote = SERVICE_KEY_FILE_NOTE;
+    else if (keyStorage === 'file') out.keyStorageWarning = FILE_STORAGE_WARNING;
     const caUrl = pointer?.caUrl ?? trust?.caUrl;
     const fp = pointer?.fingerprint ?? trust?.fingerprint;
     if (caUrl !== undefined) out.caUrl = caUrl;

@@ -4,7 +4,8 @@ import { silentLogger, type Logger } from '../logging/logger.js';
 import { backoffDelay, type BackoffOptions } from '../reporting/backoff.js';
 import type { Runtime } from '../runtime.js';
 import { enrollDevice, readEnrollmentSecret, silentEnrollmentConfig } from './enroll-device.js';
-import { IdentityManager, type RenewOutcome } from './manager.js';
+import { identityManagerFor } from './for-runtime.js';
+import type { IdentityManager, RenewOutcome } from './manager.js';
 
 export const IDENTITY_JOB = 'identity-renewal';
 
@@ -115,7 +116,7 @@ const shared = new WeakMap<Runtime, IdentityManager>();
 export function daemonIdentityManager(runtime: Runtime): IdentityManager {
   let m = shared.get(runtime);
   if (!m) {
-    m = new IdentityManager({ stateDir: runtime.loaded.stateDir, config: runtime.loaded.config.identity, logger: runtime.logger });
+    m = identityManagerFor(runtime);
     shared.set(runtime, m);
   }
   return m;
@@ -136,9 +137,10 @@ function silentEnrollment(runtime: Runtime, manager: IdentityManager, logger: Lo
 }
 
 /** Hooks renewal, and silent enrollment where configured, onto `vigil daemon`. */
-export const identityDaemonExtension: DaemonExtension = ({ runtime, scheduler, logger }) => {
+export const identityDaemonExtension: DaemonExtension = ({ runtime, scheduler, logger, board }) => {
   const manager = daemonIdentityManager(runtime);
   const enroll = silentEnrollment(runtime, manager, logger);
-  scheduler.add(renewalJob(manager, { logger, ...(enroll ? { enroll } : {}) }));
+  // Every run may have renewed, enrolled or failed: clients re-read the identity.
+  scheduler.add(renewalJob(manager, { logger, ...(enroll ? { enroll } : {}), onOutcome: () => board.changed() }));
   return Promise.resolve(undefined);
 };

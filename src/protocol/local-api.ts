@@ -33,14 +33,14 @@ export const identitySummarySchema = z.strictObject({
   consecutiveFailures: z.number().int().min(0).describe('Renewal failures in a row'),
   lastError: z.string().optional(),
   nextAttemptAt: isoTime.optional(),
-  caUrl: z.string().optional(),
+  caUrl: z.string().optional().describe('The CA the device enrolled with, or is configured to; absent when identity is not set up at all'),
 });
 export type IdentitySummary = z.infer<typeof identitySummarySchema>;
 
 export const reportingSummarySchema = z.strictObject({
   state: z
-    .enum(['off', 'waiting-for-enrollment', 'online', 'offline', 'refused'])
-    .describe('`off`: no control plane configured; `offline`: it cannot be reached; `refused`: it answers but refuses this device'),
+    .enum(['off', 'waiting-for-enrollment', 'connecting', 'online', 'offline', 'refused'])
+    .describe('`off`: no control plane configured; `connecting`: no answer yet; `offline`: it cannot be reached; `refused`: it answers but refuses this device'),
   controlPlaneUrl: z.string().optional(),
   lastDeliveredAt: isoTime.optional(),
   lastError: z.string().optional(),
@@ -58,7 +58,7 @@ export const agentStateSchema = z.strictObject({
   scanning: z.boolean().describe('A scan is running now'),
   posture: postureReportSchema.nullable().describe('The last scan; null until the first one finishes'),
   accessLevel: z.enum(ACCESS_LEVELS).nullable(),
-  identity: identitySummarySchema.nullable().describe('Null when no CA is configured and the device never enrolled'),
+  identity: identitySummarySchema,
   reporting: reportingSummarySchema,
   policy: z.strictObject({
     name: z.string(),

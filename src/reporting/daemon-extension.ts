@@ -14,7 +14,7 @@ import type { RevocationNotifier } from './revocation-notice.js';
  * stops reporting without a restart. The URL comes from reporting.controlPlaneUrl; when the config at
  * daemon start had none, from what `vigil enroll --control-plane` saves later, also watched.
  */
-export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent, logger }) => {
+export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent, logger, board }) => {
   const configured = runtime.loaded.config.reporting.controlPlaneUrl;
   const log = logger.child({ component: 'reporter' });
   let baseUrl = configured;
@@ -92,6 +92,9 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
       onRecheck: (id) => {
         log.info('control plane asked for a re-check', { requestId: id });
       },
+      onStatusChange: () => {
+        board.changed();
+      },
     });
     reporter = r;
     r.start();
@@ -126,6 +129,10 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
 
   /** Brings reporting in line with the identity on disk. */
   const reconcileNow = async (): Promise<void> => {
+    await reconcileReporting();
+    board.changed();
+  };
+  const reconcileReporting = async (): Promise<void> => {
     try {
       baseUrl ??= await savedUrl();
       if (baseUrl === undefined) return;
@@ -160,6 +167,11 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
   // The watch and daemon start could otherwise overlap and start two reporters.
   const reconcile = (): Promise<void> => (queue = queue.then(reconcileNow));
 
+  board.setReporting(() => {
+    if (baseUrl === undefined) return { state: 'off', queued: 0, dropped: 0 };
+    if (!reporter) return { state: 'waiting-for-enrollment', controlPlaneUrl: baseUrl, queued: 0, dropped: 0 };
+    return { ...reporter.status(), controlPlaneUrl: baseUrl };
+  });
   const watch = new IdentityWatch({ stateDir: runtime.loaded.stateDir, onChange: reconcile, ...(configured === undefined ? { alsoFiles: [ENROLLMENT_FILE] } : {}) });
   await watch.start();
   await reconcile();

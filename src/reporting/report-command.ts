@@ -17,11 +17,15 @@ export function registerReportCommand(program: Command, io: ReportIO): void {
       const timeoutS = Number(opts.timeout);
       if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`--timeout ${opts.timeout}: expected a positive number of seconds`);
       // Loaded here, not at registration, so that other commands sharing the program (the daemon) do not carry it.
-      const [{ loadRuntime, saveStatus }, { createReporter, identityManager }] = await Promise.all([import('../runtime.js'), import('./setup.js')]);
+      const [{ loadRuntime, saveStatus }, { createReporter }, { identityManagerFor }] = await Promise.all([
+        import('../runtime.js'),
+        import('./setup.js'),
+        import('../identity/for-runtime.js'),
+      ]);
       const rt = await loadRuntime(cmd.optsWithGlobals<GlobalOptions>(), 'cli');
       const baseUrl = rt.loaded.config.reporting.controlPlaneUrl;
       if (baseUrl === undefined) throw new UsageError('report needs reporting.controlPlaneUrl in the config, or an enrollment with vigil enroll --control-plane, which saves it');
-      const manager = identityManager(rt);
+      const manager = identityManagerFor(rt);
       const identity = await manager.status();
       if (identity.state !== 'valid' && identity.state !== 'renewing') {
         throw new Error(`report not accepted: the device is ${identity.state}${identity.reason ? ` (${identity.reason})` : ''}; run vigil enroll first`);

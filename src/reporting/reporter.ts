@@ -25,6 +25,8 @@ export interface ReporterOptions {
   onRecheck?(requestId: string): void;
   onIntervalChange?(seconds: number): void;
   onDelivered?(ack: ReportAck): void;
+  /** Called whenever status() may answer differently (delivered, failed, refused, queued). */
+  onStatusChange?(): void;
   /** Heartbeat until the server says otherwise. */
   intervalSeconds?: number;
   /** Posture changes closer together than this are sent as one report (the last). */
@@ -63,6 +65,16 @@ const MAX_REMEMBERED_RECHECKS = 64;
  * on the long-lived directive stream. Meant to be registered with the daemon: start() once, stop() on
  * shutdown; postureChanged() after every scan.
  */
+export type ReporterHealth = 'connecting' | 'online' | 'offline' | 'refused';
+
+export interface ReporterStatus {
+  state: ReporterHealth;
+  lastDeliveredAt?: string;
+  lastError?: string;
+  queued: number;
+  dropped: number;
+}
+
 export class Reporter {
   private readonly o: Required<Pick<ReporterOptions, 'debounceMs' | 'backoff' | 'requestTimeoutMs' | 'maxResponseBytes' | 'refusedRetryMs'>> & ReporterOptions;
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 2 });
@@ -84,6 +96,9 @@ export class Reporter {
   /** The refusal last logged, so a refusal that lasts for days is logged once, not on every attempt. */
   private refusal: string | null = null;
   private delivered = 0;
+  private lastDeliveredAt: string | null = null;
+  /** How the last contact with the server went; `connecting` until there was one. */
+  private health: ReporterHealth = 'connecting';
 
   constructor(opts: ReporterOptions) {
     this.o = {
@@ -110,6 +125,7 @@ export class Reporter {
             },
             onConnected: () => {
               this.serverReachable();
+              this.setHealth('online');
             },
           });
   }
@@ -140,6 +156,24 @@ export class Reporter {
       await this.o.outbox.append(report);
     }
     this.agent.destroy();
+  }
+
+  /** What the tray and `vigil status` show: whether reports get through, and what waits in the outbox. */
+  status(): ReporterStatus {
+    const stats = this.o.outbox.stats();
+    return {
+      state: this.health,
+      ...(this.lastDeliveredAt === null ? {} : { lastDeliveredAt: this.lastDeliveredAt }),
+      ...(this.lastError === null ? {} : { lastError: this.lastError }),
+      queued: stats.entries,
+      dropped: stats.droppedTotal,
+    };
+  }
+
+  private setHealth(h: ReporterHealth): void {
+    const changed = this.health !== h;
+    this.health = h;
+    if (changed) this.o.onStatusChange?.();
   }
 
   /** Ends any backoff now: the identity changed (renewed, or enrolled again), so a refusal may be over. */
@@ -174,6 +208,7 @@ export class Reporter {
   async enqueue(report: PostureReport, inResponseTo?: string): Promise<ReportEnvelope> {
     const env = await this.o.outbox.append(report, inResponseTo ? { inResponseTo } : {});
     this.lastEnqueueAt = Date.now();
+    this.o.onStatusChange?.();
     this.kick();
     return env;
   }
@@ -218,11 +253,15 @@ export class Reporter {
         await this.noticeSequenceReset(env, outcome.ack);
         this.delivered++;
         this.lastAck = outcome.ack;
+        this.lastDeliveredAt = new Date().toISOString();
+        this.health = 'online';
+        this.o.onStatusChange?.();
         this.o.onDelivered?.(outcome.ack);
         this.applyDirectives(outcome.ack.directives);
         continue;
       }
       this.lastError = outcome.why;
+      this.setHealth(outcome.kind === 'refused' && outcome.refusal !== 'report' ? 'refused' : outcome.kind === 'refused' ? this.health : 'offline');
       let delay: number;
       if (outcome.kind === 'refused') {
         if (outcome.refusal === 'report') {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Agent } from '../agent/agent.js';
-import { IdentityManager } from '../identity/manager.js';
+import type { IdentityManager } from '../identity/manager.js';
 import type { Logger } from '../logging/logger.js';
 import { parsePolicy } from '../policy/load.js';
 import type { Policy } from '../policy/schema.js';
@@ -12,10 +12,6 @@ import { EnrollmentSecretToken } from './enrollment-token.js';
 import { Outbox } from './outbox.js';
 import { PUSHED_POLICY_SOURCE, savePushedPolicy } from './pushed-policy.js';
 import { Reporter, type ReporterOptions } from './reporter.js';
-
-export function identityManager(runtime: Runtime): IdentityManager {
-  return new IdentityManager({ stateDir: runtime.loaded.stateDir, config: runtime.loaded.config.identity, logger: runtime.logger });
-}
 
 /**
  * Validates a pushed policy as strictly as a policy file (unknown check IDs too), keeps it in the state

@@ -8,7 +8,7 @@ export interface TrayArgs {
   global: GlobalOptions;
 }
 
-const VALUE_FLAGS = { '--config': 'config', '--state-dir': 'stateDir', '--log-level': 'logLevel' } as const;
+const VALUE_FLAGS = { '--config': 'config', '--state-dir': 'stateDir', '--socket': 'socket', '--log-level': 'logLevel' } as const;
 
 /**
  * Reads our flags from the tray's command line. Electron and Chromium add switches of their own, so

@@ -42,3 +42,17 @@ export function resolveAsset(url: string): { file: string; contentType: string }
 export function isTrustedSender(frameUrl: string | undefined): boolean {
   return frameUrl !== undefined && resolveAsset(frameUrl.split('#')[0] ?? '')?.file === 'index.html';
 }
+
+/** Where an IPC call came from, as Electron describes its sender. */
+export interface InvokeSender {
+  /** The sender is the walkthrough window's own web contents. */
+  fromWalkthrough: boolean;
+  /** The call came from that window's top frame, not an iframe. */
+  topFrame: boolean;
+  frameUrl: string | undefined;
+}
+
+/** Every invoke is refused unless it comes from our walkthrough's top frame showing our page. */
+export function invokeAllowed(sender: InvokeSender): boolean {
+  return sender.fromWalkthrough && sender.topFrame && isTrustedSender(sender.frameUrl);
+}

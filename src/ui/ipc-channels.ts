@@ -1,8 +1,10 @@
-import type { WalkthroughModel } from './walkthrough.js';
+import type { OpenSettingsResult, WalkthroughModel } from './ipc.js';
+
+export type { OpenSettingsResult } from './ipc.js';
 
 /**
- * Channel names and the API the preload exposes. Kept free of zod so the sandboxed preload bundle stays
- * tiny; the schemas that main validates with live in ipc.ts.
+ * Channel names and the API the preload exposes. Kept free of zod at run time so the sandboxed preload
+ * bundle stays tiny; the types come from the schemas main validates with (ipc.ts), by type-only imports.
  */
 export const IPC = {
   getState: 'vigil:get-state',
@@ -11,12 +13,6 @@ export const IPC = {
   /** main -> renderer: the walkthrough model changed. */
   state: 'vigil:state',
 } as const;
-
-export interface OpenSettingsResult {
-  ok: boolean;
-  /** Why it could not open, in words for the user. */
-  message?: string;
-}
 
 /** `window.vigil` in the walkthrough window: the renderer's whole reach into the app. */
 export interface VigilApi {

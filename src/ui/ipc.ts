@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { IPC } from './ipc-channels.js';
 
-export { IPC, type OpenSettingsResult, type VigilApi } from './ipc-channels.js';
+export { IPC, type VigilApi } from './ipc-channels.js';
 
 /** Check ids are catalog ids: short, lower-case, dashes. Anything else is not ours. */
 export const checkIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/);
@@ -35,7 +35,12 @@ export const walkthroughModelSchema = z.strictObject({
   waiting: z.boolean(),
 });
 
-export const openSettingsResultSchema = z.strictObject({ ok: z.boolean(), message: z.string().optional() });
+export const openSettingsResultSchema = z.strictObject({ ok: z.boolean(), message: z.string().optional().describe('Why it could not open, in words for the user') });
+
+export type RecheckState = z.infer<typeof recheckSchema>;
+export type WalkthroughModel = z.infer<typeof walkthroughModelSchema>;
+export type WalkthroughCheck = WalkthroughModel['checks'][number];
+export type OpenSettingsResult = z.infer<typeof openSettingsResultSchema>;
 
 /**
  * Per invoke channel: the arguments the renderer may send (as the tuple ipcRenderer.invoke passes) and the

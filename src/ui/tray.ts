@@ -29,6 +29,8 @@ export interface TrayInput {
   checking: boolean;
   identity?: IdentityStatus;
   reporting?: ReportingStatus;
+  /** Set while the tray cannot reach the device's agent: nothing else it knows is current then. */
+  agentDown?: { hint: string };
   /** False when managed config forbids quitting: the menu then has no Quit. */
   allowQuit: boolean;
   display: DisplayOptions;
@@ -50,7 +52,9 @@ const STATE_LABEL: Record<TrayIconState, string> = {
  * works without it and no posture fix helps), then posture, and last an unreachable control plane, which
  * the user cannot fix and which does not change what the device may do locally.
  */
-export function trayIconState(input: Pick<TrayInput, 'report' | 'checking' | 'identity' | 'reporting'>): TrayIconState {
+export function trayIconState(input: Pick<TrayInput, 'report' | 'checking' | 'identity' | 'reporting' | 'agentDown'>): TrayIconState {
+  // Without the agent there is no posture to show; a stale one would claim more than the tray knows.
+  if (input.agentDown) return 'offline';
   if (input.checking || !input.report) return 'checking';
   if (needsEnrollment(input.identity)) return 'needs-enrollment';
   if (input.report.accessLevel === 'blocked') return 'blocked';
@@ -73,7 +77,7 @@ function statusLine(icon: TrayIconState, input: TrayInput, issueCount: number): 
     case 'limited':
       return `Limited access: ${plural(issueCount, 'issue')} to fix`;
     case 'offline':
-      return 'Compliant, but the Vigil server cannot be reached';
+      return input.agentDown ? 'Vigil agent is not running' : 'Compliant, but the Vigil server cannot be reached';
     case 'compliant':
       return 'Compliant: this device meets the security policy';
   }
@@ -93,7 +97,8 @@ function certificateLine(identity: IdentityStatus, display: DisplayOptions): str
   }
 }
 
-export function trayTooltip(icon: TrayIconState, input: Pick<TrayInput, 'report' | 'display' | 'identity'>): string {
+export function trayTooltip(icon: TrayIconState, input: Pick<TrayInput, 'report' | 'display' | 'identity' | 'agentDown'>): string {
+  if (input.agentDown) return 'Vigil: Agent not running';
   const last = input.report ? formatWhen(input.report.generatedAt, input.display) : 'not yet';
   // Revoked shares the needs-enrollment icon (same remedy; the icon set has no shape for it), not its words.
   const label = icon === 'needs-enrollment' && input.identity?.state === 'revoked' ? 'Certificate revoked' : STATE_LABEL[icon];
@@ -101,6 +106,7 @@ export function trayTooltip(icon: TrayIconState, input: Pick<TrayInput, 'report'
 }
 
 export function trayModel(input: TrayInput): TrayModel {
+  if (input.agentDown) return agentDownModel(input, input.agentDown);
   const icon = trayIconState(input);
   const issues = issuesOf(input.report);
   const menu: TrayMenuItem[] = [{ type: 'item', id: 'status', label: statusLine(icon, input, issues.length), enabled: false }];
@@ -133,4 +139,20 @@ export function trayModel(input: TrayInput): TrayModel {
   );
   if (input.allowQuit) menu.push({ type: 'item', id: 'quit', label: 'Quit Vigil', enabled: true, action: { kind: 'quit' } });
   return { icon, tooltip: trayTooltip(icon, input), menu };
+}
+
+/** The agent cannot be reached: say so, say how to start it, and offer nothing that needs it. */
+function agentDownModel(input: TrayInput, down: { hint: string }): TrayModel {
+  const menu: TrayMenuItem[] = [
+    { type: 'item', id: 'status', label: 'Vigil agent is not running', enabled: false },
+    { type: 'item', id: 'agent-hint', label: `Start it: ${down.hint}`, enabled: false },
+    { type: 'item', id: 'agent-retry', label: 'Reconnecting by itself when it starts', enabled: false },
+    { type: 'separator' },
+    { type: 'item', id: 'check-now', label: 'Check now', enabled: false, action: { kind: 'check-now' } },
+    { type: 'separator' },
+    { type: 'item', id: 'open-logs', label: 'Open logs folder', enabled: true, action: { kind: 'open-logs' } },
+    { type: 'item', id: 'about', label: 'About Vigil', enabled: true, action: { kind: 'about' } },
+  ];
+  if (input.allowQuit) menu.push({ type: 'item', id: 'quit', label: 'Quit Vigil', enabled: true, action: { kind: 'quit' } });
+  return { icon: 'offline', tooltip: trayTooltip('offline', input), menu };
 }

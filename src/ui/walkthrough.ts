@@ -2,42 +2,13 @@ import { findCheck } from '../posture/catalog.js';
 import { resolveDeepLink, type DeepLinkTarget } from '../posture/remediation/deeplinks.js';
 import { selectGuide } from '../posture/remediation/select.js';
 import type { DeviceContext, Remediation } from '../posture/remediation/types.js';
-import type { CheckStatus } from '../posture/types.js';
 import type { PostureReport } from '../protocol/report.js';
 import { compareRanks, issueRank, issuesOf, statusWord } from './issues.js';
+import type { RecheckState, WalkthroughCheck, WalkthroughModel } from './ipc.js';
 
-/** "Check again" per check: idle until pressed, checking while the one-check scan runs, then its result. */
-export type RecheckState =
-  | { phase: 'idle' }
-  | { phase: 'checking' }
-  | { phase: 'result'; status: CheckStatus; at: string }
-  | { phase: 'failed'; message: string };
-
-export interface WalkthroughCheck {
-  id: string;
-  title: string;
-  why: string;
-  severity: string;
-  status: CheckStatus;
-  /** "failed", "could not be verified", …; "fixed" once it passes. */
-  statusText: string;
-  reason?: string;
-  fixed: boolean;
-  guide?: { label: string; steps: string[] };
-  /** Set only when the guide names an allow-listed settings page for this OS. */
-  canOpenSettings: boolean;
-  adminNote?: string;
-  recheck: RecheckState;
-}
-
-export interface WalkthroughModel {
-  checks: WalkthroughCheck[];
-  progress: { fixed: number; total: number; label: string };
-  /** The check to show first (from a notification or a tray menu item). */
-  focus?: string;
-  /** True while the window has nothing it could check: no scan has finished yet. */
-  waiting: boolean;
-}
+// The model's types are inferred from the schema main validates with (ipc.ts), so main, the preload and
+// the renderer share one definition and cannot drift.
+export type { RecheckState, WalkthroughCheck, WalkthroughModel } from './ipc.js';
 
 export interface WalkthroughDeps {
   device: DeviceContext;

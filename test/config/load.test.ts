@@ -21,6 +21,7 @@ function setup(files: Record<string, unknown>): { dir: string; paths: VigilPaths
       userConfig: join(dir, 'user.json'),
       stateDir: join(dir, 'state'),
       logDir: join(dir, 'logs'),
+      socket: join(dir, 'agent.sock'),
     },
   };
 }
