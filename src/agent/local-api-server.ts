@@ -360,10 +360,12 @@ export async function startLocalApiServer(opts: LocalApiServerOptions): Promise<
       reject(conn, 'frame-too-large', `a frame longer than ${MAX_REQUEST_FRAME_BYTES} bytes`);
       return;
     }
-    if (conn.splitter.partialBytes === 0) {
+    // The clock is per frame: a chunk that finished one frame and began the next restarts it.
+    if (conn.splitter.partialBytes === 0 || lines.length > 0) {
       clearTimeout(conn.partialSince);
       conn.partialSince = undefined;
-    } else if (conn.partialSince === undefined) {
+    }
+    if (conn.splitter.partialBytes > 0 && conn.partialSince === undefined) {
       conn.partialSince = setTimeout(() => {
         reject(conn, 'frame-timeout', `a frame left unfinished for more than ${limits.frameTimeoutMs} ms`);
       }, limits.frameTimeoutMs);
