@@ -88,6 +88,9 @@ export const METHOD_PARAMS = {
   'device-context': z.strictObject({}),
 } as const satisfies Record<(typeof LOCAL_API_METHODS)[number], z.ZodType>;
 
+/** What a client passes as `params` of each method. */
+export type MethodParams<M extends keyof typeof METHOD_PARAMS> = z.input<(typeof METHOD_PARAMS)[M]>;
+
 export const requestSchema = z.strictObject({
   v: z.number().int().describe(`The protocol version the client speaks (${LOCAL_API_VERSION})`),
   id: z.number().int().min(0).max(2 ** 31 - 1).describe('Echoed in the answer'),
