@@ -38,7 +38,13 @@ async function clients(address: string): Promise<void> {
 
   const subs = await Promise.all(Array.from({ length: SUBSCRIBERS }, () => connectLocalApi(address)));
   const counts = subs.map(() => 0);
-  await Promise.all(subs.map((c, i) => c.subscribe(() => counts[i]!++)));
+  await Promise.all(
+    subs.map((c, i) =>
+      c.subscribe(() => {
+        counts[i] = (counts[i] ?? 0) + 1;
+      }),
+    ),
+  );
   process.stdout.write(`${JSON.stringify({ phase: 'subscribed' })}\n`);
   while (Math.min(...counts) < CHANGES) await sleep(10);
   process.stdout.write(`${JSON.stringify({ phase: 'received', min: Math.min(...counts) })}\n`);
@@ -116,7 +122,7 @@ async function main(): Promise<void> {
       new Promise((resolve) => {
         const before = childrenCpuMs();
         const p = spawn(process.execPath, args, { stdio: 'ignore' });
-        p.on('exit', () => resolve(childrenCpuMs() - before));
+        p.on('exit', () => { resolve(childrenCpuMs() - before); });
       });
     const runs = async (args: string[]): Promise<number> => {
       const ms: number[] = [];
