@@ -23,7 +23,7 @@ export const PUBLISHED_SCHEMAS = {
   }),
   'docs/local-api.schema.json': () => ({
     $id: 'https://vigil.dev/schemas/local-api-v1.json',
-    ...z.toJSONSchema(localApiSchemas, { target: 'draft-2020-12', io: 'output', reused: 'ref' }),
+    ...z.toJSONSchema(localApiSchemas, { target: 'draft-2020-12', io: 'output' }),
   }),
 } as const;
 

@@ -81,12 +81,16 @@ export class LineSplitter {
 export interface ConnectOptions {
   /** For connecting and the hello frame (default 5000 ms). */
   timeoutMs?: number;
+  /** For every answer but a re-check's, unless a call says otherwise (default 30 s): a hung agent must not hang `vigil status`. */
+  callTimeoutMs?: number;
 }
 
 export interface CallOptions {
-  /** Reject with code `timeout` after this long; no limit by default (a re-check runs a whole scan). */
+  /** Reject with code `timeout` after this long. By default ConnectOptions.callTimeoutMs; none for `recheck`, which runs a whole scan. */
   timeoutMs?: number;
 }
+
+const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 
 type ClientEvents = {
   /** A state event of a subscription. */
@@ -127,6 +131,7 @@ export class LocalApiClient extends EventEmitter<ClientEvents> {
   private constructor(
     private readonly socket: Socket,
     readonly hello: HelloFrame,
+    private readonly callTimeoutMs: number,
   ) {
     super();
   }
@@ -179,7 +184,7 @@ export class LocalApiClient extends EventEmitter<ClientEvents> {
           }
           if (frame.type === 'hello' && frame.protocol === LOCAL_API_VERSION) {
             clearTimeout(timer);
-            client = new LocalApiClient(socket, frame as unknown as HelloFrame);
+            client = new LocalApiClient(socket, frame as unknown as HelloFrame, opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
             resolve(client);
           } else if (frame.type === 'hello') {
             fail(new LocalApiError('unsupported-version', `the Vigil agent speaks protocol ${String(frame.protocol)}, this client ${LOCAL_API_VERSION}`));
@@ -209,11 +214,12 @@ export class LocalApiClient extends EventEmitter<ClientEvents> {
     this.nextId = this.nextId >= 2 ** 31 - 1 ? 1 : this.nextId + 1;
     return new Promise<MethodResult<M>>((resolve, reject) => {
       const entry: Pending = { resolve: (r) => { resolve(r as MethodResult<M>); }, reject };
-      if (opts.timeoutMs !== undefined) {
+      const timeoutMs = opts.timeoutMs ?? (method === 'recheck' ? undefined : this.callTimeoutMs);
+      if (timeoutMs !== undefined) {
         entry.timer = setTimeout(() => {
           this.pending.delete(id);
-          reject(new LocalApiError('timeout', `the Vigil agent did not answer ${method} within ${opts.timeoutMs} ms`));
-        }, opts.timeoutMs);
+          reject(new LocalApiError('timeout', `the Vigil agent did not answer ${method} within ${timeoutMs} ms`));
+        }, timeoutMs);
       }
       this.pending.set(id, entry);
       const request = params === undefined ? { v: LOCAL_API_VERSION, id, method } : { v: LOCAL_API_VERSION, id, method, params };

@@ -327,6 +327,23 @@ describe('local API client', () => {
     c.close();
   });
 
+  it('times out a call the agent does not answer, but not a re-check by default', async () => {
+    await start();
+    const c = await connectLocalApi(path, { callTimeoutMs: 100 });
+    backend.stateDelayMs = 300;
+    await expect(c.call('state')).rejects.toMatchObject({ code: 'timeout' });
+    const slowScan = backend.recheck.bind(backend);
+    backend.recheck = async (checks) => {
+      await sleep(300);
+      return slowScan(checks);
+    };
+    expect((await c.call('recheck')).report.results.length).toBeGreaterThan(0);
+    await expect(c.call('recheck', {}, { timeoutMs: 50 })).rejects.toMatchObject({ code: 'timeout' });
+    // A late answer to a timed-out call is ignored, and the connection stays usable.
+    expect(await c.call('ping')).toEqual({ pong: true });
+    c.close();
+  });
+
   it('tells "not running" from "permission denied" and from a timeout, in one line', async () => {
     const missing = (await connectLocalApi(join(dir, 'nope.sock')).catch((e: unknown) => e)) as LocalApiError;
     expect(missing.code).toBe('not-running');
