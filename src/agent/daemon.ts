@@ -86,7 +86,7 @@ export async function startDaemon(runtime: Runtime, extensions: readonly DaemonE
 
   const board = new StatusBoard();
   const stops: (() => Promise<void>)[] = [];
-  let api: LocalApiServer | undefined;
+  let api: LocalApiServer;
   try {
     for (const ext of extensions) {
       const handle = await ext({ runtime, agent, scheduler, logger, board });
@@ -106,7 +106,7 @@ export async function startDaemon(runtime: Runtime, extensions: readonly DaemonE
     loaded.mode === 'service'
       ? 'service mode (privileged: the device’s agent)'
       : 'user mode (local-only: checks that need privileges report unknown; install the service for the device’s agent)';
-  logger.info(`daemon started in ${mode} (pid ${process.pid}); scanning every ${loaded.config.scan.intervalSeconds} s; local API on ${loaded.socket}`, {
+  logger.info(`daemon started (pid ${process.pid}) in ${mode}; scanning every ${loaded.config.scan.intervalSeconds} s; local API on ${loaded.socket}`, {
     mode: loaded.mode,
     stateDir: loaded.stateDir,
     logDir: loaded.logDir,
@@ -120,7 +120,7 @@ export async function startDaemon(runtime: Runtime, extensions: readonly DaemonE
     scheduler,
     stop: () =>
       (stopping ??= (async () => {
-        await api?.close();
+        await api.close();
         await scheduler.stop();
         for (const s of stops) await s();
         await rm(pidFile, { force: true });

@@ -30,11 +30,10 @@ export class StatusBoard extends EventEmitter<{ change: [] }> {
  */
 export function identitySummary(s: IdentityStatus, configuredCa: string | undefined): IdentitySummary {
   const out: IdentitySummary = { state: s.state, keyStorage: s.keyStorage, consecutiveFailures: s.consecutiveFailures };
-  const copy = <K extends keyof IdentitySummary & keyof IdentityStatus>(k: K): void => {
+  for (const k of ['reason', 'fix', 'deviceId', 'subject', 'serial', 'notBefore', 'notAfter', 'renewAt', 'lastError', 'nextAttemptAt', 'caUrl'] as const) {
     const v = s[k];
-    if (v !== undefined) (out as Record<K, unknown>)[k] = v;
-  };
-  for (const k of ['reason', 'fix', 'deviceId', 'subject', 'serial', 'notBefore', 'notAfter', 'renewAt', 'lastError', 'nextAttemptAt', 'caUrl'] as const) copy(k);
+    if (v !== undefined) out[k] = v;
+  }
   const note = s.keyStorageNote ?? s.keyStorageWarning;
   if (note !== undefined) out.keyStorageNote = note;
   if (out.caUrl === undefined && configuredCa !== undefined) out.caUrl = configuredCa;

@@ -18,7 +18,7 @@ interface IdentityIO {
  * token, so there the file system's refusal is what answers.
  */
 async function stateAccess(cmd: Command): Promise<{ stateDir: string; socket: string; denied: boolean }> {
-  const [{ locateAgent }, { isPrivileged, machinePaths }, { accessSync, constants }, { resolve }] = await Promise.all([
+  const [{ locateAgent }, { isPrivileged, machinePaths }, fs, path] = await Promise.all([
     import('../config/locate.js'),
     import('../platform/paths.js'),
     import('node:fs'),
@@ -27,9 +27,9 @@ async function stateAccess(cmd: Command): Promise<{ stateDir: string; socket: st
   const g = cmd.optsWithGlobals<GlobalOptions>();
   const where = locateAgent({ ...(g.config === undefined ? {} : { configFile: g.config }), flags: { stateDir: g.stateDir, socket: g.socket } });
   if (process.platform === 'win32' || isPrivileged()) return { ...where, denied: false };
-  let denied = resolve(where.stateDir) === resolve(machinePaths(process.platform as 'linux' | 'darwin').stateDir);
+  let denied = path.resolve(where.stateDir) === path.resolve(machinePaths(process.platform as 'linux' | 'darwin').stateDir);
   try {
-    accessSync(where.stateDir, constants.R_OK | constants.W_OK | constants.X_OK);
+    fs.accessSync(where.stateDir, fs.constants.R_OK | fs.constants.W_OK | fs.constants.X_OK);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') denied = true;
   }

@@ -116,7 +116,7 @@ async function lastKnownStatus(g: GlobalOptions, opts: StatusOptions, socket: st
     rt = await loadRuntime(g, 'cli');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') throw new Error(`${notRunning}; its last state is readable by root only`);
+    if (code === 'EACCES' || code === 'EPERM') throw new Error(`${notRunning}; its last state is readable by root only`, { cause: err });
     throw err;
   }
   const stored = await readStatus(rt.statusFile);

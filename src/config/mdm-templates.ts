@@ -16,6 +16,7 @@ import { WIN32_POLICY_KEY } from './managed-win32.js';
 const EXAMPLE_VALUES: Readonly<Record<string, string>> = {
   stateDir: '/Library/Application Support/Vigil/state',
   logDir: '/Library/Logs/Vigil',
+  'agent.socket': '/var/run/vigil/agent.sock',
   policyFile: '/Library/Application Support/Vigil/policy.json',
   'identity.caUrl': 'https://ca.example.com',
   // SHA-256 of the empty string: recognisably a placeholder, yet well-formed.

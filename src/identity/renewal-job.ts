@@ -141,6 +141,8 @@ export const identityDaemonExtension: DaemonExtension = ({ runtime, scheduler, l
   const manager = daemonIdentityManager(runtime);
   const enroll = silentEnrollment(runtime, manager, logger);
   // Every run may have renewed, enrolled or failed: clients re-read the identity.
-  scheduler.add(renewalJob(manager, { logger, ...(enroll ? { enroll } : {}), onOutcome: () => board.changed() }));
+  scheduler.add(renewalJob(manager, { logger, ...(enroll ? { enroll } : {}), onOutcome: () => {
+    board.changed();
+  } }));
   return Promise.resolve(undefined);
 };

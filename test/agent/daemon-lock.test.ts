@@ -41,7 +41,7 @@ describe.runIf(process.platform !== 'win32' && existsSync(CLI))('daemon lock', (
     const d = daemon(stateDir);
     await started(d);
     const status = JSON.parse((await runCliProcess(['status', '--json', '--state-dir', stateDir], env)).stdout) as { daemon: { running: boolean; pid?: number } };
-    expect(status.daemon).toEqual({ running: true, pid: d.child.pid });
+    expect(status.daemon).toMatchObject({ running: true, pid: d.child.pid });
     expect(await stop(d, 'SIGTERM')).toBe(0);
     expect(sleeper.exitCode).toBeNull();
   }, 40_000);

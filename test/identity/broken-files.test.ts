@@ -154,7 +154,7 @@ describe.skipIf(!existsSync(CLI))('broken keychain-sealed key (gnome-keyring Sec
       const { stdout } = await execFileP('dbus-run-session', ['--', 'sh', '-c', `gnome-keyring-daemon --start --components=secrets >/dev/null; exec ${node}`], {
         cwd: join(here, '..', '..'),
         env: {
-          ...isolatedEnv(home, { VIGIL_IDENTITY_DOMAIN: 'example.com', VIGIL_IDENTITY_RENEW_JITTER: '0' }),
+          ...isolatedEnv(home, { VIGIL_IDENTITY_KEY_STORAGE: 'keychain', VIGIL_IDENTITY_DOMAIN: 'example.com', VIGIL_IDENTITY_RENEW_JITTER: '0' }),
           XDG_RUNTIME_DIR: home,
           VIGIL_TEST_STATE_DIR: stateDir,
           VIGIL_TEST_CA_URL: ca.url,
