@@ -1,4 +1,4 @@
-// `npm run smoke:electron [-- --measure]`: launches the real tray app (dist/electron/main.js --smoke),
+// `npm run smoke:electron [-- --measure]`: starts an agent, then the real tray app (dist/electron/main.js --smoke),
 // which creates the tray, opens the walkthrough, waits for it to render the agent's state, closes it and
 // checks its renderer process is gone. With --measure it also reports the idle footprint.
 // Where Electron's binary is missing (it cannot be downloaded on CI) it says SKIPPED and why: never a
@@ -39,8 +39,10 @@ if (build.status !== 0) {
   process.exit(1);
 }
 
-// A state dir of its own, so the smoke run never meets a developer's running daemon (its pid lock).
+// A state dir of its own, so the smoke run never meets a developer's running daemon (its pid lock). The
+// tray is a client: it needs an agent to talk to, started here on that state dir (and its socket).
 const stateDir = mkdtempSync(join(tmpdir(), 'vigil-smoke-'));
+const agent = spawn(process.execPath, [join('dist', 'src', 'cli', 'main.js'), '--state-dir', stateDir, 'daemon'], { stdio: 'ignore' });
 const args = [join('dist', 'electron', 'main.js'), '--smoke', '--state-dir', stateDir];
 if (measure) args.push('--measure');
 // Chromium refuses to run as root without this; the smoke test is the only place that happens.
@@ -59,6 +61,7 @@ const timer = setTimeout(() => {
 }, 120_000);
 child.on('close', (code) => {
   clearTimeout(timer);
+  agent.kill('SIGTERM');
   const line = out.split('\n').find((l) => l.startsWith('SMOKE '));
   if (!line) {
     console.error(`smoke:electron: FAILED: the app exited (code ${code}) without a SMOKE result`);
