@@ -44,7 +44,9 @@ function errorText(err: unknown): string {
   const e = err as { code?: unknown; message?: unknown; retryAfterMs?: unknown };
   if (e.code === 'rate-limited' && typeof e.retryAfterMs === 'number') return `Checked too often; try again in ${Math.ceil(e.retryAfterMs / 1000)} s.`;
   if (e.code === 'not-running') return 'The Vigil agent is not running, so nothing could be checked.';
-  return `The check could not run: ${typeof e.message === 'string' ? e.message : String(err)}`;
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  // The agent words a failed scan as "the re-check failed: <why>"; the user needs only the why.
+  return `The check could not run: ${e.code === 'failed' ? message.replace(/^the re-check failed: /, '') : message}`;
 }
 
 /**
