@@ -16,9 +16,11 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/vigil-fresh-install.XXXXXX")
 agent=
+ok=
 cleanup() {
   if [ -n "$agent" ]; then kill -TERM -- "-$agent" 2>/dev/null || true; fi
-  rm -rf "$work"
+  # Kept after a failure, for its logs.
+  if [ -n "$ok" ]; then rm -rf "$work"; else echo "fresh-install: logs kept in $work" >&2; fi
 }
 trap cleanup EXIT
 say() { echo "fresh-install: $*"; }
@@ -56,7 +58,7 @@ if ! PATH="$work/bin:$PATH" npm_config_build_from_source=keytar npm install --no
   fail "npm install exited non-zero" "$work/install.log"
 fi
 # Proves the simulation took effect: a keytar that built after all would make this check say nothing.
-if node -e "import('keytar').then(() => process.exit(1), () => process.exit(0))"; then
+if node -e "import('keytar').then(() => process.exit(0), () => process.exit(1))"; then
   fail "keytar loads, so libsecret-1-dev's absence was not simulated" "$work/install.log"
 fi
 say "npm install succeeded without keytar ($((SECONDS - start)) s)"
@@ -81,3 +83,4 @@ sleep 3
 kill -0 "$agent" 2>/dev/null || fail "the daemon exited right after starting" "$work/start.log"
 say "npm start ran the check and started the daemon ($((SECONDS - start)) s)"
 grep -E 'tray unavailable|Access level:|daemon started' "$work/start.log" | sed 's/^/  | /'
+ok=1
