@@ -48,12 +48,17 @@ function keychainError(err: unknown): IdentityError {
  */
 const KEYTAR_MODULE: string = 'keytar';
 
-/** What the user can do about a keytar that will not load, for the platform they are on. */
-export function keytarAdvice(platform: NodeJS.Platform = process.platform): string {
+/**
+ * What the user can do about a keytar that will not load, for the platform they are on. `installed` says whether the
+ * package is there at all: npm removes an optional dependency whose build failed, and then only `npm install` brings it
+ * back (`npm rebuild keytar` reports success and does nothing); a package that is there but whose binding is missing
+ * or broken needs `npm rebuild keytar`.
+ */
+export function keytarAdvice(platform: NodeJS.Platform = process.platform, installed = true): string {
   const orFile = 'or set identity.keyStorage to "file"';
   switch (platform) {
     case 'linux':
-      return `install libsecret-1-dev (Debian/Ubuntu) and run \`npm rebuild keytar\`, ${orFile}`;
+      return `install libsecret-1-dev (Debian/Ubuntu) and run \`${installed ? 'npm rebuild keytar' : 'npm install'}\`, ${orFile}`;
     case 'darwin':
       return `reinstall it with \`npm install\` (building it needs the Xcode command-line tools), ${orFile}`;
     case 'win32':
@@ -63,13 +68,17 @@ export function keytarAdvice(platform: NodeJS.Platform = process.platform): stri
   }
 }
 
+/** Node's ESM loader could not find the keytar package itself (not a file inside it, which is CommonJS's MODULE_NOT_FOUND). */
+function packageMissing(err: unknown): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && err.message.includes(`'${KEYTAR_MODULE}'`);
+}
+
 /** One line: why keytar did not load (the first line of the loader's error; Node appends a require stack) and what to do. */
 export function keytarUnavailable(err: unknown, platform: NodeJS.Platform = process.platform): IdentityError {
   const message = err instanceof Error ? err.message : String(err);
   const why = message.split('\n', 1)[0]?.trim() || 'no reason given';
-  return new IdentityError('keychain', `the keychain library keytar could not be loaded (${why}); ${keytarAdvice(platform)}`, {
-    cause: err,
-  });
+  const advice = keytarAdvice(platform, !packageMissing(err));
+  return new IdentityError('keychain', `the keychain library keytar could not be loaded (${why}); ${advice}`, { cause: err });
 }
 
 function isSecretStore(v: unknown): v is SecretStore {

@@ -46,6 +46,17 @@ describe('keytar is optional: where it cannot load, one line says why and what t
     expect(err.message).toMatch(/^the keychain library keytar could not be loaded \(libsecret-1\.so\.0: cannot open shared object file: No such file or directory\); install libsecret-1-dev/);
   });
 
+  it('on Linux, when npm skipped keytar (its build failed), the advice is `npm install`: `npm rebuild keytar` would do nothing', async () => {
+    const missing = Object.assign(new Error("Cannot find package 'keytar' imported from /app/dist/src/identity/key-storage.js"), {
+      code: 'ERR_MODULE_NOT_FOUND',
+    });
+    const err = await loadError(failing(missing), 'linux');
+    expect(err.message).toBe(
+      "the keychain library keytar could not be loaded (Cannot find package 'keytar' imported from /app/dist/src/identity/key-storage.js); " +
+        'install libsecret-1-dev (Debian/Ubuntu) and run `npm install`, or set identity.keyStorage to "file"',
+    );
+  });
+
   it.each([
     ['darwin', 'reinstall it with `npm install` (building it needs the Xcode command-line tools), or set identity.keyStorage to "file"'],
     ['win32', 'reinstall it with `npm install` (building it needs the Visual Studio C++ build tools), or set identity.keyStorage to "file"'],
