@@ -31,6 +31,8 @@ const IV_LEN = 12;
 const TAG_LEN = 16;
 
 function keychainError(err: unknown): IdentityError {
+  // Already one line with its own advice (keytar failed to load): wrapping it again would repeat it.
+  if (err instanceof IdentityError) return err;
   const why = err instanceof Error ? err.message : String(err);
   return new IdentityError(
     'keychain',
@@ -39,14 +41,69 @@ function keychainError(err: unknown): IdentityError {
   );
 }
 
-/** keytar is a native module: loaded on first use, so file mode and the rest of the agent never need it. */
-export async function keytarStore(): Promise<SecretStore> {
-  try {
-    const mod = (await import('keytar')) as unknown as SecretStore & { default?: SecretStore };
-    return mod.default ?? mod;
-  } catch (err) {
-    throw keychainError(err);
+/**
+ * keytar is an optional dependency (on Linux it compiles against libsecret-1-dev when no prebuilt binary can be
+ * downloaded), so it may be absent. Its name is kept out of a literal import so that the TypeScript build never needs
+ * its typings: `SecretStore` above is the whole interface we rely on, checked at run time below.
+ */
+const KEYTAR_MODULE: string = 'keytar';
+
+/**
+ * What the user can do about a keytar that will not load, for the platform they are on. `installed` says whether the
+ * package is there at all: npm removes an optional dependency whose build failed, and then only `npm install` brings it
+ * back (`npm rebuild keytar` reports success and does nothing); a package that is there but whose binding is missing
+ * or broken needs `npm rebuild keytar`.
+ */
+export function keytarAdvice(platform: NodeJS.Platform = process.platform, installed = true): string {
+  const orFile = 'or set identity.keyStorage to "file"';
+  switch (platform) {
+    case 'linux':
+      return `install libsecret-1-dev (Debian/Ubuntu) and run \`${installed ? 'npm rebuild keytar' : 'npm install'}\`, ${orFile}`;
+    case 'darwin':
+      return `reinstall it with \`npm install\` (building it needs the Xcode command-line tools), ${orFile}`;
+    case 'win32':
+      return `reinstall it with \`npm install\` (building it needs the Visual Studio C++ build tools), ${orFile}`;
+    default:
+      return `reinstall it with \`npm install\`, ${orFile}`;
   }
+}
+
+/** Node's ESM loader could not find the keytar package itself (not a file inside it, which is CommonJS's MODULE_NOT_FOUND). */
+function packageMissing(err: unknown): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && err.message.includes(`'${KEYTAR_MODULE}'`);
+}
+
+/** One line: why keytar did not load (the first line of the loader's error; Node appends a require stack) and what to do. */
+export function keytarUnavailable(err: unknown, platform: NodeJS.Platform = process.platform): IdentityError {
+  const message = err instanceof Error ? err.message : String(err);
+  const why = message.split('\n', 1)[0]?.trim() || 'no reason given';
+  const advice = keytarAdvice(platform, !packageMissing(err));
+  return new IdentityError('keychain', `the keychain library keytar could not be loaded (${why}); ${advice}`, { cause: err });
+}
+
+function isSecretStore(v: unknown): v is SecretStore {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return typeof o.getPassword === 'function' && typeof o.setPassword === 'function' && typeof o.deletePassword === 'function';
+}
+
+/** Loads a module by name; a parameter so tests can make the import fail without uninstalling keytar. */
+export type ModuleLoader = (specifier: string) => Promise<unknown>;
+const importModule: ModuleLoader = (specifier) => import(specifier);
+
+/** keytar is a native module: loaded on first use, so file mode and the rest of the agent never need it. */
+export async function keytarStore(load: ModuleLoader = importModule, platform: NodeJS.Platform = process.platform): Promise<SecretStore> {
+  let mod: unknown;
+  try {
+    mod = await load(KEYTAR_MODULE);
+  } catch (err) {
+    throw keytarUnavailable(err, platform);
+  }
+  // keytar is CommonJS: imported as ESM its functions sit on `default` (and, via Node's export detection, on the namespace).
+  const store = typeof mod === 'object' && mod !== null && 'default' in mod ? mod.default : mod;
+  if (isSecretStore(store)) return store;
+  if (isSecretStore(mod)) return mod;
+  throw keytarUnavailable(new Error('the module does not export getPassword, setPassword and deletePassword'), platform);
 }
 
 export function sealWithDataKey(dataKey: Buffer, pkcs8: Buffer): Buffer {

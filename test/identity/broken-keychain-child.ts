@@ -5,9 +5,11 @@
  */
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import keytar from 'keytar';
-import { DATA_KEY_ACCOUNT } from '../../src/identity/key-storage.js';
+import { DATA_KEY_ACCOUNT, keytarStore } from '../../src/identity/key-storage.js';
 import { runCliProcess, startCliProcess } from '../helpers.js';
+
+// Through the agent's own loader: keytar is optional, and a literal import would need its typings to typecheck.
+const keytar = await keytarStore();
 
 const env = (name: string): string => {
   const v = process.env[name];

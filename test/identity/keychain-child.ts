@@ -2,12 +2,14 @@
  * Runs inside `dbus-run-session` with gnome-keyring (see keychain.test.ts): the identity code with the real
  * keytar against a real Secret Service. Prints one JSON line of observations for the parent to assert on.
  */
-import keytar from 'keytar';
 import { IdentityError } from '../../src/identity/errors.js';
-import { DATA_KEY_ACCOUNT } from '../../src/identity/key-storage.js';
+import { DATA_KEY_ACCOUNT, keytarStore } from '../../src/identity/key-storage.js';
 import { IdentityManager } from '../../src/identity/manager.js';
 import { StaticToken } from '../../src/identity/token.js';
 import { config, currentKeySecret } from './helpers.js';
+
+// Through the agent's own loader: keytar is optional, and a literal import would need its typings to typecheck.
+const keytar = await keytarStore();
 
 const env = (name: string): string => {
   const v = process.env[name];
