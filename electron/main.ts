@@ -19,6 +19,7 @@ import {
   type MenuItemConstructorOptions,
   type NativeImage,
 } from 'electron';
+import electronUpdater from 'electron-updater';
 import { parseTrayArgs } from '../src/ui/args.js';
 import { APP_SCHEME, CONTENT_SECURITY_POLICY, invokeAllowed, resolveAsset, WALKTHROUGH_URL } from '../src/ui/content.js';
 import { IPC, parseInvokeArgs, type InvokeArgs, type InvokeChannel, type InvokeResult } from '../src/ui/ipc.js';
@@ -26,6 +27,7 @@ import type { NotificationDecision } from '../src/ui/notifications.js';
 import { launchSettings } from '../src/ui/settings-launcher.js';
 import { applyLinuxAutostart, startTrayClient, type TrayClient } from '../src/ui/shell.js';
 import type { TrayAction, TrayIconState, TrayMenuItem } from '../src/ui/tray.js';
+import { configureUpdater } from '../src/ui/updates.js';
 import type { WalkthroughModel } from '../src/ui/walkthrough.js';
 
 /*
@@ -120,10 +122,35 @@ async function perform(s: Shell, action: TrayAction): Promise<void> {
       });
       return;
     }
+    case 'restart-to-update':
+      electronUpdater.autoUpdater.quitAndInstall();
+      return;
     case 'quit':
       app.quit();
       return;
   }
+}
+
+/** Packaged, unmanaged installs with a feed only (src/ui/updates.ts says why); checks now and every few hours. */
+function startUpdates(s: Shell): void {
+  const plan = s.client.updates;
+  if (!plan.enabled || !app.isPackaged || args.smoke) {
+    if (!plan.enabled) process.stderr.write(`vigil tray: updates off: ${plan.reason}\n`);
+    return;
+  }
+  const { autoUpdater } = electronUpdater;
+  configureUpdater(autoUpdater, plan);
+  autoUpdater.on('update-downloaded', (info) => {
+    s.client.controller.setUpdateReady(info.version);
+  });
+  autoUpdater.on('error', (err) => {
+    process.stderr.write(`vigil tray: update check failed: ${err.message}\n`);
+  });
+  const check = (): void => {
+    autoUpdater.checkForUpdates().catch(() => undefined);
+  };
+  check();
+  setInterval(check, plan.checkIntervalMs).unref();
 }
 
 function notify(s: Shell, d: NotificationDecision): void {
@@ -347,6 +374,7 @@ async function main(): Promise<void> {
     if (process.platform !== 'darwin') openWalkthrough(s);
   });
   renderTray(s);
+  startUpdates(s);
   if (!args.smoke) {
     await applyStartAtLogin(client.startAtLogin).catch((err: unknown) => {
       process.stderr.write(`vigil tray: cannot register start at login: ${(err as Error).message}\n`);

@@ -13,7 +13,7 @@ import { WIN32_POLICY_KEY } from './managed-win32.js';
  * Values for keys that have no default, so the example profile sets every key and still passes the schema.
  * A new optional key without an entry here makes generation throw rather than silently leave it out.
  */
-const EXAMPLE_VALUES: Readonly<Record<string, string>> = {
+const EXAMPLE_VALUES: Readonly<Record<string, string | boolean>> = {
   stateDir: '/Library/Application Support/Vigil/state',
   logDir: '/Library/Logs/Vigil',
   'agent.socket': '/var/run/vigil/agent.sock',
@@ -24,6 +24,8 @@ const EXAMPLE_VALUES: Readonly<Record<string, string>> = {
   'identity.domain': 'example.com',
   'reporting.controlPlaneUrl': 'https://vigil.example.com:8443',
   'reporting.enrollmentSecretFile': '/Library/Application Support/Vigil/enrollment-secret',
+  'updates.enabled': false,
+  'updates.feedUrl': 'https://vigil.example.com:8443/updates/',
 };
 
 /** Category titles in the Group Policy editor; a section missing here is titled after its key. */
@@ -33,6 +35,7 @@ const SECTION_TITLES: Readonly<Record<string, string>> = {
   'identity.subject': 'Certificate subject',
   reporting: 'Reporting',
   ui: 'Tray app',
+  updates: 'Tray updates',
 };
 
 const WORDS: Readonly<Record<string, string>> = { dir: 'directory', ca: 'CA', url: 'URL', ttl: 'TTL', dns: 'DNS', uris: 'URIs', ms: '(milliseconds)', seconds: '(seconds)', minutes: '(minutes)' };

@@ -3,6 +3,7 @@ import { LOG_LEVELS } from '../logging/levels.js';
 import { identityConfigSchema } from './sections/identity.js';
 import { reportingConfigSchema } from './sections/reporting.js';
 import { uiConfigSchema } from './sections/ui.js';
+import { updatesConfigSchema } from './sections/updates.js';
 
 export const scanConfigSchema = z.strictObject({
   intervalSeconds: z.number().int().min(10).max(86_400).default(300).describe('How often the daemon re-runs the checks.'),
@@ -29,6 +30,7 @@ export const configSchema = z.strictObject({
   identity: identityConfigSchema.prefault({}),
   reporting: reportingConfigSchema.prefault({}),
   ui: uiConfigSchema.prefault({}),
+  updates: updatesConfigSchema.prefault({}),
 });
 
 export type VigilConfig = z.infer<typeof configSchema>;

@@ -7,6 +7,7 @@ import { AGENT_VERSION } from '../version.js';
 import type { TrayArgs } from './args.js';
 import { autostartPath, desktopEntry } from './autostart.js';
 import { TrayController } from './tray-controller.js';
+import { updatePlan, type UpdatePlan } from './updates.js';
 
 /** What the Electron shell needs to run the tray: the controller, and the settings it renders by. */
 export interface TrayClient {
@@ -15,6 +16,7 @@ export interface TrayClient {
   logDir: string;
   socket: string;
   startAtLogin: boolean;
+  updates: UpdatePlan;
   stop(): void;
 }
 
@@ -43,6 +45,7 @@ export async function startTrayClient(args: TrayArgs, locale: () => string): Pro
     logDir: rt.loaded.logDir,
     socket: rt.loaded.socket,
     startAtLogin: ui.startAtLogin,
+    updates: updatePlan(rt.loaded),
     stop: () => {
       connection.stop();
     },

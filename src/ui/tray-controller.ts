@@ -65,6 +65,7 @@ export class TrayController extends EventEmitter<TrayControllerEvents> {
   private walk?: WalkthroughSession;
   private readonly planner: NotificationPlanner;
   private lastPosture?: string;
+  private updateReady?: { version: string };
 
   constructor(private readonly o: TrayControllerOptions) {
     super();
@@ -119,8 +120,15 @@ export class TrayController extends EventEmitter<TrayControllerEvents> {
       ...(!this.connected && this.down ? { agentDown: { hint: this.o.startHint } } : {}),
       checking: this.userScan || (!report && (this.state?.scanning ?? true)),
       allowQuit: this.o.allowQuit,
+      ...(this.updateReady ? { updateReady: this.updateReady } : {}),
       display: this.o.display(),
     });
+  }
+
+  /** electron-updater downloaded and verified a new version: offer "Restart to update". */
+  setUpdateReady(version: string): void {
+    this.updateReady = { version };
+    this.emit('change');
   }
 
   private onState(s: AgentState): void {

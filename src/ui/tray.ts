@@ -11,6 +11,7 @@ export type TrayAction =
   | { kind: 'check-now' }
   | { kind: 'open-logs' }
   | { kind: 'about' }
+  | { kind: 'restart-to-update' }
   | { kind: 'quit' };
 
 export type TrayMenuItem =
@@ -33,6 +34,8 @@ export interface TrayInput {
   agentDown?: { hint: string };
   /** False when managed config forbids quitting: the menu then has no Quit. */
   allowQuit: boolean;
+  /** A tray update is downloaded and verified: the menu offers to restart into it. */
+  updateReady?: { version: string };
   display: DisplayOptions;
 }
 
@@ -137,6 +140,7 @@ export function trayModel(input: TrayInput): TrayModel {
     { type: 'item', id: 'open-logs', label: 'Open logs folder', enabled: true, action: { kind: 'open-logs' } },
     { type: 'item', id: 'about', label: 'About Vigil', enabled: true, action: { kind: 'about' } },
   );
+  if (input.updateReady) menu.push({ type: 'item', id: 'update', label: `Restart to update (${input.updateReady.version})`, enabled: true, action: { kind: 'restart-to-update' } });
   if (input.allowQuit) menu.push({ type: 'item', id: 'quit', label: 'Quit Vigil', enabled: true, action: { kind: 'quit' } });
   return { icon, tooltip: trayTooltip(icon, input), menu };
 }
@@ -153,6 +157,7 @@ function agentDownModel(input: TrayInput, down: { hint: string }): TrayModel {
     { type: 'item', id: 'open-logs', label: 'Open logs folder', enabled: true, action: { kind: 'open-logs' } },
     { type: 'item', id: 'about', label: 'About Vigil', enabled: true, action: { kind: 'about' } },
   ];
+  if (input.updateReady) menu.push({ type: 'item', id: 'update', label: `Restart to update (${input.updateReady.version})`, enabled: true, action: { kind: 'restart-to-update' } });
   if (input.allowQuit) menu.push({ type: 'item', id: 'quit', label: 'Quit Vigil', enabled: true, action: { kind: 'quit' } });
   return { icon: 'offline', tooltip: trayTooltip('offline', input), menu };
 }

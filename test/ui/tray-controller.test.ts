@@ -9,6 +9,8 @@ import { AgentConnection } from '../../src/protocol/local-api-client.js';
 import { invokeAllowed, WALKTHROUGH_URL } from '../../src/ui/content.js';
 import { launchSettings } from '../../src/ui/settings-launcher.js';
 import { TrayController } from '../../src/ui/tray-controller.js';
+import { configureUpdater, updatePlan } from '../../src/ui/updates.js';
+import { configSchema } from '../../src/config/schema.js';
 import { sampleReport } from '../helpers/report.js';
 import { waitFor } from '../helpers.js';
 import { FakeBackend, sampleState } from '../protocol/local-api-fixtures.js';
@@ -119,5 +121,40 @@ describe('what moved out of electron/main.ts', () => {
       ok: false,
       message: 'vigil-no-such-settings-tool is not installed on this device. Follow the steps above instead.',
     });
+  });
+});
+
+describe('tray updates', () => {
+  const loaded = (updates: Record<string, unknown>, managed: string[] = []): Parameters<typeof updatePlan>[0] => ({
+    config: configSchema.parse({ updates }),
+    managed: new Set(managed),
+  });
+
+  it('updates an unmanaged install from its feed, and nothing without one', () => {
+    expect(updatePlan(loaded({ feedUrl: 'https://cp.example.com/updates' }))).toEqual({ enabled: true, feedUrl: 'https://cp.example.com/updates/', checkIntervalMs: 6 * 3_600_000 });
+    expect(updatePlan(loaded({}))).toEqual({ enabled: false, reason: 'no update feed configured (updates.feedUrl)' });
+  });
+
+  it('leaves a managed device to its MDM unless the managed settings turn updates on', () => {
+    expect(updatePlan(loaded({ feedUrl: 'https://cp.example.com/u/' }, ['reporting.controlPlaneUrl']))).toEqual({ enabled: false, reason: 'the device is managed: its MDM updates Vigil' });
+    expect(updatePlan(loaded({ feedUrl: 'https://cp.example.com/u/', enabled: false }, ['updates.enabled']))).toEqual({ enabled: false, reason: 'turned off by managed settings' });
+    expect(updatePlan(loaded({ feedUrl: 'https://cp.example.com/u/', enabled: true }, ['updates.enabled'])).enabled).toBe(true);
+  });
+
+  it('sets electron-updater to a generic feed, background download, no downgrade or prerelease', () => {
+    const feeds: unknown[] = [];
+    const updater = { autoDownload: false, autoInstallOnAppQuit: false, allowDowngrade: true, allowPrerelease: true, setFeedURL: (o: unknown) => void feeds.push(o) };
+    const plan = updatePlan(loaded({ feedUrl: 'https://cp.example.com/u/' }));
+    if (!plan.enabled) throw new Error('expected updates on');
+    configureUpdater(updater, plan);
+    expect(updater).toMatchObject({ autoDownload: true, autoInstallOnAppQuit: true, allowDowngrade: false, allowPrerelease: false });
+    expect(feeds).toEqual([{ provider: 'generic', url: 'https://cp.example.com/u/' }]);
+  });
+
+  it('offers "Restart to update" once a download is verified', async () => {
+    const { tray } = await setup();
+    await waitFor(() => tray.agentState, 5000, 'the first state');
+    tray.setUpdateReady('0.2.0');
+    expect(tray.model().menu.find((m) => m.type === 'item' && m.id === 'update')).toMatchObject({ label: 'Restart to update (0.2.0)', action: { kind: 'restart-to-update' } });
   });
 });
