@@ -16,8 +16,8 @@ export interface NginxOptions {
   keyFile: string;
   /** The step-ca root: the only CA client certificates may chain to. */
   clientRootFile: string;
-  /** The protected application. */
-  upstream: string;
+  /** The protected application: host:port to proxy to, or a directory nginx serves itself (the benchmark). */
+  upstream: string | { root: string };
   /** vigil-authz (host:port); without it, nginx proxies without asking (the benchmark's baseline). */
   authz?: string;
   fixUrl?: string;
@@ -31,6 +31,11 @@ export interface NginxOptions {
 export function nginxConfig(o: NginxOptions): string {
   const tmp = (name: string): string => join(o.dir, 'tmp', name);
   const fix = o.fixUrl ?? '';
+  // Static files are served in the content phase, after auth_request (a `return` would answer before it).
+  const app =
+    typeof o.upstream === 'string'
+      ? 'proxy_http_version 1.1;\n      proxy_set_header Connection "";\n      proxy_pass http://app;'
+      : `root ${o.upstream.root};`;
   const refusal = (reason: string) => `default_type application/json;
       add_header X-Vigil-Deny-Reason ${reason} always;
       add_header X-Vigil-Fix-Url "${fix}" always;
@@ -45,8 +50,8 @@ http {
   uwsgi_temp_path ${tmp('uwsgi')};
   scgi_temp_path ${tmp('scgi')};
 
-  upstream app { server ${o.upstream}; keepalive 32; }
-${o.authz === undefined ? '' : `  upstream vigil_authz { server ${o.authz}; keepalive 32; }\n`}
+${typeof o.upstream === 'string' ? `  upstream app { server ${o.upstream}; keepalive 32; }
+` : ''}${o.authz === undefined ? '' : `  upstream vigil_authz { server ${o.authz}; keepalive 32; }\n`}
   server {
     listen 127.0.0.1:${o.port} ssl;
     ssl_certificate ${o.certFile};
@@ -70,9 +75,7 @@ ${
   o.authz === undefined
     ? `
     location / {
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_pass http://app;
+      ${app}
     }`
     : `
     location / {
@@ -82,9 +85,7 @@ ${
       auth_request_set $vigil_device $upstream_http_x_vigil_device;
       error_page 403 = @vigil_denied;
       proxy_set_header X-Vigil-Device $vigil_device;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_pass http://app;
+      ${app}
     }
 
     location = /_vigil_authz {
