@@ -207,6 +207,45 @@ describe('vigil-authz', () => {
     await waitFor(async () => ((await ask(managed, dev)).reason === 'device-not-managed' ? true : undefined), 5000, 'refused: not managed');
   });
 
+  it('reads every device again when the control plane cannot replay (a reset)', async () => {
+    // A control plane on its own port and database, replaced below by one with a fresh database at the same port.
+    const port = await freePort();
+    const first = await startHarness({ listen: `127.0.0.1:${port}` }, h.pki);
+    const tokenFor = async (x: Harness) =>
+      ((await call(h.pki.rootPem, `${x.cp.url}/v1/admin/tokens`, { body: { scope: 'admin', name: 'reset' }, token: ADMIN_TOKEN })).json as { token: string }).token;
+    const enrollOn = async (x: Harness, id: string): Promise<Issued> => {
+      const secret = (await call(h.pki.rootPem, `${x.cp.url}/v1/admin/secrets`, { body: {}, token: ADMIN_TOKEN })).json as { secret: string };
+      await call(h.pki.rootPem, `${x.cp.url}/v1/enroll`, { body: { protocolVersion: 1, enrollmentSecret: secret.secret, deviceId: id, facts: sampleReport().device } });
+      const tls = await h.pki.device(id);
+      expect((await call(h.pki.rootPem, `${x.cp.url}/v1/reports`, { body: envelope(1), tls })).status).toBe(200);
+      return tls;
+    };
+    // An admin-scoped token works for the authorizer too; the new database will not know it, so the admin token is used.
+    expect(await tokenFor(first)).toMatch(/^vgt_/);
+    const config = authzConfigSchema.parse({ controlPlaneUrl: first.cp.url, caRoot: 'x', tokenFile: 'x', listen: '127.0.0.1:0', maxLagSeconds: 30 });
+    const a = await startAuthz({ config, caRootPem: h.pki.rootPem, token: ADMIN_TOKEN, logger: silentLogger(), minRetryMs: 50, maxRetryMs: 200 });
+    authzs.push(a);
+    const old = await enrollOn(first, 'dev-az-old');
+    await enrollOn(first, 'dev-az-old-2');
+    await waitFor(async () => ((await ask(a, old)).status === 200 ? true : undefined), 5000, 'allowed on the first control plane');
+    const lastSeen = a.follower.status.lastEventId ?? 0;
+    expect(lastSeen).toBeGreaterThan(0);
+    const resyncs = a.follower.status.resyncs;
+    await first.cp.close();
+
+    // The replacement has fewer events than the authorizer has seen: it cannot replay, so it says reset.
+    const second = await startHarness({ listen: `127.0.0.1:${port}` }, h.pki);
+    try {
+      await waitFor(() => (a.follower.status.resyncs > resyncs && a.follower.status.synced ? true : undefined), 10_000, 'a resync after the reset');
+      const fresh = await enrollOn(second, 'dev-az-new');
+      await waitFor(async () => ((await ask(a, fresh)).status === 200 ? true : undefined), 10_000, 'the device of the new control plane to be allowed');
+      // The device list was replaced, not merged: a device only the old control plane knew is gone.
+      expect((await ask(a, old)).reason).toBe('device-unknown');
+    } finally {
+      await second.cp.close();
+    }
+  }, 40_000);
+
   // Last: it restarts the control plane.
   it('fails closed once the control plane has been out of reach past the bound, or answers last-known for a grace', async () => {
     const closed = await newAuthz({ maxLagSeconds: 1 });
