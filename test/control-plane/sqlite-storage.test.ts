@@ -185,6 +185,33 @@ describe('SqliteStorage', () => {
     after.close();
   });
 
+  it('migrates a schema 4 database: devices keep their data and gain posture and announced attributes; API tokens work', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
+    const s4 = new SqliteStorage(dir);
+    await s4.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
+    await s4.ingestReport(report(1));
+    await s4.announce('dev-s1', 'full', 'active', 'attrs', { device: 'dev-s1', previous: null, current: 'full', compliant: true, state: 'active', cause: 'report', at: new Date(1000).toISOString() });
+    await s4.close();
+    // What schema 4 had: no api_tokens, no posture or announced_attrs on devices.
+    const db = new Database(join(dir, 'control-plane.sqlite'));
+    db.exec("DROP TABLE api_tokens; ALTER TABLE devices DROP COLUMN posture; ALTER TABLE devices DROP COLUMN announced_attrs; UPDATE meta SET value = '4' WHERE key = 'schema'");
+    db.close();
+
+    const s = new SqliteStorage(dir);
+    expect(await s.getDevice('dev-s1')).toMatchObject({ lastSeq: 1, accessLevel: 'full', cert, announcedLevel: 'full', posture: null, announcedAttrs: null });
+    // The next report stores what gateways need of the OS and management.
+    await s.ingestReport(report(2));
+    expect((await s.getDevice('dev-s1'))?.posture).toMatchObject({ os: { platform: 'linux' }, managed: false });
+    await s.createApiToken({ id: '0123456789abcdef', hash: Buffer.alloc(32, 1), scope: 'gateway', name: 'gw', createdAt: 5 });
+    expect(await s.revokeApiToken('0123456789abcdef', 6)).toBe(true);
+    expect(await s.revokeApiToken('0123456789abcdef', 7)).toBe(false);
+    expect(await s.listApiTokens()).toEqual([{ id: '0123456789abcdef', hash: Buffer.alloc(32, 1), scope: 'gateway', name: 'gw', createdAt: 5, revokedAt: 6 }]);
+    await s.close();
+    const after = new Database(join(dir, 'control-plane.sqlite'), { readonly: true });
+    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('5');
+    after.close();
+  });
+
   it('refuses a database from a newer control plane, and leaves it as it was', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
     await new SqliteStorage(dir).close();
