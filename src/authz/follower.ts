@@ -119,6 +119,8 @@ export class Follower {
       headers: { ...this.headers(), accept: 'text/event-stream', ...(last === null ? {} : { 'last-event-id': String(last) }) },
     });
     this.req = req;
+    // A control plane that accepts the connection but never answers must not hold us here: same bound as silence.
+    this.armIdle();
     req.on('response', (res) => {
       if (this.req !== req) {
         res.destroy();
@@ -324,7 +326,7 @@ export class Follower {
   private armIdle(): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      this.drop(`the event stream was silent for ${Math.round(this.o.idleMs / 1000)} s`);
+      this.drop(`the event stream was silent for ${Math.round(this.o.idleMs / 100) / 10} s`);
     }, this.o.idleMs);
     this.idleTimer.unref();
   }

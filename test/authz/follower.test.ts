@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:https';
 import type { ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Follower } from '../../src/authz/follower.js';
 import { DeviceTable } from '../../src/authz/state.js';
@@ -85,6 +85,32 @@ describe('Follower', () => {
       expect(f.status.resyncs).toBe(3);
     } finally {
       f.stop();
+    }
+  });
+
+  it('gives up on a control plane that accepts the connection but never answers, and keeps trying', async () => {
+    const sockets: Socket[] = [];
+    const mute = createTcpServer((sock) => sockets.push(sock));
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+    const f = new Follower({
+      controlPlaneUrl: `https://localhost:${(mute.address() as AddressInfo).port}`,
+      caRootPem: pki.rootPem,
+      token: 'vgt_x',
+      logger: silentLogger(),
+      table: new DeviceTable(),
+      idleMs: 300,
+      minRetryMs: 50,
+      maxRetryMs: 50,
+    });
+    f.start();
+    try {
+      await waitFor(() => (sockets.length >= 2 ? true : undefined), 5000, 'a second attempt');
+      expect(f.status.lastError).toBe('the event stream was silent for 0.3 s');
+      expect(f.status.everSynced).toBe(false);
+    } finally {
+      f.stop();
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => mute.close(r));
     }
   });
 
