@@ -3,11 +3,11 @@ import { readFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { Command, Option } from 'commander';
 import { createLogger } from '../logging/logger.js';
-import { secretCreateRequestSchema } from '../protocol/admin.js';
+import { API_TOKEN_SCOPES, apiTokenCreateRequestSchema, secretCreateRequestSchema } from '../protocol/admin.js';
 import { formatZodError, loadConfigFile, parseListen, serveCommandSchema } from './config.js';
 import { parseDurationSeconds } from './duration.js';
 import { startControlPlane } from './server.js';
-import { createEnrollmentSecret, ControlPlaneService } from './service.js';
+import { apiTokenInfo, createApiToken, createEnrollmentSecret, ControlPlaneService } from './service.js';
 import { SqliteStorage } from './sqlite-storage.js';
 
 /** Commander gives camelCase keys for flags that were set; those override the config file. */
@@ -106,6 +106,72 @@ secret
     const storage = new SqliteStorage(await dataDirFrom(flags));
     try {
       if (!(await storage.revokeSecret(id))) throw new Error(`no enrollment secret ${id}`);
+    } finally {
+      await storage.close();
+    }
+  });
+
+const token = program
+  .command('token')
+  .description('manage API tokens: admin (everything) or gateway (read-only: events, devices, decisions; for vigil-authz)');
+
+token
+  .command('create')
+  .description('create an API token and print it (only its hash is kept)')
+  .option('--config <file>')
+  .option('--data-dir <dir>')
+  .addOption(new Option('--scope <scope>', 'what the token may do').choices([...API_TOKEN_SCOPES]).makeOptionMandatory())
+  .requiredOption('--name <text>', 'who or what uses it, e.g. the gateway host')
+  .option('--json', 'print JSON')
+  .action(async (flags: { config?: string; dataDir?: string; scope: string; name: string; json?: boolean }) => {
+    const req = apiTokenCreateRequestSchema.safeParse({ scope: flags.scope, name: flags.name });
+    if (!req.success) throw new Error(formatZodError(req.error));
+    const storage = new SqliteStorage(await dataDirFrom(flags));
+    try {
+      const created = await createApiToken(storage, req.data, Date.now());
+      if (flags.json) process.stdout.write(`${JSON.stringify(created)}\n`);
+      else {
+        process.stdout.write(`${created.token}\n`);
+        process.stderr.write(`token ${created.id} (${created.scope}, "${created.name}"). It is not shown again.\n`);
+      }
+    } finally {
+      await storage.close();
+    }
+  });
+
+token
+  .command('list')
+  .description('list API tokens (never their values)')
+  .option('--config <file>')
+  .option('--data-dir <dir>')
+  .option('--json', 'print JSON')
+  .action(async (flags: { config?: string; dataDir?: string; json?: boolean }) => {
+    const storage = new SqliteStorage(await dataDirFrom(flags));
+    try {
+      const tokens = (await storage.listApiTokens()).map(apiTokenInfo);
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ tokens }, null, 2)}\n`);
+        return;
+      }
+      const rows = [['ID', 'SCOPE', 'NAME', 'CREATED', 'REVOKED'], ...tokens.map((t) => [t.id, t.scope, t.name, t.createdAt, t.revokedAt ?? '-'])];
+      const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+      for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()}\n`);
+    } finally {
+      await storage.close();
+    }
+  });
+
+token
+  .command('revoke <id>')
+  .description('revoke an API token: refused at once; a running server also ends its event streams within a minute')
+  .option('--config <file>')
+  .option('--data-dir <dir>')
+  .action(async (id: string, flags: { config?: string; dataDir?: string }) => {
+    if (!/^[0-9a-f]{16}$/.test(id)) throw new Error(`token revoke ${id}: expected the 16-hex-digit ID that token list shows`);
+    const storage = new SqliteStorage(await dataDirFrom(flags));
+    try {
+      if (!(await storage.revokeApiToken(id, Date.now()))) throw new Error(`no API token ${id} that is not already revoked`);
+      process.stdout.write(`token ${id}: revoked\n`);
     } finally {
       await storage.close();
     }

@@ -5,7 +5,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.js';
 import type { Policy } from '../policy/schema.js';
-import { secretCreateRequestSchema, type AccessLevelEvent, type CertInfo } from '../protocol/admin.js';
+import { apiTokenCreateRequestSchema, secretCreateRequestSchema, type AccessLevelEvent, type CertInfo } from '../protocol/admin.js';
 import { enrollRequestSchema, identityRevokedSchema, PROTOCOL_VERSION, type ErrorCode } from '../protocol/wire.js';
 import { certInfo, deviceIdFromCertificate } from './cert-identity.js';
 import type { ServerCredentials } from './cert-source.js';
@@ -13,14 +13,22 @@ import type { EventHub } from './events.js';
 import type { RateLimiter } from './rate-limit.js';
 import { inflateBody, issuesMessage, type ReportSummary } from './report-decoder.js';
 import { ReportDecoderPool } from './report-decoder-pool.js';
-import { tokensEqual } from './secrets.js';
+import { apiTokenId, secretMatches, tokensEqual } from './secrets.js';
 import { ControlPlaneError, type ControlPlaneService, type EnrollProof } from './service.js';
 import type { StoredDevice } from './storage.js';
 
-/** Who may call a route. Every route names one; a route without it is refused (fail closed). */
-export type AuthMode = 'none' | 'device' | 'admin' | 'device-or-admin';
+/**
+ * Who may call a route. Every route names one; a route without it is refused (fail closed). `gateway`: an
+ * admin, or a gateway-scoped API token (what an authorizer beside a gateway reads: events, devices,
+ * decisions). `device-or-gateway`: either of those or a device certificate.
+ */
+export type AuthMode = 'none' | 'device' | 'admin' | 'gateway' | 'device-or-admin' | 'device-or-gateway';
 
-export type Principal = { kind: 'admin' } | { kind: 'device'; device: StoredDevice; cert: CertInfo };
+/** `tokenId`: the API token used (null for the configured admin token), so its streams end when it is revoked. */
+export type Principal =
+  | { kind: 'admin'; tokenId: string | null }
+  | { kind: 'gateway'; tokenId: string }
+  | { kind: 'device'; device: StoredDevice; cert: CertInfo };
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -103,6 +111,27 @@ export function buildApp(o: HttpOptions) {
   const streams = new Set<() => void>();
   const policyCache = new WeakMap<Policy, { etag: string; body: string }>();
   const pingMs = o.ssePingMs ?? 15_000;
+  /** Open event streams per API token, ended when the token is revoked through this server. */
+  const tokenStreams = new Map<string, Set<() => void>>();
+  const trackTokenStream = (tokenId: string, end: () => void): (() => void) => {
+    let set = tokenStreams.get(tokenId);
+    if (!set) tokenStreams.set(tokenId, (set = new Set()));
+    set.add(end);
+    // A token revoked by the CLI, on the database directly, is noticed within a minute.
+    const check = setInterval(() => {
+      void o.service.apiToken(tokenId).then(
+        (t) => {
+          if (t === null || t.revokedAt !== null) end();
+        },
+        () => undefined,
+      );
+    }, 60_000);
+    return () => {
+      clearInterval(check);
+      set.delete(end);
+      if (set.size === 0) tokenStreams.delete(tokenId);
+    };
+  };
 
   // Certificates are per connection; keep-alive clients send many requests over one.
   const peerOf = (socket: TLSSocket): PeerInfo => {
@@ -121,21 +150,37 @@ export function buildApp(o: HttpOptions) {
     return p;
   };
 
-  const authAdmin = (req: FastifyRequest, reply: FastifyReply): boolean => {
+  /**
+   * The bearer token's principal: the configured admin token, or a stored API token that is not revoked. Null
+   * without a bearer token; a wrong one throws (and counts against the address).
+   */
+  const authToken = async (req: FastifyRequest, reply: FastifyReply): Promise<(Principal & { kind: 'admin' | 'gateway' }) | null> => {
     const h = req.headers.authorization;
-    if (h?.startsWith('Bearer ') !== true) return false;
+    if (h?.startsWith('Bearer ') !== true) return null;
     // Checked before the token, so that an address guessing tokens learns nothing while it waits.
     const wait = o.adminFailureLimiter.wait(req.ip);
     if (wait > 0) {
       void reply.header('retry-after', String(wait));
       throw fail(429, 'rate-limited', `too many wrong admin tokens from ${req.ip}; retry in ${wait} s`);
     }
-    if (!tokensEqual(h.slice(7).trim(), o.adminToken)) {
-      o.adminFailureLimiter.take(req.ip);
-      o.logger.warn('wrong admin token', { component: 'control-plane', ip: req.ip, url: req.url });
-      throw fail(401, 'unauthorized', 'the admin token is not valid');
+    const given = h.slice(7).trim();
+    if (tokensEqual(given, o.adminToken)) return { kind: 'admin', tokenId: null };
+    const id = apiTokenId(given);
+    const stored = id === null ? null : await o.service.apiToken(id);
+    if (stored && stored.revokedAt === null && secretMatches(given, stored.hash)) {
+      return stored.scope === 'admin' ? { kind: 'admin', tokenId: stored.id } : { kind: 'gateway', tokenId: stored.id };
     }
-    return true;
+    o.adminFailureLimiter.take(req.ip);
+    // The token itself is never logged; its public id is, when it has one.
+    o.logger.warn(stored?.revokedAt != null ? 'revoked API token' : 'wrong admin token', { component: 'control-plane', ip: req.ip, url: req.url, tokenId: id });
+    throw fail(401, 'unauthorized', stored?.revokedAt != null ? 'the API token was revoked' : 'the admin token is not valid');
+  };
+
+  const needToken = async (req: FastifyRequest, reply: FastifyReply, gatewayOk: boolean): Promise<Principal> => {
+    const p = await authToken(req, reply);
+    if (p === null) throw fail(401, 'unauthorized', 'Authorization: Bearer <admin token> required');
+    if (p.kind === 'gateway' && !gatewayOk) throw fail(403, 'forbidden', 'a gateway token may only read events, devices and decisions');
+    return p;
   };
 
   const authDevice = async (req: FastifyRequest): Promise<Principal> => {
@@ -178,14 +223,15 @@ export function buildApp(o: HttpOptions) {
       case 'none':
         return;
       case 'admin':
-        if (!authAdmin(req, reply)) throw fail(401, 'unauthorized', 'Authorization: Bearer <admin token> required');
-        req.principal = { kind: 'admin' };
+      case 'gateway':
+        req.principal = await needToken(req, reply, mode === 'gateway');
         return;
       case 'device':
         req.principal = await authDevice(req);
         return;
       case 'device-or-admin':
-        req.principal = req.headers.authorization !== undefined && authAdmin(req, reply) ? { kind: 'admin' } : await authDevice(req);
+      case 'device-or-gateway':
+        req.principal = req.headers.authorization !== undefined ? await needToken(req, reply, mode === 'device-or-gateway') : await authDevice(req);
         return;
       case undefined:
         throw fail(403, 'forbidden', 'route has no access rule');
@@ -356,7 +402,7 @@ export function buildApp(o: HttpOptions) {
     return reply.type('application/json').send(cached.body);
   });
 
-  app.get('/v1/decision/:id', { config: { auth: 'device-or-admin' } }, async (req) => {
+  app.get('/v1/decision/:id', { config: { auth: 'device-or-gateway' } }, async (req) => {
     const { id } = parse(idParams, req.params);
     // A device may read its own decision; other devices' posture is for admins and gateways.
     if (req.principal?.kind === 'device' && req.principal.device.id !== id) {
@@ -367,11 +413,16 @@ export function buildApp(o: HttpOptions) {
 
   // ---- admin ----
 
-  app.get('/v1/events', { config: { auth: 'admin' } }, (req, reply) => {
+  app.get('/v1/events', { config: { auth: 'gateway' } }, (req, reply) => {
     let unsubscribe = (): void => undefined;
+    let untrack = (): void => undefined;
     const stream = openSse(req, reply, () => {
       unsubscribe();
+      untrack();
     });
+    const p = req.principal;
+    const tokenId = p?.kind === 'admin' || p?.kind === 'gateway' ? p.tokenId : null;
+    if (tokenId !== null) untrack = trackTokenStream(tokenId, stream.end);
     const header = req.headers['last-event-id'];
     const last = typeof header === 'string' && /^\d{1,15}$/.test(header.trim()) ? Number(header) : null;
     if (last === null) {
@@ -412,7 +463,7 @@ export function buildApp(o: HttpOptions) {
     );
   });
 
-  app.get('/v1/admin/devices', { config: { auth: 'admin' } }, async () => ({ devices: await o.service.listDevices() }));
+  app.get('/v1/admin/devices', { config: { auth: 'gateway' } }, async () => ({ devices: await o.service.listDevices() }));
 
   app.get('/v1/admin/devices/:id', { config: { auth: 'admin' } }, async (req) => o.service.deviceDetail(parse(idParams, req.params).id));
 
@@ -454,6 +505,21 @@ export function buildApp(o: HttpOptions) {
   });
 
   app.put('/v1/admin/policy', { config: { auth: 'admin' } }, async (req) => o.service.setPolicy(req.body));
+
+  app.get('/v1/admin/tokens', { config: { auth: 'admin' } }, async () => ({ tokens: await o.service.listApiTokens() }));
+
+  app.post('/v1/admin/tokens', { config: { auth: 'admin' } }, async (req, reply) => {
+    const created = await o.service.createApiToken(parse(apiTokenCreateRequestSchema, req.body ?? {}));
+    return reply.code(201).header('cache-control', 'no-store').send(created);
+  });
+
+  app.delete('/v1/admin/tokens/:id', { config: { auth: 'admin' } }, async (req, reply) => {
+    const { id } = parse(idParams, req.params);
+    await o.service.revokeApiToken(id);
+    // A revoked token's event streams end now, not at the next reconnect.
+    for (const end of [...(tokenStreams.get(id) ?? [])]) end();
+    return reply.code(204).send();
+  });
 
   return app;
 }

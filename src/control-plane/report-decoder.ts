@@ -37,6 +37,8 @@ export interface ReportSummary {
   generatedAt: string;
   /** The platform the report says it comes from; the server also expects the checks of the enrolled one. */
   platform: Platform;
+  /** The OS the report names, for gateways' OS rules. */
+  os: { id: string; name: string; version: string | null };
   results: EvaluatedResult[];
 }
 
@@ -48,6 +50,7 @@ function summarize(env: z.infer<typeof ingestEnvelopeSchema>): ReportSummary {
     ...(env.inResponseTo === undefined ? {} : { inResponseTo: env.inResponseTo }),
     generatedAt: env.report.generatedAt,
     platform: env.report.device.platform,
+    os: { id: env.report.device.os.id, name: env.report.device.os.name, version: env.report.device.os.version },
     results: env.report.results.map((r) => ({ id: r.id, title: r.title, status: r.status, ...(r.reason === undefined ? {} : { reason: r.reason }) })),
   };
 }

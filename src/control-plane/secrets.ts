@@ -20,6 +20,23 @@ export function generateSecret(): GeneratedSecret {
   return { id, secret, hash: hashSecret(secret) };
 }
 
+/**
+ * API tokens look like `vgt_<id>_<random>`, made and stored the same way as enrollment secrets (SHA-256 of
+ * 256 random bits). The id is public: it names the token in `token list` and `token revoke`.
+ */
+const TOKEN_RE = /^vgt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+
+export function generateApiToken(): GeneratedSecret {
+  const id = randomBytes(8).toString('hex');
+  const secret = `vgt_${id}_${randomBytes(32).toString('base64url')}`;
+  return { id, secret, hash: hashSecret(secret) };
+}
+
+/** The id part of a well-formed API token, or null (then it may still be the configured admin token). */
+export function apiTokenId(token: string): string | null {
+  return TOKEN_RE.exec(token)?.[1] ?? null;
+}
+
 export function hashSecret(secret: string): Buffer {
   return createHash('sha256').update(secret, 'utf8').digest();
 }

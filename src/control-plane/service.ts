@@ -9,8 +9,12 @@ import type { Platform } from '../posture/types.js';
 import defaultPolicyJson from '../policy/default-policy.json' with { type: 'json' };
 import type {
   AccessLevelEvent,
+  ApiTokenCreateRequest,
+  ApiTokenInfo,
   CertInfo,
   DecisionDocument,
+  DeviceOs,
+  DevicePosture,
   DeviceState,
   DeviceSummary,
   SecretCreateRequest,
@@ -32,8 +36,8 @@ import type { EventHub } from './events.js';
 import type { ReportSummary } from './report-decoder.js';
 import { mintOtt, type ProvisionerKey } from './ott.js';
 import type { RateLimiter } from './rate-limit.js';
-import { generateSecret, secretId, secretMatches } from './secrets.js';
-import type { Storage, StoredDevice, StoredEvent, StoredReportMeta, StoredSecret } from './storage.js';
+import { generateApiToken, generateSecret, secretId, secretMatches } from './secrets.js';
+import type { Storage, StoredApiToken, StoredDevice, StoredEvent, StoredReportMeta, StoredSecret } from './storage.js';
 
 /** An error the HTTP layer turns into `{error, message}` with this status. */
 export class ControlPlaneError extends Error {
@@ -98,6 +102,22 @@ export interface Effective {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** The check whose pass means the device is managed by the organisation (MDM). */
+const MDM_CHECK = 'mdm-enrolled';
+
+/** The OS a device runs: from its latest report, else from what it enrolled with. */
+export function osOf(d: StoredDevice): DeviceOs {
+  return d.posture?.os ?? { platform: d.facts.platform, id: d.facts.os.id, name: d.facts.os.name, version: d.facts.os.version };
+}
+
+/**
+ * What gateways are told of besides the level: the certificate (they accept the current one only), the OS and
+ * the managed flag. A change to any of them is announced like a change of level.
+ */
+export function gatewayAttrs(d: StoredDevice): string {
+  return JSON.stringify([d.cert?.fingerprint_sha256 ?? null, d.cert?.serial ?? null, osOf(d), d.posture?.managed ?? false]);
+}
 
 export function effectiveOf(d: StoredDevice, maxReportAgeSeconds: number, now: number): Effective {
   let state: DeviceState;
@@ -311,6 +331,10 @@ export class ControlPlaneService {
     }
     const { accessLevel } = evaluate(this.policy, env.results, this.platformsOf(device, env.platform));
     const receivedAt = this.now();
+    const posture: DevicePosture = {
+      os: { platform: env.platform, ...env.os },
+      managed: env.results.some((r) => r.id === MDM_CHECK && r.status === 'pass'),
+    };
     const res = await this.o.storage.ingestReport({
       reportId: env.reportId,
       deviceId: device.id,
@@ -321,6 +345,7 @@ export class ControlPlaneService {
       cert,
       answersRecheck: env.inResponseTo ?? null,
       generatedAt: env.generatedAt,
+      posture,
       body,
     });
     let current = device;
@@ -346,6 +371,7 @@ export class ControlPlaneService {
         ...device,
         lastSeen: Math.max(device.lastSeen ?? 0, receivedAt),
         cert,
+        posture,
         droppedReports: device.droppedReports + env.dropped,
         seqAnomalies: device.seqAnomalies + (res.seqAnomaly ? 1 : 0),
         ...(res.becameLatest ? { lastSeq: env.seq, accessLevel } : {}),
@@ -379,17 +405,24 @@ export class ControlPlaneService {
 
   private async announce(d: StoredDevice, cause: AccessLevelEvent['cause']): Promise<void> {
     const e = this.effective(d);
-    if (e.level === d.announcedLevel && e.state === d.announcedState) return;
+    const attrs = gatewayAttrs(d);
+    const levelChanged = e.level !== d.announcedLevel || e.state !== d.announcedState;
+    if (!levelChanged && attrs === d.announcedAttrs) return;
     const event: AccessLevelEvent = {
       device: d.id,
       previous: d.announcedLevel,
       current: e.level,
       compliant: e.compliant,
       state: e.state,
-      cause: e.state === 'stale' ? 'stale' : cause,
+      // Only reports and enrollments change the certificate, OS or management (and an upgrade to schema 5, whose
+      // first sweep announces them once): the sweep's "stale" would mislabel such an event.
+      cause: e.state === 'stale' && levelChanged ? 'stale' : levelChanged ? cause : cause === 'stale' ? 'report' : cause,
       at: iso(this.now()),
+      cert: d.cert,
+      os: osOf(d),
+      managed: d.posture?.managed ?? false,
     };
-    this.o.hub.publishAccess(await this.o.storage.announce(d.id, e.level, e.state, event), event);
+    this.o.hub.publishAccess(await this.o.storage.announce(d.id, e.level, e.state, attrs, event), event);
     if (e.level !== d.announcedLevel) {
       this.o.logger.info('access level changed', { component: 'control-plane', device: d.id, from: d.announcedLevel, to: e.level, state: e.state });
     }
@@ -434,6 +467,8 @@ export class ControlPlaneService {
         state: e.state,
         checks,
         cert: d.cert,
+        os: osOf(d),
+        managed: d.posture?.managed ?? false,
         last_seen: d.lastSeen === null ? null : iso(d.lastSeen),
         policy_version: this.policy.version,
       },
@@ -467,6 +502,9 @@ export class ControlPlaneService {
       droppedReports: d.droppedReports,
       seqAnomalies: d.seqAnomalies,
       revokedReason: d.revokedAt === null ? null : d.revokedReason,
+      cert: d.cert,
+      os: osOf(d),
+      managed: d.posture?.managed ?? false,
     };
   }
 
@@ -640,6 +678,40 @@ export class ControlPlaneService {
   async revokeSecret(id: string): Promise<void> {
     if (!(await this.o.storage.revokeSecret(id))) throw new ControlPlaneError(404, 'not-found', `no enrollment secret ${id}`);
   }
+
+  async createApiToken(req: ApiTokenCreateRequest): Promise<ApiTokenInfo & { token: string }> {
+    const created = await createApiToken(this.o.storage, req, this.now());
+    this.o.logger.info('API token created', { component: 'control-plane', tokenId: created.id, scope: created.scope, name: created.name });
+    return created;
+  }
+
+  /** The stored token with this id, for authentication (the HTTP layer compares the hash). */
+  apiToken(id: string): Promise<StoredApiToken | null> {
+    return this.o.storage.getApiToken(id);
+  }
+
+  async listApiTokens(): Promise<ApiTokenInfo[]> {
+    return (await this.o.storage.listApiTokens()).map(apiTokenInfo);
+  }
+
+  async revokeApiToken(id: string): Promise<void> {
+    if (!(await this.o.storage.revokeApiToken(id, this.now()))) {
+      throw new ControlPlaneError(404, 'not-found', `no API token ${id} that is not already revoked`);
+    }
+    this.o.logger.warn('API token revoked', { component: 'control-plane', tokenId: id });
+  }
+}
+
+/** Shared by the admin API and `vigil-control-plane token create`, which works on the database directly. */
+export async function createApiToken(storage: Storage, req: ApiTokenCreateRequest, now: number): Promise<ApiTokenInfo & { token: string }> {
+  const g = generateApiToken();
+  const rec = { id: g.id, hash: g.hash, scope: req.scope, name: req.name, createdAt: now };
+  await storage.createApiToken(rec);
+  return { ...apiTokenInfo({ ...rec, revokedAt: null }), token: g.secret };
+}
+
+export function apiTokenInfo(t: StoredApiToken): ApiTokenInfo {
+  return { id: t.id, name: t.name, scope: t.scope, createdAt: iso(t.createdAt), revokedAt: t.revokedAt === null ? null : iso(t.revokedAt) };
 }
 
 /** Shared by the admin API and `vigil-control-plane secret create`, which works on the database directly. */

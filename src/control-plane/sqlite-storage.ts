@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { ACCESS_LEVELS, policySchema, type AccessLevel, type Policy } from '../policy/schema.js';
-import type { AccessLevelEvent, CertInfo } from '../protocol/admin.js';
+import type { AccessLevelEvent, ApiTokenScope, CertInfo, DevicePosture } from '../protocol/admin.js';
 import { postureReportSchema, type DeviceFacts } from '../protocol/report.js';
 import type {
   ConsumeOutcome,
@@ -14,7 +14,9 @@ import type {
   NewReservation,
   StoredEvent,
   NewSecret,
+  NewApiToken,
   Storage,
+  StoredApiToken,
   StoredDevice,
   StoredReport,
   StoredReportMeta,
@@ -34,8 +36,11 @@ import type { CheckpointerData, CheckpointerRequest } from './wal-checkpointer-w
  * revoked, and whether an admin allowed re-enrollment; access-level events are kept in `events`, so a stream
  * consumer resumes across restarts; an enrollment holds a use of its secret (`reservations`) until the device
  * first presents its certificate, so a failed enrollment spends nothing and leaves no device behind.
+ * 5: scoped bearer tokens (`api_tokens`, SHA-256 only); devices keep the OS and managed flag of their latest
+ * report (`posture`) and what was last announced of their certificate, OS and management (`announced_attrs`),
+ * so that gateways following the event stream learn of a renewed certificate or an OS upgrade.
  */
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 const REPORTS_TABLE = `(
   report_id TEXT NOT NULL, device_id TEXT NOT NULL, seq INTEGER NOT NULL, generated_at TEXT NOT NULL,
@@ -50,6 +55,12 @@ const DEVICE_COLUMNS_V4: Record<string, string> = {
   revoked_reason: 'TEXT',
   revoked_serial: 'TEXT',
   reenroll_allowed: 'INTEGER NOT NULL DEFAULT 0',
+};
+
+/** Device columns added by schema 5. */
+const DEVICE_COLUMNS_V5: Record<string, string> = {
+  posture: 'TEXT',
+  announced_attrs: 'TEXT',
 };
 
 /** Rebuilds a schema 1 or 2 reports table (report_id primary key) as schema 3. */
@@ -73,7 +84,11 @@ CREATE TABLE IF NOT EXISTS devices (
   last_seen INTEGER, last_seq INTEGER, access_level TEXT, cert TEXT, dropped INTEGER NOT NULL DEFAULT 0,
   announced_level TEXT, announced_state TEXT, recheck_id TEXT, recheck_at INTEGER, latest_report_id TEXT,
   prev_seq INTEGER, seq_anomalies INTEGER NOT NULL DEFAULT 0, revoked_reason TEXT, revoked_serial TEXT,
-  reenroll_allowed INTEGER NOT NULL DEFAULT 0
+  reenroll_allowed INTEGER NOT NULL DEFAULT 0, posture TEXT, announced_attrs TEXT
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+  id TEXT PRIMARY KEY, hash BLOB NOT NULL, scope TEXT NOT NULL, name TEXT NOT NULL, created_at INTEGER NOT NULL,
+  revoked_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reservations (
@@ -117,6 +132,23 @@ interface DeviceRow {
   revoked_reason: string | null;
   revoked_serial: string | null;
   reenroll_allowed: number;
+  posture: string | null;
+  announced_attrs: string | null;
+}
+
+interface ApiTokenRow {
+  id: string;
+  hash: Buffer;
+  scope: string;
+  name: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+function toApiToken(r: ApiTokenRow): StoredApiToken {
+  // Written only by createApiToken from a validated scope; anything else grants the least.
+  const scope: ApiTokenScope = r.scope === 'admin' ? 'admin' : 'gateway';
+  return { id: r.id, hash: r.hash, scope, name: r.name, createdAt: r.created_at, revokedAt: r.revoked_at };
 }
 
 interface Ingested extends IngestOutcome {
@@ -175,6 +207,8 @@ function toDevice(r: DeviceRow): StoredDevice {
     revokedReason: r.revoked_reason,
     revokedSerial: r.revoked_serial,
     reenrollAllowed: r.reenroll_allowed !== 0,
+    posture: r.posture === null ? null : (JSON.parse(r.posture) as DevicePosture),
+    announcedAttrs: r.announced_attrs,
   };
 }
 
@@ -307,7 +341,7 @@ export class SqliteStorage implements Storage {
       revokeSecret: db.prepare('UPDATE secrets SET revoked = 1 WHERE id = ?'),
       enroll: db.prepare(`INSERT INTO devices (id, facts, enrolled_at, secret_id) VALUES (@id, @facts, @now, @secretId)
         ON CONFLICT (id) DO UPDATE SET facts = @facts, enrolled_at = @now, secret_id = @secretId, last_seq = NULL, prev_seq = NULL,
-          reenroll_allowed = 0, last_seen = NULL, access_level = NULL, latest_report_id = NULL, cert = NULL,
+          reenroll_allowed = 0, last_seen = NULL, access_level = NULL, latest_report_id = NULL, cert = NULL, posture = NULL,
           revoked_serial = COALESCE(@refuseSerial, revoked_serial)`),
       getDevice: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?'),
       dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
@@ -317,7 +351,7 @@ export class SqliteStorage implements Storage {
         WHERE id = ? AND revoked_at IS NULL`),
       // Back to "enrolled": the device must enroll again (its certificate was revoked) and reports afresh.
       readmitDevice: db.prepare(`UPDATE devices SET revoked_at = NULL, revoked_reason = NULL, reenroll_allowed = 1, last_seen = NULL,
-        access_level = NULL, last_seq = NULL, prev_seq = NULL, latest_report_id = NULL, cert = NULL WHERE id = ? AND revoked_at IS NOT NULL`),
+        access_level = NULL, last_seq = NULL, prev_seq = NULL, latest_report_id = NULL, cert = NULL, posture = NULL WHERE id = ? AND revoked_at IS NOT NULL`),
       allowReenroll: db.prepare('UPDATE devices SET reenroll_allowed = 1 WHERE id = ?'),
       deleteReports: db.prepare('DELETE FROM reports WHERE device_id = ?'),
       deleteDevice: db.prepare('DELETE FROM devices WHERE id = ?'),
@@ -328,7 +362,7 @@ export class SqliteStorage implements Storage {
       eventCounter: db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'events'"),
       pruneEvents: db.prepare('DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ? OR at < ?'),
       setLevel: db.prepare('UPDATE devices SET access_level = ? WHERE id = ?'),
-      announce: db.prepare('UPDATE devices SET announced_level = ?, announced_state = ? WHERE id = ?'),
+      announce: db.prepare('UPDATE devices SET announced_level = ?, announced_state = ?, announced_attrs = ? WHERE id = ?'),
       setRecheck: db.prepare('UPDATE devices SET recheck_id = ?, recheck_at = ? WHERE id = ?'),
       insertReport: db.prepare(`INSERT INTO reports (report_id, device_id, seq, generated_at, received_at, access_level, body)
         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq, report_id) DO NOTHING`),
@@ -337,7 +371,7 @@ export class SqliteStorage implements Storage {
       // with a seq far ahead freeze the verdict. A seq that goes back, or jumps past what the reports the agent
       // says it dropped explain, is counted. SET expressions all see the row as it was.
       applyReport: db.prepare<Record<string, string | number | null>, AppliedRow>(`UPDATE devices SET
-          last_seen = MAX(COALESCE(last_seen, 0), @now), dropped = dropped + @dropped, cert = @cert,
+          last_seen = MAX(COALESCE(last_seen, 0), @now), dropped = dropped + @dropped, cert = @cert, posture = @posture,
           recheck_id = CASE WHEN recheck_id = @answers THEN NULL ELSE recheck_id END,
           recheck_at = CASE WHEN recheck_id = @answers THEN NULL ELSE recheck_at END,
           access_level = @level, latest_report_id = @reportId, prev_seq = last_seq, last_seq = @seq,
@@ -356,6 +390,10 @@ export class SqliteStorage implements Storage {
       deviceIds: db.prepare<[], { id: string }>('SELECT id FROM devices'),
       getPolicy: db.prepare<[], { body: string }>('SELECT body FROM policies ORDER BY id DESC LIMIT 1'),
       setPolicy: db.prepare('INSERT INTO policies (version, body, set_at) VALUES (?, ?, ?)'),
+      insertApiToken: db.prepare('INSERT INTO api_tokens (id, hash, scope, name, created_at) VALUES (?, ?, ?, ?, ?)'),
+      getApiToken: db.prepare<[string], ApiTokenRow>('SELECT * FROM api_tokens WHERE id = ?'),
+      listApiTokens: db.prepare<[], ApiTokenRow>('SELECT * FROM api_tokens ORDER BY created_at DESC, id'),
+      revokeApiToken: db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
     };
     this.ingestTx = db.transaction((reports: NewReport[]) => reports.map((r) => this.ingestOne(r)));
   }
@@ -380,6 +418,12 @@ export class SqliteStorage implements Storage {
       if (from < 4) {
         const have = new Set(db.prepare<[], { name: string }>('SELECT name FROM pragma_table_info(\'devices\')').all().map((c) => c.name));
         for (const [col, type] of Object.entries(DEVICE_COLUMNS_V4)) if (!have.has(col)) db.exec(`ALTER TABLE devices ADD COLUMN ${col} ${type}`);
+      }
+      if (from < 5) {
+        // api_tokens came with MIGRATIONS above. announced_attrs starts NULL, so every device's next announcement
+        // (the stale sweep reaches all of them) tells gateways its certificate, OS and management.
+        const have = new Set(db.prepare<[], { name: string }>('SELECT name FROM pragma_table_info(\'devices\')').all().map((c) => c.name));
+        for (const [col, type] of Object.entries(DEVICE_COLUMNS_V5)) if (!have.has(col)) db.exec(`ALTER TABLE devices ADD COLUMN ${col} ${type}`);
       }
       db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(String(SCHEMA_VERSION));
     }).immediate();
@@ -632,9 +676,9 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  announce(id: string, lvl: AccessLevel, state: string, event: AccessLevelEvent): Promise<number> {
+  announce(id: string, lvl: AccessLevel, state: string, attrs: string, event: AccessLevelEvent): Promise<number> {
     const tx = this.db.transaction(() => {
-      this.st.announce.run(lvl, state, id);
+      this.st.announce.run(lvl, state, attrs, id);
       const row = this.st.insertEvent.get(Date.parse(event.at), JSON.stringify(event));
       if (!row) throw new Error('INSERT ... RETURNING gave no row');
       return row.id;
@@ -722,6 +766,7 @@ export class SqliteStorage implements Storage {
         lastSeq: row.last_seq,
         accessLevel: level(row.access_level),
         cert: r.cert,
+        posture: r.posture,
         droppedReports: row.dropped,
         seqAnomalies: row.seq_anomalies,
         recheck: row.recheck_id !== null && row.recheck_at !== null ? { requestId: row.recheck_id, requestedAt: row.recheck_at } : null,
@@ -742,6 +787,7 @@ export class SqliteStorage implements Storage {
       now: r.receivedAt,
       dropped: r.dropped,
       cert,
+      posture: JSON.stringify(r.posture),
       answers: r.answersRecheck,
       seq: r.seq,
       level: r.accessLevel,
@@ -779,5 +825,24 @@ export class SqliteStorage implements Storage {
     return this.write(() => {
       this.st.setPolicy.run(policy.version, JSON.stringify(policy), now);
     });
+  }
+
+  createApiToken(t: NewApiToken): Promise<void> {
+    return this.write(() => {
+      this.st.insertApiToken.run(t.id, t.hash, t.scope, t.name, t.createdAt);
+    });
+  }
+
+  getApiToken(id: string): Promise<StoredApiToken | null> {
+    const row = this.st.getApiToken.get(id);
+    return Promise.resolve(row ? toApiToken(row) : null);
+  }
+
+  listApiTokens(): Promise<StoredApiToken[]> {
+    return Promise.resolve(this.st.listApiTokens.all().map(toApiToken));
+  }
+
+  revokeApiToken(id: string, now: number): Promise<boolean> {
+    return this.write(() => this.st.revokeApiToken.run(now, id).changes === 1);
   }
 }

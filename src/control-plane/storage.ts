@@ -1,5 +1,5 @@
 import type { AccessLevel, Policy } from '../policy/schema.js';
-import type { AccessLevelEvent, CertInfo } from '../protocol/admin.js';
+import type { AccessLevelEvent, ApiTokenScope, CertInfo, DevicePosture } from '../protocol/admin.js';
 import type { DeviceFacts, PostureReport } from '../protocol/report.js';
 
 /**
@@ -45,10 +45,11 @@ export interface Storage {
   /** The server's evaluation of the latest report, after the policy changed. */
   setDeviceLevel(id: string, level: AccessLevel): Promise<void>;
   /**
-   * Records what the device's effective level is announced as, so that changes are emitted once, and
-   * appends the event in the same transaction. Returns the event's id, which is never reused.
+   * Records what the device's effective level, state and gateway attributes (`attrs`: an opaque digest of its
+   * certificate, OS and managed flag) are announced as, so that changes are emitted once, and appends the
+   * event in the same transaction. Returns the event's id, which is never reused.
    */
-  announce(id: string, level: AccessLevel, state: string, event: AccessLevelEvent): Promise<number>;
+  announce(id: string, level: AccessLevel, state: string, attrs: string, event: AccessLevelEvent): Promise<number>;
   /** Events after `afterId`, oldest first, at most `limit`. */
   eventsSince(afterId: number, limit: number): Promise<StoredEvent[]>;
   /** The oldest event kept (null when none is) and the newest id ever handed out (0 when none). */
@@ -69,6 +70,26 @@ export interface Storage {
 
   getPolicy(): Promise<Policy | null>;
   setPolicy(policy: Policy, now: number): Promise<void>;
+
+  /** Bearer tokens (schema 5). Only the SHA-256 of a token is stored; `id` is its public part. */
+  createApiToken(token: NewApiToken): Promise<void>;
+  getApiToken(id: string): Promise<StoredApiToken | null>;
+  /** Newest first, revoked ones included. */
+  listApiTokens(): Promise<StoredApiToken[]>;
+  /** False when there is no such token or it was already revoked. */
+  revokeApiToken(id: string, now: number): Promise<boolean>;
+}
+
+export interface NewApiToken {
+  id: string;
+  hash: Buffer;
+  scope: ApiTokenScope;
+  name: string;
+  createdAt: number;
+}
+
+export interface StoredApiToken extends NewApiToken {
+  revokedAt: number | null;
 }
 
 export interface NewSecret {
@@ -133,6 +154,10 @@ export interface StoredDevice {
   /** The certificate the device held when it was revoked; refused even after the device is re-admitted. */
   revokedSerial: string | null;
   reenrollAllowed: boolean;
+  /** OS and managed flag from the latest report (null before the first one). */
+  posture: DevicePosture | null;
+  /** The `attrs` last announced (see announce). */
+  announcedAttrs: string | null;
 }
 
 export interface NewReport {
@@ -147,6 +172,8 @@ export interface NewReport {
   answersRecheck: string | null;
   /** The report's own timestamp, from the agent's clock. */
   generatedAt: string;
+  /** What the report says of the device's OS and management, kept for gateways. */
+  posture: DevicePosture;
   /**
    * The envelope exactly as the agent sent it (gzip bytes, or JSON text), kept as the stored copy so the
    * server does not re-serialise what it just parsed.

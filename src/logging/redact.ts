@@ -10,6 +10,8 @@ const PATTERNS: readonly [RegExp, string][] = [
   // JWTs and JWS: three base64url segments, the first a JSON header.
   [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g, '[REDACTED JWT]'],
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 [REDACTED]'],
+  // Control-plane API tokens and enrollment secrets keep their public id, which names them in `token list`.
+  [/\b(vgt|vges)_([0-9a-f]{16})_[A-Za-z0-9_-]{43}/g, '$1_$2_[REDACTED]'],
 ];
 
 export const REDACTED = '[REDACTED]';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ACCESS_LEVELS, POLICY_SEVERITIES } from '../policy/schema.js';
+import { PLATFORMS } from '../posture/types.js';
 import { postureReportSchema } from './report.js';
 import { deviceIdSchema, directivesSchema } from './wire.js';
 
@@ -20,6 +21,26 @@ export const certInfoSchema = z.object({
 export type CertInfo = z.infer<typeof certInfoSchema>;
 
 /**
+ * The operating system a device last reported, for ZTNA rules such as `"os": ["macOS 13+", "Windows 11"]`:
+ * `id` is os-release's ID on Linux (`ubuntu`, `debian`), `macos` or `windows`; `version` is the OS's own
+ * (`13.6.1`, `10.0.22631`, `22.04`).
+ */
+export const deviceOsSchema = z.object({
+  platform: z.enum(PLATFORMS),
+  id: z.string(),
+  name: z.string(),
+  version: z.string().nullable(),
+});
+export type DeviceOs = z.infer<typeof deviceOsSchema>;
+
+/** What a gateway needs of a device besides its level: the OS it runs and whether it is managed (MDM). */
+export interface DevicePosture {
+  os: DeviceOs;
+  /** The latest report's `mdm-enrolled` check passed. Unknown or absent is not managed: unknown never passes. */
+  managed: boolean;
+}
+
+/**
  * GET /v1/decision/:device: an OPA input document. snake_case and flat so a Rego rule reads naturally:
  * `allow { input.device.compliant == true }`.
  */
@@ -38,7 +59,9 @@ export const decisionDocumentSchema = z
           reason: z.string().optional(),
         }),
       ),
-      cert: certInfoSchema.nullable().describe('The client certificate the device last reported with'),
+      cert: certInfoSchema.nullable().describe('The client certificate the device last reported with: its current one'),
+      os: deviceOsSchema.nullable().describe('As the latest report (or, before one, the enrollment) says'),
+      managed: z.boolean().describe("The latest report's mdm-enrolled check passed"),
       last_seen: z.iso.datetime().nullable(),
       policy_version: z.string(),
     }),
@@ -55,6 +78,11 @@ export const accessLevelEventSchema = z
     state: z.enum(DEVICE_STATES),
     cause: z.enum(['report', 'stale', 'revoked', 'policy']),
     at: z.iso.datetime(),
+    // Optional only because events stored before schema 5 lack them; this server always sends them, and an
+    // event is also sent when only they change (a renewed certificate, an OS upgrade).
+    cert: certInfoSchema.nullable().optional().describe("The device's current certificate; a gateway accepts this one only"),
+    os: deviceOsSchema.nullable().optional(),
+    managed: z.boolean().optional(),
   })
   .describe('SSE `access-level` event on GET /v1/events');
 export type AccessLevelEvent = z.infer<typeof accessLevelEventSchema>;
@@ -76,6 +104,9 @@ export const deviceSummarySchema = z.object({
     .nonnegative()
     .describe('Reports whose seq went back or jumped: restored agent state, or reports not made by this agent'),
   revokedReason: z.string().nullable().describe('Why the device was revoked, while it is'),
+  cert: certInfoSchema.nullable().describe("The device's current certificate (the one it last reported or enrolled with)"),
+  os: deviceOsSchema.nullable(),
+  managed: z.boolean(),
 });
 export type DeviceSummary = z.infer<typeof deviceSummarySchema>;
 
@@ -125,3 +156,32 @@ export const secretCreateResponseSchema = secretInfoSchema.extend({
 export const secretListSchema = z.object({ secrets: z.array(secretInfoSchema) });
 
 export const recheckResponseSchema = z.object({ requestId: z.string() });
+
+/**
+ * Bearer tokens besides the configured admin token. `admin` may do everything the admin token does;
+ * `gateway` may only read what an authorizer beside a gateway needs: the event stream, the device list
+ * and decisions.
+ */
+export const API_TOKEN_SCOPES = ['admin', 'gateway'] as const;
+export type ApiTokenScope = (typeof API_TOKEN_SCOPES)[number];
+
+export const apiTokenCreateRequestSchema = z.strictObject({
+  scope: z.enum(API_TOKEN_SCOPES),
+  name: z.string().min(1).max(200),
+});
+export type ApiTokenCreateRequest = z.infer<typeof apiTokenCreateRequestSchema>;
+
+export const apiTokenInfoSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  scope: z.enum(API_TOKEN_SCOPES),
+  createdAt: z.iso.datetime(),
+  revokedAt: z.iso.datetime().nullable(),
+});
+export type ApiTokenInfo = z.infer<typeof apiTokenInfoSchema>;
+
+export const apiTokenCreateResponseSchema = apiTokenInfoSchema.extend({
+  token: z.string().describe('Shown once; only its SHA-256 is stored'),
+});
+
+export const apiTokenListSchema = z.object({ tokens: z.array(apiTokenInfoSchema) });

@@ -22,6 +22,7 @@ describe('decodeReportBody', () => {
           dropped: 0,
           generatedAt: envelope.report.generatedAt,
           platform: 'linux',
+          os: { id: envelope.report.device.os.id, name: envelope.report.device.os.name, version: envelope.report.device.os.version },
           results: envelope.report.results.map(({ id, title, status, reason }) => ({ id, title, status, ...(reason === undefined ? {} : { reason }) })),
         });
       }

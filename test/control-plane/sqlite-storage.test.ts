@@ -19,7 +19,7 @@ const run = promisify(execFile);
 const cert = { serial: '01', subject: 'CN=device-dev-s1', issuer: 'CN=int', not_after: new Date(0).toISOString(), fingerprint_sha256: 'ab' };
 
 /** A report as the HTTP layer hands it over, its body the envelope as JSON text unless `gzip`. */
-function report(seq: number, over: Partial<NewReport> = {}, posture: PostureReport = sampleReport(), gzip = false): NewReport & { posture: PostureReport } {
+function report(seq: number, over: Partial<NewReport> = {}, posture: PostureReport = sampleReport(), gzip = false): NewReport & { sent: PostureReport } {
   const reportId = over.reportId ?? randomUUID();
   const text = JSON.stringify({ protocolVersion: 1, reportId, seq, dropped: over.dropped ?? 0, report: posture });
   return {
@@ -32,9 +32,10 @@ function report(seq: number, over: Partial<NewReport> = {}, posture: PostureRepo
     cert,
     answersRecheck: null,
     generatedAt: posture.generatedAt,
+    posture: { os: { platform: posture.device.platform, id: posture.device.os.id, name: posture.device.os.name, version: posture.device.os.version }, managed: false },
     body: gzip ? gzipSync(text) : text,
     ...over,
-    posture,
+    sent: posture,
   };
 }
 
@@ -88,7 +89,7 @@ describe('SqliteStorage', () => {
     await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
     const ev = (i: number) => ({ device: 'dev-s1', previous: null, current: 'full' as const, compliant: true, state: 'active' as const, cause: 'report' as const, at: new Date(i * 1000).toISOString() });
     const ids = [];
-    for (let i = 1; i <= 5; i++) ids.push(await s.announce('dev-s1', 'full', 'active', ev(i)));
+    for (let i = 1; i <= 5; i++) ids.push(await s.announce('dev-s1', 'full', 'active', '', ev(i)));
     expect(ids).toEqual([1, 2, 3, 4, 5]);
     expect((await s.eventsSince(3, 10)).map((e) => e.id)).toEqual([4, 5]);
     expect((await s.eventsSince(0, 10))[0]?.event).toEqual(ev(1));
@@ -100,7 +101,7 @@ describe('SqliteStorage', () => {
     s = new SqliteStorage(dir);
     // Across a restart, with every event pruned, the next id still follows the last one handed out.
     expect(await s.eventBounds()).toEqual({ oldest: null, newest: 5 });
-    expect(await s.announce('dev-s1', 'blocked', 'active', ev(6))).toBe(6);
+    expect(await s.announce('dev-s1', 'blocked', 'active', '', ev(6))).toBe(6);
     await s.close();
   });
 
@@ -125,10 +126,10 @@ describe('SqliteStorage', () => {
     await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
     const gz = report(1, {}, sampleReport({ failing: ['firewall'] }), true);
     await s.ingestReport(gz);
-    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(gz.posture);
+    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(gz.sent);
     const text = report(2);
     await s.ingestReport(text);
-    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(text.posture);
+    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(text.sent);
     await s.close();
   });
 
@@ -141,11 +142,11 @@ describe('SqliteStorage', () => {
     await s.close();
     // What schema 1 wrote: the report itself as the body.
     const db = new Database(join(dir, 'control-plane.sqlite'));
-    db.prepare('UPDATE reports SET body = ?').run(JSON.stringify(r.posture));
+    db.prepare('UPDATE reports SET body = ?').run(JSON.stringify(r.sent));
     db.prepare("UPDATE meta SET value = '1' WHERE key = 'schema'").run();
     db.close();
     const again = new SqliteStorage(dir);
-    expect((await again.getLatestReport('dev-s1'))?.report).toEqual(r.posture);
+    expect((await again.getLatestReport('dev-s1'))?.report).toEqual(r.sent);
     await again.close();
   });
 
@@ -174,13 +175,40 @@ describe('SqliteStorage', () => {
     db.close();
 
     const s = new SqliteStorage(dir);
-    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(r.posture);
+    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(r.sent);
     expect(await s.ingestReport(r)).toEqual({ inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false });
     expect(await s.ingestReport(report(5))).toEqual({ inserted: true, becameLatest: true, previousSeq: 4, seqAnomaly: false });
     await s.close();
     const after = new Database(join(dir, 'control-plane.sqlite'), { readonly: true });
-    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('4');
+    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('5');
     expect(after.prepare("SELECT sql FROM sqlite_master WHERE name = 'reports_by_device'").pluck().get()).toContain('(device_id, seq, report_id)');
+    after.close();
+  });
+
+  it('migrates a schema 4 database: devices keep their data and gain posture and announced attributes; API tokens work', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
+    const s4 = new SqliteStorage(dir);
+    await s4.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
+    await s4.ingestReport(report(1));
+    await s4.announce('dev-s1', 'full', 'active', 'attrs', { device: 'dev-s1', previous: null, current: 'full', compliant: true, state: 'active', cause: 'report', at: new Date(1000).toISOString() });
+    await s4.close();
+    // What schema 4 had: no api_tokens, no posture or announced_attrs on devices.
+    const db = new Database(join(dir, 'control-plane.sqlite'));
+    db.exec("DROP TABLE api_tokens; ALTER TABLE devices DROP COLUMN posture; ALTER TABLE devices DROP COLUMN announced_attrs; UPDATE meta SET value = '4' WHERE key = 'schema'");
+    db.close();
+
+    const s = new SqliteStorage(dir);
+    expect(await s.getDevice('dev-s1')).toMatchObject({ lastSeq: 1, accessLevel: 'full', cert, announcedLevel: 'full', posture: null, announcedAttrs: null });
+    // The next report stores what gateways need of the OS and management.
+    await s.ingestReport(report(2));
+    expect((await s.getDevice('dev-s1'))?.posture).toMatchObject({ os: { platform: 'linux' }, managed: false });
+    await s.createApiToken({ id: '0123456789abcdef', hash: Buffer.alloc(32, 1), scope: 'gateway', name: 'gw', createdAt: 5 });
+    expect(await s.revokeApiToken('0123456789abcdef', 6)).toBe(true);
+    expect(await s.revokeApiToken('0123456789abcdef', 7)).toBe(false);
+    expect(await s.listApiTokens()).toEqual([{ id: '0123456789abcdef', hash: Buffer.alloc(32, 1), scope: 'gateway', name: 'gw', createdAt: 5, revokedAt: 6 }]);
+    await s.close();
+    const after = new Database(join(dir, 'control-plane.sqlite'), { readonly: true });
+    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('5');
     after.close();
   });
 
@@ -190,7 +218,7 @@ describe('SqliteStorage', () => {
     const db = new Database(join(dir, 'control-plane.sqlite'));
     db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema'").run();
     db.close();
-    expect(() => new SqliteStorage(dir)).toThrow('database schema 99 is newer than this control plane understands (4)');
+    expect(() => new SqliteStorage(dir)).toThrow('database schema 99 is newer than this control plane understands (5)');
   });
 
   it('serves devices from memory, kept current by its own writes and by commits from other connections', async () => {

@@ -39,4 +39,12 @@ describe('log redaction', () => {
     a.self = a;
     expect(redact(a)).toEqual({ name: 'x', count: 2, self: '[…]' });
   });
+
+  it('redacts API tokens and enrollment secrets in free text, keeping their public id', () => {
+    const token = `vgt_0123456789abcdef_${'A'.repeat(43)}`;
+    const secret = `vges_fedcba9876543210_${'b'.repeat(43)}`;
+    expect(redact({ message: `gateway used ${token}; device used ${secret}` })).toEqual({
+      message: 'gateway used vgt_0123456789abcdef_[REDACTED]; device used vges_fedcba9876543210_[REDACTED]',
+    });
+  });
 });

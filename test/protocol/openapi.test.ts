@@ -93,6 +93,11 @@ const COMPONENTS: Record<string, [z.ZodType, 'input' | 'output']> = {
   SecretCreateResponse: [admin.secretCreateResponseSchema, 'output'],
   SecretList: [admin.secretListSchema, 'output'],
   RecheckResponse: [admin.recheckResponseSchema, 'output'],
+  DeviceOs: [admin.deviceOsSchema, 'output'],
+  ApiTokenCreateRequest: [admin.apiTokenCreateRequestSchema, 'input'],
+  ApiTokenInfo: [admin.apiTokenInfoSchema, 'output'],
+  ApiTokenCreateResponse: [admin.apiTokenCreateResponseSchema, 'output'],
+  ApiTokenList: [admin.apiTokenListSchema, 'output'],
 };
 
 let doc: Json;
