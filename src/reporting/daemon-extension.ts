@@ -67,6 +67,8 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
   };
   let reporter: Reporter | null = null;
   let reportedPolicy: string | undefined;
+  /** The certificate the control plane last heard of, so that a renewal is reported at once. */
+  let reportedSerial: string | undefined;
   let stopped = false;
   /** The state last logged, so each transition is logged once. */
   let announced: string | undefined;
@@ -139,12 +141,17 @@ export const reportingDaemonExtension: DaemonExtension = async ({ runtime, agent
       const { manager } = await loadSetup(baseUrl);
       const identity = await manager.status();
       if (stopped) return;
+      const serialBefore = reportedSerial;
+      reportedSerial = identity.serial;
       const usable = identity.state === 'valid' || identity.state === 'renewing';
       if (usable && !reporter) {
         await startReporting(baseUrl);
       } else if (usable && reporter) {
         // A new certificate (renewed, or enrolled again after a refusal) deserves a try right away.
         reporter.retryNow();
+        // Gateways admit only the device's current certificate, which the control plane learns from a
+        // report made with it: waiting for the next heartbeat would lock the device out for minutes.
+        if (serialBefore !== undefined && identity.serial !== serialBefore && agent.report) reporter.postureChanged(agent.report);
       } else if (!usable) {
         const state = `${identity.state}${identity.reason ? ` (${identity.reason})` : ''}`;
         if (reporter) {
