@@ -12,7 +12,7 @@ import { buildPkgInputs } from './pkg.js';
  * `vigil-control-plane package --target msi|pkg --enrollment-secret S` to call.
  *
  * The build input directory (default build/installer-input, not committed) holds what cannot come from
- * this repository's own build; see build/windows/README.md and build/macos/README.md for how to fill it:
+ * this repository's own build; README "Installing on Windows and macOS (MDM)" says how to fill it:
  *
  *   win-x64/node.exe      Node 20 for Windows x64
  *   win-x64/winsw.exe     WinSW, the service wrapper
