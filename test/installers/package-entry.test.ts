@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers.js';
 import { packageInstaller, PackageUsageError, parsePackageArgs } from '../../src/installers/index.js';
 
 const run = promisify(execFile);
@@ -25,6 +26,9 @@ beforeAll(async () => {
   await writeFile(join(input, 'win-x64', 'node.exe'), 'PLACEHOLDER node.exe\n');
   await writeFile(join(input, 'win-x64', 'winsw.exe'), 'PLACEHOLDER winsw.exe\n');
   await writeFile(join(input, 'darwin', 'node'), 'PLACEHOLDER node\n');
+  // An input whose node has the Mach-O magic, so the CLI (which has no placeholder flag) accepts it.
+  await cp(input, join(dir, 'mac-input'), { recursive: true });
+  await writeFile(join(dir, 'mac-input', 'darwin', 'node'), Buffer.from([0xcf, 0xfa, 0xed, 0xfe]));
 });
 
 afterAll(async () => {
@@ -59,6 +63,16 @@ describe('packageInstaller and its flags', () => {
     expect(existsSync(join(dir, 'out', 'vigil-0.9.1-pkg', 'root', 'Library', 'LaunchDaemons', 'dev.vigil.agent.plist'))).toBe(true);
     expect(r.next).toMatch(/to a Mac and run build-pkg.sh there/);
   });
+
+  it('main.ts: one line and exit 2 for a bad flag or input; the artifact path and what is next on success', async () => {
+    // tsx runs the TypeScript entry as node runs the built one.
+    const tsx = join(ROOT, 'node_modules', '.bin', 'tsx');
+    const main = join(ROOT, 'src', 'installers', 'main.ts');
+    await expect(run(tsx, [main, '--target', 'zip'])).rejects.toMatchObject({ code: 2, stderr: 'package: --target: expected msi or pkg, got zip\n' });
+    await expect(run(tsx, [main, '--target', 'msi', '--input', input, '--out', join(dir, 'cli-out')])).rejects.toMatchObject({ code: 2 });
+    const ok = await run(tsx, [main, '--target', 'pkg', '--input', join(dir, 'mac-input'), '--out', join(dir, 'cli-out'), '--version', '0.9.2']);
+    expect(ok.stdout).toBe(`${join(dir, 'cli-out', 'vigil-0.9.2-pkg', 'build-pkg.sh')}\nnext: copy ${join(dir, 'cli-out', 'vigil-0.9.2-pkg')} to a Mac and run build-pkg.sh there (SIGN="Developer ID Installer: ..." to sign)\n`);
+  }, 60_000);
 
   it('names the missing input', async () => {
     await expect(packageInstaller({ target: 'msi', inputDir: join(dir, 'empty'), outDir: join(dir, 'out') })).rejects.toThrow(/node\.exe: .*win-x64\/node\.exe is not a file/);
