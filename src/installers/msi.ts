@@ -96,6 +96,25 @@ export function winswXml(): string {
 `;
 }
 
+/**
+ * The .NET runtime config beside the wrapper. node-windows' winsw.exe is built for .NET 2.0 and ships with
+ * a winsw.exe.config (node-windows' lib/winsw.js copies it next to every renamed wrapper) so that it runs
+ * on the .NET 4 that Windows 10 and later have, where 2.0/3.5 is an optional feature; the same, for our name.
+ */
+export function winswRuntimeConfig(): string {
+  return `<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <startup>
+    <supportedRuntime version="v2.0.50727"/>
+    <supportedRuntime version="v4.0"/>
+  </startup>
+  <runtime>
+    <generatePublisherEvidence enabled="false"/>
+  </runtime>
+</configuration>
+`;
+}
+
 /** `vigil` on PATH for every user (bin\ is appended to the system PATH). */
 export const VIGIL_CMD = '@echo off\r\n"%~dp0..\\node.exe" "%~dp0..\\app\\dist\\src\\cli\\main.js" %*\r\n';
 
@@ -194,7 +213,7 @@ export interface WxsLayout {
   enrollment: EnrollmentInput;
   nodeExe: string;
   serviceWrapperExe: string;
-  stagedFiles: { winswXml: string; secretScript: string; vigilCmd: string };
+  stagedFiles: { winswXml: string; winswRuntimeConfig: string; secretScript: string; vigilCmd: string };
   app: StagedDir;
   tray?: StagedDir;
 }
@@ -259,6 +278,7 @@ ${props}    <Directory Id="TARGETDIR" Name="SourceDir">
           <Component Id="Service" Guid="*" Win64="yes">
             <File Id="service_exe" Name="${WINSW_BASENAME}.exe" Source="${sourceAttr(l.baseDir, l.serviceWrapperExe)}" KeyPath="yes"/>
             <File Id="service_xml" Name="${WINSW_BASENAME}.xml" Source="${sourceAttr(l.baseDir, l.stagedFiles.winswXml)}"/>
+            <File Id="service_exe_config" Name="${WINSW_BASENAME}.exe.config" Source="${sourceAttr(l.baseDir, l.stagedFiles.winswRuntimeConfig)}"/>
             <ServiceInstall Id="VigilService" Name="${SERVICE_NAMES.windows}" DisplayName="Vigil agent" Description="Vigil zero-trust endpoint agent: device posture, identity and reporting." Type="ownProcess" Start="auto" ErrorControl="normal" Account="LocalSystem" Vital="yes"/>
             <ServiceControl Id="VigilServiceControl" Name="${SERVICE_NAMES.windows}" Start="install" Stop="both" Remove="uninstall" Wait="yes"/>
           </Component>
@@ -415,8 +435,9 @@ export async function buildMsi(opts: BuildMsiOptions): Promise<string> {
   const enrollment = validateEnrollmentInput(opts.enrollment ?? {});
   const work = await mkdtemp(join(tmpdir(), 'vigil-msi-'));
   try {
-    const staged = { winswXml: join(work, `${WINSW_BASENAME}.xml`), secretScript: join(work, SECRET_SCRIPT_NAME), vigilCmd: join(work, 'vigil.cmd') };
+    const staged = { winswXml: join(work, `${WINSW_BASENAME}.xml`), winswRuntimeConfig: join(work, `${WINSW_BASENAME}.exe.config`), secretScript: join(work, SECRET_SCRIPT_NAME), vigilCmd: join(work, 'vigil.cmd') };
     await writeFile(staged.winswXml, winswXml());
+    await writeFile(staged.winswRuntimeConfig, winswRuntimeConfig());
     await writeFile(staged.secretScript, SECRET_SCRIPT);
     await writeFile(staged.vigilCmd, VIGIL_CMD);
     const layout: WxsLayout = {

@@ -88,7 +88,7 @@ describe('the Windows MSI', () => {
     await run('msiextract', ['-C', out, msi]);
     // msiextract names ProgramFiles64Folder "." (resolved only at install time), so INSTALLDIR is out/Vigil.
     const root = join(out, 'Vigil');
-    for (const f of ['node.exe', 'vigil-service.exe', 'vigil-service.xml', 'enrollment-secret.mjs', 'bin/vigil.cmd', 'app/package.json', 'app/dist/src/cli/main.js', 'app/node_modules/dep/lib/index.js', 'tray/Vigil.exe']) {
+    for (const f of ['node.exe', 'vigil-service.exe', 'vigil-service.xml', 'vigil-service.exe.config', 'enrollment-secret.mjs', 'bin/vigil.cmd', 'app/package.json', 'app/dist/src/cli/main.js', 'app/node_modules/dep/lib/index.js', 'tray/Vigil.exe']) {
       expect(existsSync(join(root, f)), f).toBe(true);
     }
     expect(readFileSync(join(root, 'node.exe'), 'utf8')).toMatch(/^PLACEHOLDER/);
@@ -97,6 +97,7 @@ describe('the Windows MSI', () => {
     expect(winsw).toContain('<executable>%BASE%\\node.exe</executable>');
     expect(winsw).toContain('<arguments>"%BASE%\\app\\dist\\src\\cli\\main.js" daemon</arguments>');
     expect(winsw).toContain('<logpath>%ProgramData%\\Vigil\\logs</logpath>');
+    expect(readFileSync(join(root, 'vigil-service.exe.config'), 'utf8')).toContain('<supportedRuntime version="v4.0"/>');
     expect(readFileSync(join(root, 'bin', 'vigil.cmd'), 'utf8')).toBe('@echo off\r\n"%~dp0..\\node.exe" "%~dp0..\\app\\dist\\src\\cli\\main.js" %*\r\n');
   });
 
