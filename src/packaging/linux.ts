@@ -321,6 +321,8 @@ vigil: embedded-javascript-library please use libjs-async *
 # npm modules' bin scripts and Vigil's own entry points keep npm's #! line but are loaded by the bundled node
 # (the wrapper and the unit run it on main.js), never executed themselves.
 vigil: script-not-executable [opt/vigil/app/*]
+# The baked-in enrollment secret (vigil-control-plane package) is root's alone, on purpose.
+vigil: non-standard-file-perm 0600 != 0644 [etc/vigil/enrollment-secret]
 `;
 
 function rpmSpec(stage: string, version: string, description: string, conffiles: string[], hasEnrollment: boolean): string {
