@@ -45,8 +45,12 @@ exec ${LAYOUT.node} ${LAYOUT.cli} "$@"
  *   through gsettings, KDE's ~/.config/kscreenlockerrc), which live under /home.
  * - No PrivateDevices: the disk-encryption check runs lsblk, whose libblkid probes /dev/<disk>.
  * - No MemoryDenyWriteExecute: V8's JIT maps writable+executable pages; Node aborts without them.
- * - No ProtectKernelModules: it would hide /usr/lib/modules and the module signature facts the not-rooted check
- *   compares with the kernel taint.
+ * - ProtectKernelModules=yes is fine: the not-rooted check reads /proc/sys/kernel/tainted and
+ *   /sys/kernel/security/lockdown, which stay readable; only /usr/lib/modules and module loading go away.
+ * - No ProtectProc=invisible: the EDR check looks for other users' processes in /proc.
+ * - No SystemCallFilter: the checks run many tools (apt-get, nft, iptables, lsblk, mokutil, gsettings) whose
+ *   system calls are not all covered by @system-service, and PID 1 here is not systemd, so a filter could not be
+ *   tried against them.
  * - Capabilities kept: CAP_NET_ADMIN and CAP_NET_RAW (nft/iptables list the firewall rules), CAP_DAC_READ_SEARCH
  *   and CAP_DAC_OVERRIDE (/etc/shadow for the root-password check, users' settings files), CAP_SYS_PTRACE
  *   (/proc/<pid>/exe of other users' processes, for the EDR check), CAP_CHOWN and CAP_FOWNER (the daemon
@@ -77,6 +81,8 @@ ProtectHome=read-only
 PrivateTmp=yes
 NoNewPrivileges=yes
 ProtectKernelTunables=yes
+ProtectKernelModules=yes
+PrivateMounts=yes
 ProtectKernelLogs=yes
 ProtectControlGroups=yes
 ProtectClock=yes

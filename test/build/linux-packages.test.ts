@@ -178,7 +178,7 @@ describe.skipIf(!ready)('the .deb', () => {
     expect((await readFile(join(control, 'conffiles'), 'utf8')).trim().split('\n').sort()).toEqual([LAYOUT.enrollmentSecret, LAYOUT.enrollmentConfig, LAYOUT.autostart].sort());
   });
 
-  it('has a unit that systemd-analyze verifies as installed, and an exposure score no worse than 5.0', async () => {
+  it('has a unit that systemd-analyze verifies as installed, and an exposure score no worse than 4.7', async () => {
     const root = join(dir, 'unit-root');
     await ok('dpkg-deb', ['-x', plainDeb, root]);
     // The host's own units (sysinit.target, multi-user.target...) so that verify resolves the dependencies;
@@ -189,20 +189,13 @@ describe.skipIf(!ready)('the .deb', () => {
     expect(verify.stderr.trim()).toBe('');
     const security = await sh('systemd-analyze', ['security', '--offline=yes', join(root, LAYOUT.unitDeb)]);
     const score = Number(/Overall exposure level for vigil\.service: ([\d.]+)/.exec(security.stdout)?.[1]);
-    expect(score).toBeLessThanOrEqual(5.0);
+    expect(score).toBeLessThanOrEqual(4.7);
     const desktop = await sh('desktop-file-validate', [join(root, LAYOUT.autostart)]);
     expect(desktop.code, desktop.stdout + desktop.stderr).toBe(0);
     const entry = await readFile(join(root, LAYOUT.autostart), 'utf8');
     expect(entry).toContain(`Exec=${LAYOUT.tray} --hidden`);
     expect(entry).toContain(`TryExec=${LAYOUT.tray}`);
   });
-
-  it('is lintian clean (overrides are in the package, each with its reason)', async () => {
-    const r = await lintian;
-    const findings = (r?.stdout ?? '').split('\n').filter((l) => /^[EWIXOP]: /.test(l));
-    expect(findings, r?.stdout).toEqual([]);
-    expect(r?.code, r?.stderr).toBe(0);
-  }, 120_000);
 });
 
 describe.skipIf(!ready)('the .rpm', () => {
@@ -239,12 +232,16 @@ async function copyWithLibs(root: string, program: string): Promise<void> {
  * database. The packaged node brings its own binary; its libraries (libc, libstdc++) come with the tools.
  */
 async function throwawayRoot(root: string): Promise<void> {
-  for (const d of ['var/lib/dpkg/updates', 'var/lib/dpkg/info', 'etc', 'tmp', 'proc', 'sys', 'dev', 'run']) await mkdir(join(root, d), { recursive: true });
+  for (const d of ['var/lib/dpkg/updates', 'var/lib/dpkg/info', 'var/log', 'etc', 'tmp', 'proc', 'sys', 'dev', 'run']) await mkdir(join(root, d), { recursive: true });
   await chmod(join(root, 'tmp'), 0o1777);
   await writeFile(join(root, 'var/lib/dpkg/status'), '');
   await writeFile(join(root, 'var/lib/dpkg/available'), '');
   await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
   await writeFile(join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+  // What any Debian device has and the agent reads: the OS release (the scan needs it) and a machine ID.
+  await mkdir(join(root, 'usr/lib'), { recursive: true });
+  await copyFile('/usr/lib/os-release', join(root, 'usr/lib/os-release'));
+  await copyFile('/usr/lib/os-release', join(root, 'etc/os-release'));
   await copyFile('/etc/machine-id', join(root, 'etc/machine-id')).catch(() => writeFile(join(root, 'etc/machine-id'), '0123456789abcdef0123456789abcdef\n'));
   for (const p of ['/bin/sh', '/usr/bin/install', '/bin/chown', '/bin/chmod', '/bin/rm', '/bin/rmdir', '/bin/mkdir', '/usr/bin/env']) await copyWithLibs(root, p);
   await copyWithLibs(root, process.execPath);
@@ -263,6 +260,15 @@ async function tree(root: string, rel = ''): Promise<string[]> {
   return out.sort();
 }
 
+/** waitFor, with the service's output as it is when the wait fails (not when it began). */
+async function waitService<T>(s: { output: () => string }, probe: () => Promise<T | undefined>, what: string): Promise<T> {
+  try {
+    return await waitFor(probe, 60_000, what);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${s.output()}`, { cause: err });
+  }
+}
+
 /** The unit's ExecStart, run in the root the way systemd would start it (clean env, cwd /), with /proc and /sys. */
 function startService(root: string, execStart: string[]): { child: ChildProcess; output: () => string } {
   const script = 'mount -t proc proc "$0/proc" && mount -t sysfs sysfs "$0/sys" && cd "$0" && exec chroot "$0" "$@"';
@@ -271,8 +277,8 @@ function startService(root: string, execStart: string[]): { child: ChildProcess;
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   return { child, output: () => out };
 }
 
@@ -319,10 +325,10 @@ describe.skipIf(!ready)('installed for real in a throwaway root', () => {
     let device: { id: string; count: number };
     try {
       device = await timed('enroll and first report', () =>
-        waitFor(async () => {
+        waitService(first, async () => {
           const r = await reports();
           return r !== undefined && r.count > 0 ? r : undefined;
-        }, 60_000, `the installed agent to enroll and report:\n${first.output()}\n${control.log()}`),
+        }, 'the installed agent to enroll and report'),
       );
       expect(first.output()).toMatch(/enrolled with the enrollment secret/);
       expect(existsSync(join(root, '/run/vigil/agent.sock'))).toBe(true);
@@ -342,7 +348,7 @@ describe.skipIf(!ready)('installed for real in a throwaway root', () => {
     first = startService(root, execStart);
     try {
       // The single-use secret is spent: reporting again proves the kept identity, not a new enrollment.
-      await waitFor(async () => ((await reports())?.count ?? 0) > device.count || undefined, 60_000, `a report after the upgrade:\n${first.output()}`);
+      await waitService(first, async () => ((await reports())?.count ?? 0) > device.count || undefined, 'a report after the upgrade');
       expect(first.output()).not.toMatch(/enrolled with the enrollment secret/);
       expect((await reports())?.id).toBe(device.id);
     } finally {
@@ -353,4 +359,14 @@ describe.skipIf(!ready)('installed for real in a throwaway root', () => {
     expect(purged.code, purged.stderr).toBe(0);
     expect(await tree(root)).toEqual(before);
   }, 150_000);
+});
+
+// Last, so lintian (about 45 s on two CPUs) overlaps the real install above rather than delaying it.
+describe.skipIf(!ready)('lintian', () => {
+  it('is lintian clean (overrides are in the package, each with its reason)', async () => {
+    const r = await lintian;
+    const findings = (r?.stdout ?? '').split('\n').filter((l) => /^[EWIXOP]: /.test(l));
+    expect(findings, r?.stdout).toEqual([]);
+    expect(r?.code, r?.stderr).toBe(0);
+  }, 120_000);
 });
