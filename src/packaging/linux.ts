@@ -382,8 +382,10 @@ async function buildRpm(stage: string, root: string, opts: PackageOptions): Prom
   const top = join(stage, 'rpmbuild');
   const spec = join(stage, 'vigil.spec');
   await writeFile(spec, rpmSpec(tree, pkgVersion, description, conffiles, opts.enrollment !== undefined));
-  await run('rpmbuild', ['-bb', '--define', `_topdir ${top}`, '--define', '_arch x86_64', '--target', 'x86_64', spec], { maxBuffer: 16 * 1024 * 1024 });
-  const rpms = join(top, 'RPMS', 'x86_64');
+  // The bundled node is this machine's, so the package is for this machine's architecture.
+  const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
+  await run('rpmbuild', ['-bb', '--define', `_topdir ${top}`, '--target', arch, spec], { maxBuffer: 16 * 1024 * 1024 });
+  const rpms = join(top, 'RPMS', arch);
   const [built] = await readdir(rpms);
   if (built === undefined) throw new Error('rpmbuild wrote no package');
   const out = join(opts.outDir, built);

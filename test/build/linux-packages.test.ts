@@ -66,6 +66,7 @@ let plainDeb = '';
 let enrolledDeb = '';
 let rpmFile = '';
 let lintian: Promise<Out> | undefined;
+let scans: Promise<[Out, Out]> | undefined;
 const timings: Record<string, number> = {};
 
 async function timed<T>(name: string, f: () => Promise<T>): Promise<T> {
@@ -75,6 +76,17 @@ async function timed<T>(name: string, f: () => Promise<T>): Promise<T> {
   } finally {
     timings[name] = Date.now() - t;
   }
+}
+
+/**
+ * A scan (`vigil check --local --json`) in a private mount namespace with a fresh /tmp, and with `readOnly` the
+ * whole root file system read-only: what ProtectSystem=strict, ProtectHome=read-only and PrivateTmp leave the
+ * checks (the state dir is the writable /tmp here, as StateDirectory is under systemd).
+ */
+function scanIn(readOnly: boolean): Promise<Out> {
+  const ro = readOnly ? 'mount -o remount,bind,ro / && ! touch /etc/.vigil-ro-probe 2>/dev/null && ' : '';
+  const script = `mount -t tmpfs tmpfs /tmp && ${ro}mkdir /tmp/state && XDG_STATE_HOME=/tmp/state exec "$0" "$1" check --local --json`;
+  return sh('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, process.execPath, AGENT_CLI]);
 }
 
 beforeAll(async () => {
@@ -92,17 +104,23 @@ beforeAll(async () => {
     timed('build .rpm', () => pkgCli('rpm', join(dir, 'rpm'))),
     timed('build enrolled .deb', () =>
       ok(process.execPath, [CONTROL_PLANE_CLI, 'package', '--target', 'deb', '--config', join(dir, 'serve.json'), '--enrollment-secret-file', join(dir, 'secret'), '--out', join(dir, 'enrolled')]),
-    ),
+    ).then((out) => {
+      // lintian takes most of a minute on a 35 MB package: it starts as soon as there is one and runs while
+      // the other tests do. The enrolled .deb is the plain one plus the enrollment files, so it covers both.
+      lintian = timed('lintian', () => sh('lintian', ['--no-cfg', out.trim()]));
+      return out;
+    }),
   ]);
+  // One after the other, so both see the package manager's state at about the same time; alongside the tests.
+  scans = timed('scans rw, ro', async () => [await scanIn(false), await scanIn(true)]);
   plainDeb = plain.trim().split(' ')[0] ?? '';
   rpmFile = rpm.trim().split(' ')[0] ?? '';
   enrolledDeb = enrolled.trim();
-  // lintian takes most of a minute on a 35 MB package: it runs while the other tests do.
-  lintian = timed('lintian', () => sh('lintian', ['--no-cfg', enrolledDeb]));
 }, 180_000);
 
 afterAll(async () => {
   await lintian;
+  await scans;
   await cp?.stop();
   await ca?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -288,6 +306,19 @@ async function stopService(s: { child: ChildProcess }): Promise<void> {
   s.child.kill('SIGTERM');
   await exited;
 }
+
+describe.skipIf(!ready)('the hardening of the unit', () => {
+  it('leaves every check its answer: a read-only root (ProtectSystem=strict, ProtectHome=read-only) scans as a writable one', async () => {
+    const [rw, ro] = (await scans) ?? [];
+    expect(rw?.code, rw?.stderr).toBe(0);
+    expect(ro?.code, ro?.stderr).toBe(0);
+    const answers = (o: Out | undefined): Record<string, string> =>
+      Object.fromEntries((JSON.parse(o?.stdout ?? '{}') as { results: { id: string; status: string; reason: string }[] }).results.map((r) => [r.id, `${r.status}: ${r.reason}`]));
+    const writable = answers(rw);
+    expect(Object.keys(writable).length).toBeGreaterThan(5);
+    expect(answers(ro)).toEqual(writable);
+  }, 60_000);
+});
 
 describe.skipIf(!ready)('installed for real in a throwaway root', () => {
   it('installs with its scripts, enrolls and reports with no command typed, keeps its identity on upgrade, and purges to nothing', async () => {
