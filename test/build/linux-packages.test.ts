@@ -401,3 +401,25 @@ describe.skipIf(!ready)('lintian', () => {
     expect(r?.code, r?.stderr).toBe(0);
   }, 120_000);
 });
+
+describe.skipIf(!existsSync(CONTROL_PLANE_CLI))('vigil-control-plane package, refusing before it builds anything', () => {
+  const pkg = (...args: string[]): Promise<Out> => sh(process.execPath, [CONTROL_PLANE_CLI, 'package', '--target', 'deb', '--out', join(tmpdir(), 'vigil-never'), ...args]);
+
+  it('without a secret', async () => {
+    const r = await pkg('--ca-url', 'https://ca.example.com', '--ca-root', '/nonexistent', '--control-plane-url', 'https://cp.example.com');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('--enrollment-secret or --enrollment-secret-file is required');
+  });
+
+  it('when the server listens on a wildcard address and no --control-plane-url names it', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'vigil-pkg-cfg-'));
+    try {
+      await writeFile(join(d, 'serve.json'), JSON.stringify({ listen: '0.0.0.0:8443', caUrl: 'https://ca.example.com', caRoot: join(d, 'root.crt') }));
+      const r = await pkg('--config', join(d, 'serve.json'), '--enrollment-secret', 's3cret');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('--control-plane-url is required');
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  });
+});
