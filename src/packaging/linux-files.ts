@@ -188,6 +188,12 @@ case "$1" in
     ;;
 esac
 
+# No Debian package owns /opt (base-files does not ship it), so dpkg removes it with the package's last file
+# there when it is empty; the FHS says it exists, so put it back.
+if [ "$1" = remove ] || [ "$1" = purge ]; then
+  [ -d /opt ] || install -d -m 0755 /opt
+fi
+
 if [ -d /run/systemd/system ]; then
   systemctl --system daemon-reload >/dev/null || true
 fi

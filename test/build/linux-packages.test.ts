@@ -250,7 +250,7 @@ async function copyWithLibs(root: string, program: string): Promise<void> {
  * database. The packaged node brings its own binary; its libraries (libc, libstdc++) come with the tools.
  */
 async function throwawayRoot(root: string): Promise<void> {
-  for (const d of ['var/lib/dpkg/updates', 'var/lib/dpkg/info', 'var/log', 'etc', 'tmp', 'proc', 'sys', 'dev', 'run']) await mkdir(join(root, d), { recursive: true });
+  for (const d of ['var/lib/dpkg/updates', 'var/lib/dpkg/info', 'var/log', 'opt', 'etc', 'tmp', 'proc', 'sys', 'dev', 'run']) await mkdir(join(root, d), { recursive: true });
   await chmod(join(root, 'tmp'), 0o1777);
   await writeFile(join(root, 'var/lib/dpkg/status'), '');
   await writeFile(join(root, 'var/lib/dpkg/available'), '');
