@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { request } from 'node:https';
 import { Command, Option } from 'commander';
 import { createLogger } from '../logging/logger.js';
+import { buildLinuxPackage, pemFingerprint, type LinuxTarget } from '../packaging/linux.js';
 import { API_TOKEN_SCOPES, apiTokenCreateRequestSchema, secretCreateRequestSchema } from '../protocol/admin.js';
 import { formatZodError, loadConfigFile, parseListen, serveCommandSchema } from './config.js';
 import { parseDurationSeconds } from './duration.js';
@@ -67,6 +69,75 @@ program
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+  });
+
+interface PackageFlags {
+  target: LinuxTarget | 'msi' | 'pkg';
+  input?: string;
+  out: string;
+  config?: string;
+  enrollmentSecret?: string;
+  enrollmentSecretFile?: string;
+  controlPlaneUrl?: string;
+  caUrl?: string;
+  caRoot?: string;
+}
+
+/**
+ * The URL devices reach this server at: the serve config's serverName (the name in its certificate) or listen
+ * host, with its port. A wildcard listen address names no host, so then --control-plane-url is required.
+ */
+function controlPlaneUrlFrom(file: Record<string, unknown>): string | undefined {
+  const listen = parseListen(typeof file.listen === 'string' ? file.listen : '127.0.0.1:8443');
+  if (listen === null) return undefined;
+  const host = typeof file.serverName === 'string' ? file.serverName : listen.host;
+  if (host === '0.0.0.0' || host === '::') return undefined;
+  return `https://${host.includes(':') ? `[${host}]` : host}:${listen.port}`;
+}
+
+program
+  .command('package')
+  .description('build an agent installer (.deb, .rpm, .msi, or the .pkg inputs) that enrolls the device by itself with an enrollment secret')
+  .addOption(new Option('--target <target>', 'installer format').choices(['deb', 'rpm', 'msi', 'pkg']).makeOptionMandatory())
+  .option('--input <dir>', 'msi/pkg: the Windows or macOS build inputs (default build/installer-input)')
+  .option('--enrollment-secret <secret>', 'the secret baked in (from `secret create`)')
+  .option('--enrollment-secret-file <file>', 'read the secret from this file instead (keeps it out of `ps`)')
+  .option('--out <dir>', 'where the installer goes', '.')
+  .option('--config <file>', 'the serve config: its caUrl, caRoot, listen and serverName are used')
+  .option('--control-plane-url <url>', 'the URL devices reach this server at (default: https://<serverName or listen host>:<port>)')
+  .option('--ca-url <url>', 'step-ca URL (default: caUrl in --config)')
+  .option('--ca-root <file>', 'step-ca root certificate, whose fingerprint devices pin (default: caRoot in --config)')
+  .action(async (flags: PackageFlags) => {
+    const file = await loadConfigFile(flags.config);
+    const secretText = flags.enrollmentSecret ?? (flags.enrollmentSecretFile === undefined ? undefined : await readFile(flags.enrollmentSecretFile, 'utf8'));
+    const secretValue = secretText?.trim();
+    if (secretValue === undefined || secretValue === '') throw new Error('--enrollment-secret or --enrollment-secret-file is required');
+    const caUrl = flags.caUrl ?? (typeof file.caUrl === 'string' ? file.caUrl : undefined);
+    const caRoot = flags.caRoot ?? (typeof file.caRoot === 'string' ? file.caRoot : undefined);
+    const controlPlaneUrl = flags.controlPlaneUrl ?? controlPlaneUrlFrom(file);
+    if (caUrl === undefined) throw new Error('--ca-url (or caUrl in --config) is required');
+    if (caRoot === undefined) throw new Error('--ca-root (or caRoot in --config) is required: devices pin its fingerprint');
+    if (controlPlaneUrl === undefined) throw new Error('--control-plane-url is required: the config listens on a wildcard address, which names no host');
+    const fingerprint = pemFingerprint(await readFile(caRoot, 'utf8'));
+    if (flags.target === 'msi' || flags.target === 'pkg') {
+      const { packageInstaller } = await import('../installers/index.js');
+      const result = await packageInstaller({
+        target: flags.target,
+        ...(flags.input === undefined ? {} : { inputDir: flags.input }),
+        outDir: resolve(flags.out),
+        enrollment: { controlPlaneUrl, caUrl, fingerprint, enrollmentSecret: secretValue },
+      });
+      process.stdout.write(`${result.artifact}\n`);
+      process.stderr.write(`enrolls with ${controlPlaneUrl} and ${caUrl} (root ${fingerprint}); next: ${result.next}\n`);
+      return;
+    }
+    const out = await buildLinuxPackage({
+      target: flags.target,
+      outDir: resolve(flags.out),
+      enrollment: { controlPlaneUrl, caUrl, fingerprint, secret: secretValue },
+    });
+    process.stdout.write(`${out}\n`);
+    process.stderr.write(`enrolls with ${controlPlaneUrl} and ${caUrl} (root ${fingerprint}); the secret is inside, readable by root only once installed\n`);
   });
 
 const secret = program.command('secret').description('manage enrollment secrets');

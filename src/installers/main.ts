@@ -1,8 +1,9 @@
 /**
  * `node dist/src/installers/main.js --target msi|pkg [flags]` (after `npm run build`): the Windows and macOS
- * installers from the command line, until the lead joins them with the Linux targets under
- * `npm run package -- --target ...`. TypeScript rather than a scripts/*.mjs so that it is type-checked with
- * the rest (ESLint's default project for loose .mjs files is capped at 8 files, all used).
+ * installers with enrollment baked in from flags (`vigil enroll`'s names), for a build machine that has no
+ * control-plane config; `npm run package -- --target msi|pkg` builds them plain, and `vigil-control-plane
+ * package` bakes in its own server's values. TypeScript rather than a scripts/*.mjs so that it is type-checked
+ * with the rest (ESLint's default project for loose .mjs files is capped at 8 files, all used).
  */
 import { EnrollmentInputError } from './enrollment.js';
 import { packageInstaller, parsePackageArgs, PackageUsageError } from './index.js';
