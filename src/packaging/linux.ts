@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -64,7 +65,7 @@ interface LockEntry {
  */
 export async function productionModules(root: string): Promise<string[]> {
   const lock = JSON.parse(await readFile(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
-  const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+  const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
   const found = new Set<string>();
   const resolveFrom = (from: string, name: string): string | undefined => {
     for (let dir = from; ; ) {
@@ -83,6 +84,8 @@ export async function productionModules(root: string): Promise<string[]> {
         if (optional) continue;
         throw new Error(`package-lock.json has no ${name} for ${from || 'the root'}`);
       }
+      // An optional dependency that failed to install (keytar without libsecret-1-dev) is in the lock but not on disk.
+      if (optional && !existsSync(join(root, at))) continue;
       if (found.has(at)) continue;
       found.add(at);
       const entry = lock.packages[at] ?? {};
@@ -91,6 +94,8 @@ export async function productionModules(root: string): Promise<string[]> {
     }
   };
   visit('', pkg.dependencies ?? {}, false);
+  // keytar is optional for `npm install` (it needs libsecret-1-dev to build), not for the agent: ship it when built.
+  visit('', pkg.optionalDependencies ?? {}, true);
   return [...found].sort();
 }
 

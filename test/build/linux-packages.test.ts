@@ -83,10 +83,15 @@ async function timed<T>(name: string, f: () => Promise<T>): Promise<T> {
  * whole root file system read-only: what ProtectSystem=strict, ProtectHome=read-only and PrivateTmp leave the
  * checks (the state dir is the writable /tmp here, as StateDirectory is under systemd).
  */
-function scanIn(readOnly: boolean): Promise<Out> {
+async function scanIn(readOnly: boolean): Promise<Out> {
+  // The writable place is a tmpfs on a scratch dir of its own, not over /tmp: the checkout under test may live
+  // in /tmp (CI clones there), and a tmpfs there would hide the very build being run. The agent's temp files
+  // follow TMPDIR, as they follow PrivateTmp's /tmp under systemd.
+  const scratch = join(dir, readOnly ? 'scan-ro' : 'scan-rw');
+  await mkdir(scratch, { recursive: true });
   const ro = readOnly ? 'mount -o remount,bind,ro / && ! touch /etc/.vigil-ro-probe 2>/dev/null && ' : '';
-  const script = `mount -t tmpfs tmpfs /tmp && ${ro}mkdir /tmp/state && XDG_STATE_HOME=/tmp/state exec "$0" "$1" check --local --json`;
-  return sh('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, process.execPath, AGENT_CLI]);
+  const script = `mount -t tmpfs tmpfs "$2" && ${ro}mkdir "$2/state" "$2/tmp" && TMPDIR="$2/tmp" XDG_STATE_HOME="$2/state" exec "$0" "$1" check --local --json`;
+  return sh('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, process.execPath, AGENT_CLI, scratch]);
 }
 
 beforeAll(async () => {
