@@ -18,14 +18,14 @@ interface IdentityIO {
  * token, so there the file system's refusal is what answers.
  */
 async function stateAccess(cmd: Command): Promise<{ stateDir: string; socket: string; denied: boolean }> {
-  const [{ locateAgent }, { isPrivileged, machinePaths }, fs, path] = await Promise.all([
+  const [{ locateFromGlobals }, { isPrivileged, machinePaths }, fs, path] = await Promise.all([
     import('../config/locate.js'),
     import('../platform/paths.js'),
     import('node:fs'),
     import('node:path'),
   ]);
   const g = cmd.optsWithGlobals<GlobalOptions>();
-  const where = locateAgent({ ...(g.config === undefined ? {} : { configFile: g.config }), flags: { stateDir: g.stateDir, socket: g.socket } });
+  const where = locateFromGlobals(g);
   if (process.platform === 'win32' || isPrivileged()) return { ...where, denied: false };
   let denied = path.resolve(where.stateDir) === path.resolve(machinePaths(process.platform as 'linux' | 'darwin').stateDir);
   try {

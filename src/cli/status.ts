@@ -1,5 +1,7 @@
 import type { GlobalOptions } from '../runtime.js';
 import type { AgentState, IdentitySummary, ReportingSummary } from '../protocol/local-api.js';
+import type { LocalApiClient } from '../protocol/local-api-client.js';
+import type { PostureReport } from '../protocol/report.js';
 import { agentNotRunningMessage } from '../platform/service-hint.js';
 import { AGENT_VERSION } from '../version.js';
 
@@ -73,14 +75,15 @@ export function stateJson(state: AgentState, socket: string, stateDir: string): 
     reporting: state.reporting,
     stateDir,
     policy: { name: state.policy.name, version: state.policy.version, source: state.policy.source },
-    lastScan: report
-      ? { at: report.generatedAt, accessLevel: report.accessLevel, failing: report.reasons.map((r) => ({ id: r.checkId, status: r.status, effect: r.effect })) }
-      : null,
+    lastScan: lastScanOf(report),
   };
 }
 
-/** Connects to the agent; undefined when none runs there (any other failure is an error for the user). */
-export async function askAgent(socket: string): Promise<AgentState | undefined> {
+/**
+ * Runs `use` on a connection to the agent and closes it; undefined when no agent runs there (any other
+ * failure is an error for the user).
+ */
+export async function withAgent<T>(socket: string, use: (client: LocalApiClient) => Promise<T>): Promise<T | undefined> {
   const { connectLocalApi } = await import('../protocol/local-api-client.js');
   let client;
   try {
@@ -90,15 +93,25 @@ export async function askAgent(socket: string): Promise<AgentState | undefined> 
     throw err;
   }
   try {
-    return await client.call('state');
+    return await use(client);
   } finally {
     client.close();
   }
 }
 
+export function askAgent(socket: string): Promise<AgentState | undefined> {
+  return withAgent(socket, (c) => c.call('state'));
+}
+
+function lastScanOf(report: PostureReport | null | undefined): Record<string, unknown> | null {
+  return report
+    ? { at: report.generatedAt, accessLevel: report.accessLevel, failing: report.reasons.map((r) => ({ id: r.checkId, status: r.status, effect: r.effect })) }
+    : null;
+}
+
 export async function runStatus(g: GlobalOptions, opts: StatusOptions, stdout: (s: string) => void): Promise<number> {
-  const { locateAgent } = await import('../config/locate.js');
-  const where = locateAgent({ ...(g.config === undefined ? {} : { configFile: g.config }), flags: { stateDir: g.stateDir, socket: g.socket } });
+  const { locateFromGlobals } = await import('../config/locate.js');
+  const where = locateFromGlobals(g);
   const state = await askAgent(where.socket);
   if (state) {
     stdout(opts.json ? `${JSON.stringify(stateJson(state, where.socket, where.stateDir), null, 2)}\n` : formatAgentState(state, where.socket));
@@ -130,9 +143,7 @@ async function lastKnownStatus(g: GlobalOptions, opts: StatusOptions, socket: st
     identity,
     stateDir: rt.loaded.stateDir,
     policy: { name: rt.policy.name, version: rt.policy.version, source: rt.policySource },
-    lastScan: report
-      ? { at: report.generatedAt, accessLevel: report.accessLevel, failing: report.reasons.map((r) => ({ id: r.checkId, status: r.status, effect: r.effect })) }
-      : null,
+    lastScan: lastScanOf(report),
     ...(stored && !stored.ok ? { problem: stored.problem } : {}),
   };
   if (opts.json) stdout(`${JSON.stringify(status, null, 2)}\n`);

@@ -74,3 +74,8 @@ export function locateAgent(opts: LocateOptions = {}): AgentLocation {
   const dir = stateDir ?? paths.stateDir;
   return { stateDir: dir, socket: agentSocket(paths, dir, socket, platform) };
 }
+
+/** From the CLI's global flags (--config, --state-dir, --socket), as every client command needs it. */
+export function locateFromGlobals(g: { config?: string | undefined; stateDir?: string | undefined; socket?: string | undefined }): AgentLocation {
+  return locateAgent({ ...(g.config === undefined ? {} : { configFile: g.config }), flags: { stateDir: g.stateDir, socket: g.socket } });
+}
