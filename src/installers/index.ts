@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { AGENT_VERSION } from '../version.js';
 import type { EnrollmentInput } from './enrollment.js';
 import { buildMsi } from './msi.js';
-import { buildPkgInputs } from './pkg.js';
+import { buildPkg } from './pkg.js';
 
 /**
  * One entry point for the Windows and macOS installers, for `npm run package -- --target msi|pkg` and
@@ -38,7 +38,7 @@ export interface PackageOptions {
 
 export interface PackageResult {
   target: InstallerTarget;
-  /** The .msi, or for pkg the build-pkg.sh to run on a Mac. */
+  /** The .msi or the .pkg. */
   artifact: string;
   /** What is left to do, in one line. */
   next: string;
@@ -60,12 +60,12 @@ export async function packageInstaller(o: PackageOptions): Promise<PackageResult
   }
   const mac = join(input, 'darwin');
   const trayApp = join(mac, 'Vigil.app');
-  const artifact = await buildPkgInputs({
+  const artifact = await buildPkg({
     input: { nodeBin: join(mac, 'node'), appDir: join(mac, 'app'), ...(existsSync(trayApp) ? { trayApp } : {}) },
-    outDir: join(resolve(o.outDir), `vigil-${version}-pkg`),
+    outFile: join(resolve(o.outDir), `vigil-${version}.pkg`),
     ...common,
   });
-  return { target: 'pkg', artifact, next: `copy ${join(resolve(o.outDir), `vigil-${version}-pkg`)} to a Mac and run build-pkg.sh there (SIGN="Developer ID Installer: ..." to sign)` };
+  return { target: 'pkg', artifact, next: 'on a Mac: productsign --sign "Developer ID Installer: ..." vigil.pkg vigil-signed.pkg, notarize it, then deploy it with the MDM' };
 }
 
 export class PackageUsageError extends Error {}

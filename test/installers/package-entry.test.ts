@@ -57,11 +57,12 @@ describe('packageInstaller and its flags', () => {
     expect(stdout).toMatch(/^ENROLLMENT_SECRET\tvigil_ab12_c2VjcmV0LXNlY3JldA$/m);
   }, 60_000);
 
-  it('lays out the pkg inputs from darwin/ of the input dir', async () => {
+  it('builds the .pkg from darwin/ of the input dir', async () => {
     const r = await packageInstaller({ target: 'pkg', inputDir: input, outDir: join(dir, 'out'), version: '0.9.1', allowPlaceholders: true });
-    expect(r.artifact).toBe(join(dir, 'out', 'vigil-0.9.1-pkg', 'build-pkg.sh'));
-    expect(existsSync(join(dir, 'out', 'vigil-0.9.1-pkg', 'root', 'Library', 'LaunchDaemons', 'dev.vigil.agent.plist'))).toBe(true);
-    expect(r.next).toMatch(/to a Mac and run build-pkg.sh there/);
+    expect(r.artifact).toBe(join(dir, 'out', 'vigil-0.9.1.pkg'));
+    const { stdout } = await run('bsdtar', ['-tf', r.artifact]);
+    expect(stdout).toContain('vigil.pkg/Payload\n');
+    expect(r.next).toMatch(/productsign/);
   });
 
   it('main.ts: one line and exit 2 for a bad flag or input; the artifact path and what is next on success', async () => {
@@ -71,7 +72,8 @@ describe('packageInstaller and its flags', () => {
     await expect(run(tsx, [main, '--target', 'zip'])).rejects.toMatchObject({ code: 2, stderr: 'package: --target: expected msi or pkg, got zip\n' });
     await expect(run(tsx, [main, '--target', 'msi', '--input', input, '--out', join(dir, 'cli-out')])).rejects.toMatchObject({ code: 2 });
     const ok = await run(tsx, [main, '--target', 'pkg', '--input', join(dir, 'mac-input'), '--out', join(dir, 'cli-out'), '--version', '0.9.2']);
-    expect(ok.stdout).toBe(`${join(dir, 'cli-out', 'vigil-0.9.2-pkg', 'build-pkg.sh')}\nnext: copy ${join(dir, 'cli-out', 'vigil-0.9.2-pkg')} to a Mac and run build-pkg.sh there (SIGN="Developer ID Installer: ..." to sign)\n`);
+    expect(ok.stdout).toBe(`${join(dir, 'cli-out', 'vigil-0.9.2.pkg')}\nnext: on a Mac: productsign --sign "Developer ID Installer: ..." vigil.pkg vigil-signed.pkg, notarize it, then deploy it with the MDM\n`);
+    expect(existsSync(join(dir, 'cli-out', 'vigil-0.9.2.pkg'))).toBe(true);
   }, 60_000);
 
   it('names the missing input', async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPkgInputs, SECRET_FILE } from '../../src/installers/pkg.js';
+import { buildPkgInputs, plist, SECRET_FILE } from '../../src/installers/pkg.js';
 
 const run = promisify(execFile);
 
@@ -63,6 +63,7 @@ beforeAll(async () => {
   const trayApp = join(dir, 'Vigil.app');
   await mkdir(join(trayApp, 'Contents', 'MacOS'), { recursive: true });
   await writeFile(join(trayApp, 'Contents', 'MacOS', 'Vigil'), 'PLACEHOLDER tray\n');
+  await writeFile(join(trayApp, 'Contents', 'Info.plist'), plist({ CFBundleIdentifier: 'dev.vigil.tray.app', CFBundleShortVersionString: '1.0.0', CFBundleVersion: '1.0.0' }));
   await writeFile(join(dir, 'PLACEHOLDER-node'), 'PLACEHOLDER node\n');
   out = join(dir, 'out');
   await buildPkgInputs({ input: { nodeBin: join(dir, 'PLACEHOLDER-node'), appDir: app, trayApp }, outDir: out, enrollment: { enrollmentSecret: 'vigil_ab12_c2VjcmV0LXNlY3JldA' }, allowPlaceholders: true });

