@@ -97,7 +97,7 @@ function controlPlaneUrlFrom(file: Record<string, unknown>): string | undefined 
 
 program
   .command('package')
-  .description('build an agent installer (.deb, .rpm, .msi, or the .pkg inputs) that enrolls the device by itself with an enrollment secret')
+  .description('build an agent installer (.deb, .rpm, .msi or an unsigned .pkg) that enrolls the device by itself with an enrollment secret')
   .addOption(new Option('--target <target>', 'installer format').choices(['deb', 'rpm', 'msi', 'pkg']).makeOptionMandatory())
   .option('--input <dir>', 'msi/pkg: the Windows or macOS build inputs (default build/installer-input)')
   .option('--enrollment-secret <secret>', 'the secret baked in (from `secret create`)')
