@@ -13,7 +13,8 @@ import { waitFor } from '../helpers.js';
  * The Linux packages, built once for the file by the real commands (`npm run package`'s CLI and
  * `vigil-control-plane package`), read back with dpkg-deb, rpm, lintian and systemd-analyze, then the enrolled
  * .deb installed for real by dpkg into a throwaway root where its maintainer scripts run, its unit's ExecStart
- * started there against a real step-ca and control plane, upgraded and purged.
+ * started there against a real step-ca and control plane, upgraded and purged; the .rpm installed by rpm into
+ * another such root, its scriptlets run, upgraded and erased.
  */
 
 const PACKAGING_CLI = join(dirname(AGENT_CLI), '..', 'packaging', 'cli.js');
@@ -271,12 +272,12 @@ async function throwawayRoot(root: string): Promise<void> {
   for (const [name, minor] of [['null', 3], ['zero', 5], ['random', 8], ['urandom', 9]] as const) await ok('mknod', ['-m', '666', join(root, 'dev', name), 'c', '1', String(minor)]);
 }
 
-/** Every path under root, for before/after comparisons (dpkg's own database left out). */
+/** Every path under root, for before/after comparisons (dpkg's and rpm's own databases left out). */
 async function tree(root: string, rel = ''): Promise<string[]> {
   const out: string[] = [];
   for (const ent of await readdir(join(root, rel), { withFileTypes: true })) {
     const r = `${rel}/${ent.name}`;
-    if (r.startsWith('/var/lib/dpkg') || r === '/proc' || r === '/sys') continue;
+    if (r.startsWith('/var/lib/dpkg') || r.startsWith('/var/lib/rpm') || r === '/proc' || r === '/sys') continue;
     out.push(r);
     if (ent.isDirectory()) out.push(...(await tree(root, r)));
   }
@@ -395,6 +396,62 @@ describe.skipIf(!ready)('installed for real in a throwaway root', () => {
     expect(purged.code, purged.stderr).toBe(0);
     expect(await tree(root)).toEqual(before);
   }, 150_000);
+
+  it('the .rpm: installs with its scriptlets, upgrades keeping state, erases to what the README says remains', async () => {
+    const root = join(dir, 'rpm-root');
+    await throwawayRoot(root);
+    // systemd "running" in the root, with a systemctl that records what the scriptlets ask of it.
+    await mkdir(join(root, 'run/systemd/system'), { recursive: true });
+    await mkdir(join(root, 'usr/bin'), { recursive: true });
+    await writeFile(join(root, 'usr/bin/systemctl'), '#!/bin/sh\necho "$*" >> /systemctl.log\n', { mode: 0o755 });
+    const before = await tree(root);
+    // Debian's rpm keeps its database under ~/.rpmdb: name one inside the root. No dependency is installed there.
+    const rpm = (...args: string[]): Promise<Out> => sh('rpm', [`--root=${root}`, '--dbpath=/var/lib/rpm', ...args]);
+    expect((await rpm('--initdb')).code).toBe(0);
+    const systemctl = async (): Promise<string[]> => (await readFile(join(root, 'systemctl.log'), 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
+    const mode = async (p: string): Promise<string> => {
+      const st = await stat(join(root, p));
+      return `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
+    };
+
+    const installed = await timed('rpm -i', () => rpm('-i', '--nodeps', rpmFile));
+    expect(installed.code, installed.stderr).toBe(0);
+    expect((await rpm('-q', 'vigil')).stdout).toMatch(/^vigil-\d/);
+    // %post ran: the directories it makes, and the service enabled and started.
+    expect(await mode(LAYOUT.state)).toBe('700 0:0');
+    expect(await mode(LAYOUT.logs)).toBe('700 0:0');
+    expect(await mode(LAYOUT.managedDir)).toBe('755 0:0');
+    expect(await mode(LAYOUT.node)).toBe('755 0:0');
+    expect(await mode(LAYOUT.wrapper)).toBe('755 0:0');
+    expect(await mode(LAYOUT.unitRpm)).toBe('644 0:0');
+    expect(await systemctl()).toEqual(['daemon-reload', 'enable vigil.service', 'start vigil.service']);
+    const verified = await rpm('-V', '--nodeps', 'vigil');
+    expect(verified.code, verified.stdout).toBe(0);
+
+    // What the device gathered, and a config file an admin edited.
+    await writeFile(join(root, LAYOUT.state, 'identity.json'), '{}\n', { mode: 0o600 });
+    await writeFile(join(root, LAYOUT.autostart), `${await readFile(join(root, LAYOUT.autostart), 'utf8')}# edited here\n`);
+
+    // Upgrade: -U --replacepkgs of the same package runs the upgrade path ($1 = 2 in %post, then the old
+    // package's %preun/%postun with $1 = 1), as a newer version would, without a second 10 s build.
+    const upgraded = await timed('rpm -U (upgrade)', () => rpm('-U', '--replacepkgs', '--nodeps', rpmFile));
+    expect(upgraded.code, upgraded.stderr).toBe(0);
+    expect((await systemctl()).slice(3)).toEqual(['daemon-reload', 'enable vigil.service', 'restart vigil.service', 'daemon-reload']);
+    expect(await readFile(join(root, LAYOUT.state, 'identity.json'), 'utf8')).toBe('{}\n');
+    expect(await readFile(join(root, LAYOUT.autostart), 'utf8')).toContain('# edited here');
+
+    // Erase: the service stopped and disabled, state and logs gone (rpm has no purge), the edited config kept
+    // as .rpmsave; what else remains is the directories a real system's filesystem package owns.
+    const erased = await timed('rpm -e', () => rpm('-e', 'vigil'));
+    expect(erased.code, erased.stderr).toBe(0);
+    expect((await systemctl()).slice(7)).toEqual(['disable --now vigil.service', 'daemon-reload']);
+    expect((await rpm('-q', 'vigil')).code).not.toBe(0);
+    const after = await tree(root);
+    expect(after.filter((p) => !before.includes(p))).toEqual(
+      ['/etc/xdg', '/etc/xdg/autostart', `${LAYOUT.autostart}.rpmsave`, '/systemctl.log', '/usr/lib/systemd', '/usr/lib/systemd/system', '/var/tmp'].sort(),
+    );
+    expect(before.filter((p) => !after.includes(p))).toEqual([]);
+  }, 90_000);
 });
 
 // Last, so lintian (about 45 s on two CPUs) overlaps the real install above rather than delaying it.
