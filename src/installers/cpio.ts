@@ -44,7 +44,9 @@ async function write(z: Gzip, chunk: Buffer): Promise<void> {
 
 /** Writes entries (from walkTree) to outFile as gzip-compressed odc cpio. */
 export async function writeCpioGz(entries: readonly TreeEntry[], outFile: string): Promise<void> {
-  const gzip = createGzip({ level: 9 });
+  // gzip's default level, as pkgbuild uses: level 9 took 17.5 s instead of 6.3 s on an 86 MB node binary
+  // for 0.3 % less.
+  const gzip = createGzip({ level: 6 });
   const done = pipeline(gzip, createWriteStream(outFile));
   try {
     let ino = 1;

@@ -6,7 +6,7 @@ import { buildLinuxPackage, defaultRoot, type LinuxTarget } from './linux.js';
 
 /**
  * `npm run package -- --target deb|rpm|msi|pkg [--out DIR]`: the agent's installer. Linux packages are built
- * from dist/ on this machine; the .msi and the .pkg inputs from the Windows and macOS builds placed under
+ * from dist/ on this machine; the .msi and the .pkg from the Windows and macOS builds placed under
  * --input (build/installer-input by default; see README, Installing on Windows and macOS).
  */
 const program = new Command('package')
