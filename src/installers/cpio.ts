@@ -48,6 +48,9 @@ export async function writeCpioGz(entries: readonly TreeEntry[], outFile: string
   // for 0.3 % less.
   const gzip = createGzip({ level: 6 });
   const done = pipeline(gzip, createWriteStream(outFile));
+  // A write error (a full disk) settles done while entries are still being written: awaited at the end, and
+  // handled now so that it is not an unhandled rejection meanwhile.
+  done.catch(() => undefined);
   try {
     let ino = 1;
     for (const e of entries) {

@@ -201,7 +201,8 @@ export const COMPONENT_DIR = 'vigil.pkg';
  * otherwise make every bundle relocatable, and Installer would then "upgrade" a copy of Vigil.app found
  * anywhere on the disk instead of installing to /Applications. The tray bundle is version-checked, has a
  * strict identifier and is upgraded in place (what pkgbuild's component plist keys BundleIsVersionChecked,
- * BundleHasStrictIdentifier and BundleOverwriteAction=upgrade turn into).
+ * BundleHasStrictIdentifier and BundleOverwriteAction=upgrade turn into). overwrite-permissions="false":
+ * directories that already exist (/Library, /Applications) keep their modes and owners.
  */
 export function packageInfo(o: { version: string; numberOfFiles: number; installKBytes: number; tray?: TrayBundle }): string {
   const listing = (element: string): string => (o.tray ? `    <${element}>\n        <bundle id="${xmlEscape(o.tray.id)}"/>\n    </${element}>\n` : `    <${element}/>\n`);
