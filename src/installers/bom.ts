@@ -3,10 +3,11 @@ import { fullMode, type TreeEntry } from './pkg-tree.js';
 
 /**
  * Apple's bill of materials (the `Bom` of a component package): the list of paths Installer records in its
- * receipt (`pkgutil --files`, `lsbom`). Written from the layout documented by bomutils (mkbom/lsbom) and
- * Fleet's Go writer; everything is big-endian.
+ * receipt (`pkgutil --files`, `lsbom`). Written from the layout documented by bomutils (mkbom/lsbom), the
+ * stuckliste crate's format reference and Fleet's Go writer; everything is big-endian.
  *
- *   header   "BOMStore", version 1, number of blocks, block table offset+length, variables offset+length
+ *   header   "BOMStore", version 1, number of blocks, block table offset+length, variables offset+length,
+ *            zero-padded to 512 bytes as Apple's mkbom writes it
  *   blocks   the data, addressed by index through the block table; index 0 is the null block
  *   vars     count, then { block index u32, name length u8, name } for BomInfo, Paths, HLIndex, VIndex, Size64
  *   table    count, { address u32, length u32 } per index; then the free list: count, { address, length }
@@ -15,7 +16,8 @@ import { fullMode, type TreeEntry } from './pkg-tree.js';
  * order; PathInfo1 = { path id, PathInfo2 block }, PathInfo2 = the metadata (type, mode, uid, gid, mtime,
  * size, checksum, link name), File = { parent path id, NUL-terminated base name }. The root "." has id 1 and
  * parent 0. Leaves are chained by forward/backward block indices; when there is more than one, a branch node
- * (isLeaf 0) lists (leaf block, the leaf's last File block) pairs, as bomutils' mkbom lays them out. HLIndex
+ * (isLeaf 0) lists (leaf block, the leaf's last File block) pairs: a key per child, and the value of the
+ * child's last entry, as Apple's own trees have them. HLIndex
  * (hard links), VIndex and Size64 (files over 4 GiB) are empty trees here: the payload has no hard links and
  * no file that large (writeBom refuses one).
  */
@@ -174,7 +176,7 @@ export async function writeBom(entries: readonly TreeEntry[]): Promise<Buffer> {
   const vars: [string, number][] = [['BomInfo', info], ['Paths', paths], ['HLIndex', hlIndex], ['VIndex', vIndex], ['Size64', size64]];
   const varsBuf = Buffer.concat([u32s(vars.length), ...vars.map(([name, index]) => Buffer.concat([u32s(index), Buffer.from([name.length]), Buffer.from(name, 'ascii')]))]);
 
-  const HEADER = 32;
+  const HEADER = 512;
   const addresses: number[] = [];
   let at = HEADER;
   for (const b of blocks.list) {
@@ -189,6 +191,7 @@ export async function writeBom(entries: readonly TreeEntry[]): Promise<Buffer> {
     u32s(0),
   ]);
   const tableOffset = varsOffset + varsBuf.length;
-  const header = Buffer.concat([Buffer.from('BOMStore', 'ascii'), u32s(1, blocks.list.length - 1, tableOffset, table.length, varsOffset, varsBuf.length)]);
+  const header = Buffer.alloc(HEADER);
+  Buffer.concat([Buffer.from('BOMStore', 'ascii'), u32s(1, blocks.list.length - 1, tableOffset, table.length, varsOffset, varsBuf.length)]).copy(header);
   return Buffer.concat([header, ...blocks.list, varsBuf, table]);
 }
