@@ -107,12 +107,20 @@ function node(isLeaf: boolean, pairs: readonly (readonly [number, number])[], fo
   return b;
 }
 
+/**
+ * The metadata block. A directory's ends after the unknown byte with 8 zero bytes (what the checksum and the
+ * link length fields of a file hold when 0); a file's has its checksum and 8 zero bytes; a link's has the
+ * checksum of its target, the target's length with its NUL, the target, then 8 zero bytes (the stuckliste
+ * reference; Fleet's writer likewise ends a file's block with the extra zero word).
+ */
 function pathInfo2(e: TreeEntry, checksum: number): Buffer {
   const link = e.kind === 'symlink' ? Buffer.from(`${e.linkTarget ?? ''}\0`) : Buffer.alloc(0);
-  const b = Buffer.alloc(31 + link.length);
+  const trailer = e.kind === 'dir' ? 0 : e.kind === 'file' ? 4 : 8;
+  const b = Buffer.alloc(31 + link.length + trailer);
   b.writeUInt8(TYPE[e.kind], 0);
   b.writeUInt8(1, 1);
-  // "architecture" in bomutils; mkbom writes 3 for entries it does not look into.
+  // "architecture" in bomutils, flags in stuckliste: 3, as bomutils' and Fleet's writers (whose packages
+  // Installer accepts) write it for entries that are not Mach-O binaries.
   b.writeUInt16BE(3, 2);
   b.writeUInt16BE(fullMode(e), 4);
   b.writeUInt32BE(0, 6); // uid: root
@@ -170,7 +178,8 @@ export async function writeBom(entries: readonly TreeEntry[]): Promise<Buffer> {
   const paths = blocks.add(tree(pathsRoot, 4096, entries.length));
   const hlIndex = blocks.add(tree(blocks.add(node(true, [], 0, 0)), 4096, 0));
   const vTree = blocks.add(tree(blocks.add(node(true, [], 0, 0)), 128, 0));
-  const vIndex = blocks.add(Buffer.concat([u32s(1, vTree, 0), Buffer.alloc(1)]));
+  // Version 1, the tree, then 0 and 1: the values of an empty VIndex.
+  const vIndex = blocks.add(Buffer.concat([u32s(1, vTree, 0), Buffer.from([1])]));
   const size64 = blocks.add(tree(blocks.add(node(true, [], 0, 0)), 4096, 0));
 
   const vars: [string, number][] = [['BomInfo', info], ['Paths', paths], ['HLIndex', hlIndex], ['VIndex', vIndex], ['Size64', size64]];

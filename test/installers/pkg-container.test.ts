@@ -246,7 +246,7 @@ describe('Payload and Scripts (gzip cpio odc), read back by bsdtar', () => {
 });
 
 /** A Bom reader written from bomutils' description (lsbom), independent of src/installers/bom.ts. */
-function readBom(buf: Buffer): { vars: Map<string, number>; numberOfPaths: number; leaves: number; paths: Map<string, { id: number; type: number; mode: number; uid: number; gid: number; size: number; checksum: number; link?: string }> } {
+function readBom(buf: Buffer): { vars: Map<string, number>; numberOfPaths: number; leaves: number; paths: Map<string, { id: number; type: number; mode: number; uid: number; gid: number; size: number; checksum: number; blockLength: number; link?: string }> } {
   expect(buf.subarray(0, 8).toString('ascii')).toBe('BOMStore');
   expect(buf.readUInt32BE(8)).toBe(1);
   // The header is padded to 512 bytes, as Apple's mkbom writes it.
@@ -299,7 +299,7 @@ function readBom(buf: Buffer): { vars: Map<string, number>; numberOfPaths: numbe
     if (!r) throw new Error(`no path id ${id}`);
     return r.parent === 0 ? r.name : `${full(r.parent)}/${r.name}`;
   };
-  const paths = new Map<string, { id: number; type: number; mode: number; uid: number; gid: number; size: number; checksum: number; link?: string }>();
+  const paths = new Map<string, { id: number; type: number; mode: number; uid: number; gid: number; size: number; checksum: number; blockLength: number; link?: string }>();
   for (const [id, r] of raw) {
     const b = r.info2;
     const linkLen = b.readUInt32BE(27);
@@ -311,6 +311,7 @@ function readBom(buf: Buffer): { vars: Map<string, number>; numberOfPaths: numbe
       gid: b.readUInt32BE(10),
       size: b.readUInt32BE(18),
       checksum: b.readUInt32BE(23),
+      blockLength: b.length,
       ...(linkLen > 0 ? { link: b.subarray(31, 31 + linkLen - 1).toString() } : {}),
     });
   }
@@ -340,6 +341,9 @@ describe('the Bom, walked by an independent reader', () => {
       expect(b, e.path).toMatchObject({ type, mode: typeBits | perm, uid: 0, gid: e.path === './Applications' ? 80 : 0, size: e.size });
       if (e.kind === 'file') expect(b?.checksum, e.path).toBe(sums.get(e.abs));
       if (e.kind === 'symlink') expect(b?.link, e.path).toBe(e.linkTarget);
+      // Each kind's block ends with its zero bytes: 8 after a directory's unknown byte, 8 after a file's checksum, 8 after a link's target.
+      const length = { dir: 31, file: 35, symlink: 31 + Buffer.byteLength(e.linkTarget ?? '') + 1 + 8 }[e.kind];
+      expect(b?.blockLength, e.path).toBe(length);
     }
     expect(bom.paths.get('./Library/Vigil/node')?.size).toBe(70_004);
   });
