@@ -68,7 +68,7 @@ async function cksumOf(e: TreeEntry): Promise<number> {
 
 const TYPE = { file: 1, dir: 2, symlink: 3 } as const;
 /** Entries per leaf: a 12-byte leaf header and 8 bytes per pair stay well inside the tree's 4096-byte blocks. */
-export const BOM_LEAF_ENTRIES = 256;
+const BOM_LEAF_ENTRIES = 256;
 const U32_MAX = 0xffffffff;
 
 class Blocks {

@@ -25,9 +25,9 @@ export interface TreeEntry {
   linkTarget?: string;
 }
 
-export const S_IFDIR = 0o040000;
-export const S_IFREG = 0o100000;
-export const S_IFLNK = 0o120000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
 
 /** The full st_mode: type bits and permissions, as cpio and the Bom store it. */
 export function fullMode(e: TreeEntry): number {

@@ -17,7 +17,7 @@ import { xmlEscape } from './xml.js';
  * component package (what pkgbuild makes) with its Payload, Scripts, Bom and PackageInfo, in a xar container.
  * Debian 12 has neither xar nor mkbom, so the container, the Bom and the cpio archives are written by this
  * repository's own code (xar.ts, bom.ts, cpio.ts). The .pkg is unsigned: productsign on a Mac adds the
- * Developer ID Installer signature MDM needs (README "Deploying to a fleet").
+ * Developer ID Installer signature MDM needs (README "Building them").
  */
 
 export const PKG_IDENTIFIER = 'dev.vigil.agent';
@@ -194,7 +194,7 @@ export function distribution(version: string, installKBytes: number, placeholder
 }
 
 /** The component package's name inside the product archive. */
-export const COMPONENT_DIR = 'vigil.pkg';
+const COMPONENT_DIR = 'vigil.pkg';
 
 /**
  * The component's PackageInfo, as pkgbuild writes it. Installing to / and never relocating: pkgbuild would
@@ -355,7 +355,7 @@ const SYSTEM_DIRS: Record<string, { perm: number; gid: number }> = {
 };
 
 /** pkgbuild's installKBytes: the payload's file and link bytes, in KiB rounded up. */
-export function installKBytes(entries: readonly TreeEntry[]): number {
+function installKBytes(entries: readonly TreeEntry[]): number {
   return Math.ceil(entries.reduce((n, e) => n + e.size, 0) / 1024);
 }
 
