@@ -83,6 +83,22 @@ export function Dialog(props: { title: string; onClose: () => void; children: Co
         e.preventDefault();
         props.onClose();
       }}
+      onKeyDown={(e) => {
+        // The modal makes the page inert, but Tab past its last control would leave for the browser's own
+        // UI; wrap around instead, so keyboard users stay in the dialog until they answer it.
+        if (e.key !== 'Tab' || !ref.current) return;
+        const items = [...ref.current.querySelectorAll<HTMLElement>('button:not([disabled]), input, select, textarea, a[href]')];
+        const first = items[0];
+        const last = items[items.length - 1];
+        if (!first || !last) return;
+        if (e.shiftKey && document.activeElement === first) {
+          e.preventDefault();
+          last.focus();
+        } else if (!e.shiftKey && document.activeElement === last) {
+          e.preventDefault();
+          first.focus();
+        }
+      }}
     >
       <h2 id="dialog-title">{props.title}</h2>
       {props.children}

@@ -6,8 +6,38 @@ import type { DevicePage, DeviceSummary, Overview } from '../types.js';
 import { ago, LevelBadge, PageTitle, Status, useLoad } from '../ui.js';
 
 const PAGE_SIZE = 50;
-const FILTERS = ['q', 'level', 'failingCheck', 'os', 'seen'] as const;
+const FILTERS = ['q', 'level', 'state', 'failingCheck', 'os', 'seen'] as const;
 type Filters = Record<(typeof FILTERS)[number], string>;
+
+/**
+ * The server filters on the OS id a device reports (os-release ID, `macos`, `windows`) or on its platform:
+ * the three platforms, then the OS ids the bundled policy knows minimum versions for.
+ */
+const OSES: [string, string][] = [
+  ['linux', 'Linux (any)'],
+  ['darwin', 'macOS (any)'],
+  ['win32', 'Windows (any)'],
+  ['ubuntu', 'Ubuntu'],
+  ['debian', 'Debian'],
+  ['fedora', 'Fedora'],
+  ['rhel', 'Red Hat Enterprise Linux'],
+  ['centos', 'CentOS'],
+  ['rocky', 'Rocky Linux'],
+  ['almalinux', 'AlmaLinux'],
+  ['opensuse-leap', 'openSUSE Leap'],
+  ['sles', 'SUSE Linux Enterprise'],
+  ['linuxmint', 'Linux Mint'],
+  ['pop', 'Pop!_OS'],
+  ['elementary', 'elementary OS'],
+  ['zorin', 'Zorin OS'],
+];
+
+const STATES: [string, string][] = [
+  ['active', 'Reporting'],
+  ['stale', 'Stale'],
+  ['enrolled', 'Never reported'],
+  ['revoked', 'Revoked'],
+];
 
 /** "Last seen" choices, as the bound the server filters on (`seenAfter`/`seenBefore`, ISO time). */
 const SEEN: Record<string, { label: string; bound?: (now: number) => Record<string, string> }> = {
@@ -19,7 +49,8 @@ const SEEN: Record<string, { label: string; bound?: (now: number) => Record<stri
 };
 
 function filtersOf(params: URLSearchParams): Filters {
-  return { q: params.get('q') ?? '', level: params.get('level') ?? '', failingCheck: params.get('failingCheck') ?? '', os: params.get('os') ?? '', seen: params.get('seen') ?? '' };
+  const get = (k: string): string => params.get(k) ?? '';
+  return { q: get('q'), level: get('level'), state: get('state'), failingCheck: get('failingCheck'), os: get('os'), seen: get('seen') };
 }
 
 function osLabel(d: DeviceSummary): string {
@@ -47,6 +78,7 @@ export function DevicesPage(props: { params: URLSearchParams }): preact.JSX.Elem
           cursor,
           q: filters.q,
           level: filters.level,
+          state: filters.state,
           failingCheck: filters.failingCheck,
           os: filters.os,
           ...(SEEN[filters.seen]?.bound?.(Date.now()) ?? {}),
@@ -143,10 +175,21 @@ export function DevicesPage(props: { params: URLSearchParams }): preact.JSX.Elem
           <label for="f-os">Operating system</label>
           <select id="f-os" value={filters.os} onChange={(e) => { set({ os: e.currentTarget.value }); }}>
             <option value="">Any</option>
-            {filters.os !== '' && !overview?.byOs.some((o) => o.os === filters.os) && <option value={filters.os}>{filters.os}</option>}
-            {overview?.byOs.map((o) => (
-              <option key={o.os} value={o.os}>
-                {o.os} ({o.count})
+            {filters.os !== '' && !OSES.some(([v]) => v === filters.os) && <option value={filters.os}>{filters.os}</option>}
+            {OSES.map(([v, label]) => (
+              <option key={v} value={v}>
+                {label}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div class="field">
+          <label for="f-state">State</label>
+          <select id="f-state" value={filters.state} onChange={(e) => { set({ state: e.currentTarget.value }); }}>
+            <option value="">Any</option>
+            {STATES.map(([v, label]) => (
+              <option key={v} value={v}>
+                {label}
               </option>
             ))}
           </select>

@@ -144,9 +144,7 @@ export function OverviewPage(): preact.JSX.Element {
                 <tbody>
                   {data.byOs.map((o) => (
                     <tr key={o.os}>
-                      <td>
-                        <a href={href('/devices', { os: o.os })}>{o.os}</a>
-                      </td>
+                      <td>{o.os}</td>
                       <td class="n">{o.count}</td>
                     </tr>
                   ))}
