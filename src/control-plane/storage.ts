@@ -113,6 +113,9 @@ export interface PageQuery {
   limit: number;
 }
 
+/** A cursor that is not one the list handed out; the HTTP layer answers 400. */
+export class InvalidCursorError extends Error {}
+
 export interface Page<T> {
   items: T[];
   /** Null on the last page. */
