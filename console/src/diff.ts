@@ -37,12 +37,13 @@ export function lineDiff(oldText: string, newText: string): DiffLine[] {
       out.push({ kind: 'same', text: am[i] ?? '', oldNo: head + i + 1, newNo: head + j + 1 });
       i++;
       j++;
-    } else if (j < m && (i === n || (lcs[i * (m + 1) + j + 1] ?? 0) >= (lcs[(i + 1) * (m + 1) + j] ?? 0))) {
-      out.push({ kind: 'add', text: bm[j] ?? '', oldNo: null, newNo: head + j + 1 });
-      j++;
-    } else {
+    } else if (i < n && (j === m || (lcs[(i + 1) * (m + 1) + j] ?? 0) >= (lcs[i * (m + 1) + j + 1] ?? 0))) {
+      // On a tie the removed line comes first, as in `diff -u`.
       out.push({ kind: 'del', text: am[i] ?? '', oldNo: head + i + 1, newNo: null });
       i++;
+    } else {
+      out.push({ kind: 'add', text: bm[j] ?? '', oldNo: null, newNo: head + j + 1 });
+      j++;
     }
   }
   for (let k = 0; k < tail; k++) {
