@@ -70,6 +70,23 @@ const serveKeys = {
   enrollPerSecretPerMinute: z.number().int().min(1).max(100_000).default(300),
   enrollPerDevicePerMinute: z.number().int().min(1).max(1000).default(6),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  /**
+   * Take the client address from X-Forwarded-For (behind a reverse proxy that sets it). Off: the socket's
+   * address, which a client cannot forge; it is what rate limits and the audit log use.
+   */
+  trustProxy: z.boolean().default(false),
+  /** The admin web console (/console/): its sessions and sign-in limits. */
+  console: z
+    .strictObject({
+      /** A session unused this long is signed out. */
+      idleTimeoutMinutes: z.number().int().min(1).max(24 * 60).default(30),
+      /** And any session this old, used or not. */
+      absoluteLifetimeHours: z.number().int().min(1).max(7 * 24).default(12),
+      /** Failed sign-ins per account name, and per client address: a burst of this many, then this many per minute. */
+      signinFailuresPerMinutePerName: z.number().int().min(1).max(10_000).default(5),
+      signinFailuresPerMinutePerIp: z.number().int().min(1).max(10_000).default(20),
+    })
+    .prefault({}),
 };
 
 /** With a configured server certificate. */

@@ -159,6 +159,11 @@ export function effectiveOf(d: StoredDevice, maxReportAgeSeconds: number, now: n
   return { state, level, compliant: state === 'active' && level === 'full' };
 }
 
+/** What the server evaluates a device's results against: its enrolled platform, and the one the report names. */
+export function platformsOf(device: StoredDevice, reported: Platform): Platform[] {
+  return device.facts.platform === reported ? [reported] : [device.facts.platform, reported];
+}
+
 /** The control plane's behaviour, independent of HTTP so tests and other front ends can drive it. */
 export class ControlPlaneService {
   private policy: Policy;
@@ -341,11 +346,6 @@ export class ControlPlaneService {
     return device;
   }
 
-  /** What the server evaluates a device's results against: its enrolled platform, and the one the report names. */
-  private platformsOf(device: StoredDevice, reported: Platform): Platform[] {
-    return device.facts.platform === reported ? [reported] : [device.facts.platform, reported];
-  }
-
   /** `body` is the envelope as received (see NewReport.body); `env` must be the summary of those bytes. */
   async ingest(device: StoredDevice, cert: CertInfo, env: ReportSummary, body: Buffer | string): Promise<ReportAck> {
     // Recomputed from the statuses: the server's policy decides, not what the agent concluded, and a check the
@@ -358,7 +358,7 @@ export class ControlPlaneService {
         reported: env.platform,
       });
     }
-    const { accessLevel } = evaluate(this.policy, env.results, this.platformsOf(device, env.platform));
+    const { accessLevel } = evaluate(this.policy, env.results, platformsOf(device, env.platform));
     const receivedAt = this.now();
     const posture: DevicePosture = {
       os: { platform: env.platform, ...env.os },
@@ -548,7 +548,7 @@ export class ControlPlaneService {
     const latest = await this.o.storage.getLatestReport(d.id);
     const e = this.effective(d);
     const checks: DecisionDocument['device']['checks'] = {};
-    const results = latest ? completeResults(this.policy, latest.report.results, this.platformsOf(d, latest.report.device.platform)) : [];
+    const results = latest ? completeResults(this.policy, latest.report.results, platformsOf(d, latest.report.device.platform)) : [];
     for (const r of results) {
       checks[r.id] = { status: r.status, severity: severityOf(this.policy, r.id), ...(r.reason ? { reason: r.reason } : {}) };
     }
@@ -758,7 +758,7 @@ export class ControlPlaneService {
       for (const d of page.devices) {
         const latest = await this.o.storage.getLatestReport(d.id);
         if (latest) {
-          const level = evaluate(policy, latest.report.results, this.platformsOf(d, latest.report.device.platform)).accessLevel;
+          const level = evaluate(policy, latest.report.results, platformsOf(d, latest.report.device.platform)).accessLevel;
           await this.o.storage.setDeviceLevel(d.id, level);
           await this.announce({ ...d, accessLevel: level }, 'policy');
         }

@@ -5,7 +5,9 @@ import { gunzipSync } from 'node:zlib';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { ACCESS_LEVELS, policySchema, type AccessLevel, type Policy } from '../policy/schema.js';
-import type { AccessLevelEvent, ApiTokenScope, CertInfo, DevicePosture } from '../protocol/admin.js';
+import type { EvaluatedResult } from '../policy/evaluate.js';
+import type { Platform } from '../posture/types.js';
+import { DEVICE_STATES, type AccessLevelEvent, type ApiTokenScope, type CertInfo, type DevicePosture, type DeviceState } from '../protocol/admin.js';
 import { postureReportSchema, type DeviceFacts } from '../protocol/report.js';
 import {
   InvalidCursorError,
@@ -28,6 +30,15 @@ import {
   type StoredReport,
   type StoredReportMeta,
   type StoredSecret,
+  type NewAdmin,
+  type StoredAdmin,
+  type NewSession,
+  type StoredSession,
+  type NewAuditEntry,
+  type StoredAuditEntry,
+  type FleetCounts,
+  type DeviceResults,
+  type FleetSnapshot,
 } from './storage.js';
 import { spawnWorker } from './spawn-worker.js';
 import type { CheckpointerData, CheckpointerRequest } from './wal-checkpointer-worker.js';
@@ -51,6 +62,9 @@ import type { CheckpointerData, CheckpointerRequest } from './wal-checkpointer-w
  * (`report_count`, `report_bytes`, so pruning by count and size finds the devices over a limit without
  * reading their reports) and which checks failed in their latest report (`failing_checks`, for the device
  * list's filter; NULL until a device's first report after the upgrade).
+ * 6 (merged): also the admin console: named accounts (`admins`, scrypt hashes), their sessions (`sessions`, SHA-256 of the
+ * cookie only), the audit log (`audit`) and hourly fleet counts (`fleet_snapshots`). New tables only, so the
+ * upgrade is the CREATE TABLE IF NOT EXISTS below.
  */
 const SCHEMA_VERSION = 6;
 
@@ -121,6 +135,21 @@ CREATE INDEX IF NOT EXISTS reservations_by_secret ON reservations (secret_id, ex
 CREATE TABLE IF NOT EXISTS policies (
   id INTEGER PRIMARY KEY AUTOINCREMENT, version TEXT NOT NULL, body TEXT NOT NULL, set_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS admins (
+  name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_at INTEGER NOT NULL, disabled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sessions (
+  id_hash BLOB PRIMARY KEY, admin TEXT NOT NULL, csrf TEXT NOT NULL, created_at INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL, ip TEXT NOT NULL, user_agent TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_by_admin ON sessions (admin);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+  target TEXT, ip TEXT, detail TEXT
+);
+CREATE TABLE IF NOT EXISTS fleet_snapshots (
+  at INTEGER PRIMARY KEY, full INTEGER NOT NULL, limited INTEGER NOT NULL, blocked INTEGER NOT NULL, stale INTEGER NOT NULL
+);
 `;
 
 interface SecretRow {
@@ -180,6 +209,55 @@ function toApiToken(r: ApiTokenRow): StoredApiToken {
   const scope: ApiTokenScope = r.scope === 'admin' ? 'admin' : 'gateway';
   return { id: r.id, hash: r.hash, scope, name: r.name, createdAt: r.created_at, revokedAt: r.revoked_at };
 }
+
+interface AdminRow {
+  name: string;
+  password_hash: string;
+  created_at: number;
+  disabled: number;
+}
+
+interface SessionRow {
+  id_hash: Buffer;
+  admin: string;
+  csrf: string;
+  created_at: number;
+  last_seen: number;
+  ip: string;
+  user_agent: string | null;
+}
+
+interface AuditRow {
+  id: number;
+  at: number;
+  actor: string;
+  action: string;
+  target: string | null;
+  ip: string | null;
+  detail: string | null;
+}
+
+const toAdmin = (r: AdminRow): StoredAdmin => ({ name: r.name, passwordHash: r.password_hash, createdAt: r.created_at, disabled: r.disabled !== 0 });
+
+const toSession = (r: SessionRow): StoredSession => ({
+  idHash: r.id_hash,
+  admin: r.admin,
+  csrf: r.csrf,
+  createdAt: r.created_at,
+  lastSeen: r.last_seen,
+  ip: r.ip,
+  userAgent: r.user_agent,
+});
+
+const toAudit = (r: AuditRow): StoredAuditEntry => ({
+  id: r.id,
+  at: r.at,
+  actor: r.actor,
+  action: r.action,
+  target: r.target,
+  ip: r.ip,
+  detail: r.detail === null ? null : (JSON.parse(r.detail) as Record<string, unknown>),
+});
 
 interface Ingested extends IngestOutcome {
   applied?: AppliedRow;
@@ -497,6 +575,39 @@ export class SqliteStorage implements Storage {
       listApiTokens: db.prepare<{ at: number | null; id: string; limit: number }, ApiTokenRow>(`SELECT * FROM api_tokens
         WHERE @at IS NULL OR created_at < @at OR (created_at = @at AND id > @id) ORDER BY created_at DESC, id LIMIT @limit`),
       revokeApiToken: db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      insertAdmin: db.prepare('INSERT INTO admins (name, password_hash, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING'),
+      getAdmin: db.prepare<[string], AdminRow>('SELECT * FROM admins WHERE name = ?'),
+      listAdmins: db.prepare<[], AdminRow>('SELECT * FROM admins ORDER BY name'),
+      setAdminPassword: db.prepare('UPDATE admins SET password_hash = ? WHERE name = ?'),
+      deleteAdmin: db.prepare('DELETE FROM admins WHERE name = ?'),
+      deleteAdminSessions: db.prepare('DELETE FROM sessions WHERE admin = ?'),
+      insertSession: db.prepare(`INSERT INTO sessions (id_hash, admin, csrf, created_at, last_seen, ip, user_agent)
+        VALUES (@idHash, @admin, @csrf, @createdAt, @createdAt, @ip, @userAgent)`),
+      getSession: db.prepare<[Buffer], SessionRow>('SELECT * FROM sessions WHERE id_hash = ?'),
+      touchSession: db.prepare('UPDATE sessions SET last_seen = MAX(last_seen, ?) WHERE id_hash = ?'),
+      deleteSession: db.prepare('DELETE FROM sessions WHERE id_hash = ?'),
+      pruneSessions: db.prepare('DELETE FROM sessions WHERE last_seen < ? OR created_at < ?'),
+      insertAudit: db.prepare<[number, string, string, string | null, string | null, string | null], { id: number }>(
+        'INSERT INTO audit (at, actor, action, target, ip, detail) VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
+      ),
+      listAudit: db.prepare<[number, number], AuditRow>('SELECT * FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?'),
+      countByState: db.prepare<{ staleBefore: number }, { state: string; level: string | null; n: number }>(
+        `SELECT state, CASE WHEN state = 'active' THEN access_level ELSE 'blocked' END AS level, COUNT(*) AS n
+         FROM (SELECT ${STATE_SQL} AS state, access_level FROM devices) GROUP BY 1, 2`,
+      ),
+      countByOs: db.prepare<[], { os: string | null; n: number }>(
+        `SELECT COALESCE(json_extract(posture, '$.os.name'), json_extract(facts, '$.os.name')) AS os, COUNT(*) AS n
+         FROM devices GROUP BY 1 ORDER BY 2 DESC, 1`,
+      ),
+      latestResultsPage: db.prepare<[string, number], DeviceRow & { report_body: string | Buffer | null }>(
+        `SELECT d.*, r.body AS report_body FROM devices d
+         LEFT JOIN reports r ON r.device_id = d.id AND r.seq = d.last_seq AND r.report_id = d.latest_report_id
+         WHERE d.id > ? ORDER BY d.id LIMIT ?`,
+      ),
+      putSnapshot: db.prepare(`INSERT INTO fleet_snapshots (at, full, limited, blocked, stale) VALUES (@at, @full, @limited, @blocked, @stale)
+        ON CONFLICT (at) DO UPDATE SET full = @full, limited = @limited, blocked = @blocked, stale = @stale`),
+      listSnapshots: db.prepare<[number], FleetSnapshot>('SELECT at, full, limited, blocked, stale FROM fleet_snapshots WHERE at >= ? ORDER BY at'),
+      pruneSnapshots: db.prepare('DELETE FROM fleet_snapshots WHERE at < ?'),
     };
     this.ingestTx = db.transaction((reports: NewReport[]) => reports.map((r) => this.ingestOne(r)));
   }
@@ -1097,5 +1208,110 @@ export class SqliteStorage implements Storage {
 
   revokeApiToken(id: string, now: number): Promise<boolean> {
     return this.write(() => this.st.revokeApiToken.run(now, id).changes === 1);
+  }
+
+  // ---- admin console ----
+
+  createAdmin(a: NewAdmin): Promise<boolean> {
+    return this.write(() => this.st.insertAdmin.run(a.name, a.passwordHash, a.createdAt).changes === 1);
+  }
+
+  getAdmin(name: string): Promise<StoredAdmin | null> {
+    const row = this.st.getAdmin.get(name);
+    return Promise.resolve(row ? toAdmin(row) : null);
+  }
+
+  listAdmins(): Promise<StoredAdmin[]> {
+    return Promise.resolve(this.st.listAdmins.all().map(toAdmin));
+  }
+
+  setAdminPassword(name: string, passwordHash: string): Promise<boolean> {
+    const tx = this.db.transaction(() => {
+      this.st.deleteAdminSessions.run(name);
+      return this.st.setAdminPassword.run(passwordHash, name).changes === 1;
+    });
+    return this.write(() => tx.immediate());
+  }
+
+  deleteAdmin(name: string): Promise<boolean> {
+    const tx = this.db.transaction(() => {
+      this.st.deleteAdminSessions.run(name);
+      return this.st.deleteAdmin.run(name).changes === 1;
+    });
+    return this.write(() => tx.immediate());
+  }
+
+  createSession(s: NewSession): Promise<void> {
+    return this.write(() => {
+      this.st.insertSession.run(s);
+    });
+  }
+
+  getSession(idHash: Buffer): Promise<StoredSession | null> {
+    const row = this.st.getSession.get(idHash);
+    return Promise.resolve(row ? toSession(row) : null);
+  }
+
+  touchSession(idHash: Buffer, now: number): Promise<void> {
+    return this.write(() => {
+      this.st.touchSession.run(now, idHash);
+    });
+  }
+
+  deleteSession(idHash: Buffer): Promise<boolean> {
+    return this.write(() => this.st.deleteSession.run(idHash).changes === 1);
+  }
+
+  pruneSessions(idleBefore: number, createdBefore: number): Promise<number> {
+    return this.write(() => this.st.pruneSessions.run(idleBefore, createdBefore).changes);
+  }
+
+  appendAudit(e: NewAuditEntry): Promise<number> {
+    return this.write(() => {
+      const row = this.st.insertAudit.get(e.at, e.actor, e.action, e.target, e.ip, e.detail === null ? null : JSON.stringify(e.detail));
+      if (!row) throw new Error('INSERT ... RETURNING gave no row');
+      return row.id;
+    });
+  }
+
+  listAudit(limit: number, beforeId: number | null): Promise<StoredAuditEntry[]> {
+    return Promise.resolve(this.st.listAudit.all(beforeId ?? Number.MAX_SAFE_INTEGER, limit).map(toAudit));
+  }
+
+  fleetCounts(staleBefore: number): Promise<FleetCounts> {
+    const byLevel: Record<AccessLevel, number> = { full: 0, limited: 0, blocked: 0 };
+    const byState = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
+    let total = 0;
+    for (const r of this.st.countByState.all({ staleBefore })) {
+      total += r.n;
+      byLevel[level(r.level) ?? 'blocked'] += r.n;
+      if ((DEVICE_STATES as readonly string[]).includes(r.state)) byState[r.state as DeviceState] += r.n;
+    }
+    const byOs = this.st.countByOs.all().map((r) => ({ os: r.os ?? 'unknown', count: r.n }));
+    return Promise.resolve({ total, byLevel, byState, byOs });
+  }
+
+  latestResultsPage(afterId: string, limit: number): Promise<DeviceResults[]> {
+    return Promise.resolve(
+      this.st.latestResultsPage.all(afterId, limit).map((r) => {
+        // Validated by the decoder when it arrived; the results and platform are all that is read here.
+        const report = r.report_body === null ? null : (envelopeReport(r.report_body) as { device: { platform: Platform }; results: EvaluatedResult[] });
+        return { device: toDevice(r), latest: report === null ? null : { platform: report.device.platform, results: report.results } };
+      }),
+    );
+  }
+
+  putFleetSnapshot(snapshot: FleetSnapshot): Promise<void> {
+    return this.write(() => {
+      this.st.putSnapshot.run(snapshot);
+    });
+  }
+
+  listFleetSnapshots(since: number): Promise<FleetSnapshot[]> {
+    return Promise.resolve(this.st.listSnapshots.all(since));
+  }
+
+  pruneFleetSnapshots(olderThan: number): Promise<number> {
+    return this.write(() => this.st.pruneSnapshots.run(olderThan).changes);
   }
 }

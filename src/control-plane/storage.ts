@@ -1,4 +1,6 @@
 import type { AccessLevel, Policy } from '../policy/schema.js';
+import type { EvaluatedResult } from '../policy/evaluate.js';
+import type { Platform } from '../posture/types.js';
 import type { AccessLevelEvent, ApiTokenScope, CertInfo, DevicePosture, DeviceState } from '../protocol/admin.js';
 import type { DeviceFacts, PostureReport } from '../protocol/report.js';
 
@@ -102,6 +104,109 @@ export interface Storage {
   listApiTokens(page: PageQuery): Promise<Page<StoredApiToken>>;
   /** False when there is no such token or it was already revoked. */
   revokeApiToken(id: string, now: number): Promise<boolean>;
+
+  // ---- admin console (schema 6): accounts, sessions, audit log, fleet overview ----
+  // Plain CRUD and set-based queries, so that every backend implements them the same way.
+
+  /** False when an account with this name exists. */
+  createAdmin(admin: NewAdmin): Promise<boolean>;
+  getAdmin(name: string): Promise<StoredAdmin | null>;
+  /** By name. */
+  listAdmins(): Promise<StoredAdmin[]>;
+  /** Also ends the account's sessions. False when there is no such account. */
+  setAdminPassword(name: string, passwordHash: string): Promise<boolean>;
+  /** Also ends the account's sessions. */
+  deleteAdmin(name: string): Promise<boolean>;
+
+  /** Only the SHA-256 of the cookie value is stored (`idHash`). */
+  createSession(session: NewSession): Promise<void>;
+  getSession(idHash: Buffer): Promise<StoredSession | null>;
+  touchSession(idHash: Buffer, now: number): Promise<void>;
+  deleteSession(idHash: Buffer): Promise<boolean>;
+  /** Deletes sessions idle since before `idleBefore` or created before `createdBefore`; returns how many. */
+  pruneSessions(idleBefore: number, createdBefore: number): Promise<number>;
+
+  /** Returns the entry's id, which orders entries (newest is highest). */
+  appendAudit(entry: NewAuditEntry): Promise<number>;
+  /** Newest first, with ids below `beforeId` when it is given. */
+  listAudit(limit: number, beforeId: number | null): Promise<StoredAuditEntry[]>;
+
+  /**
+   * Devices counted set-based by effective state and level (see effectiveOf), with the last report older than
+   * `staleBefore` meaning stale, and by OS name.
+   */
+  fleetCounts(staleBefore: number): Promise<FleetCounts>;
+  /**
+   * One page of devices in id order after `afterId` ('' for the first), each with the results of its latest
+   * report (null before the first report): what re-evaluating the fleet against a policy reads.
+   */
+  latestResultsPage(afterId: string, limit: number): Promise<DeviceResults[]>;
+  /** Replaces the snapshot taken at the same `at`. */
+  putFleetSnapshot(snapshot: FleetSnapshot): Promise<void>;
+  /** Oldest first, from `since` on. */
+  listFleetSnapshots(since: number): Promise<FleetSnapshot[]>;
+  pruneFleetSnapshots(olderThan: number): Promise<number>;
+}
+
+export interface NewAdmin {
+  name: string;
+  /** `scrypt$<log2 N>$<r>$<p>$<salt base64>$<key base64>` (see accounts.ts). */
+  passwordHash: string;
+  createdAt: number;
+}
+
+export interface StoredAdmin extends NewAdmin {
+  disabled: boolean;
+}
+
+export interface NewSession {
+  idHash: Buffer;
+  admin: string;
+  csrf: string;
+  createdAt: number;
+  ip: string;
+  userAgent: string | null;
+}
+
+export interface StoredSession extends NewSession {
+  lastSeen: number;
+}
+
+export interface NewAuditEntry {
+  at: number;
+  /** `admin:<name>`, `token:<name>`, or `cli:<user>`. */
+  actor: string;
+  action: string;
+  target: string | null;
+  ip: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+export interface StoredAuditEntry extends NewAuditEntry {
+  id: number;
+}
+
+export interface FleetCounts {
+  total: number;
+  /** Effective levels: a stale, revoked or never-reported device is blocked. */
+  byLevel: Record<AccessLevel, number>;
+  byState: Record<DeviceState, number>;
+  byOs: { os: string; count: number }[];
+}
+
+export interface DeviceResults {
+  device: StoredDevice;
+  /** The latest report's platform and results, or null before the first report. */
+  latest: { platform: Platform; results: EvaluatedResult[] } | null;
+}
+
+export interface FleetSnapshot {
+  /** Epoch ms at the start of the hour. */
+  at: number;
+  full: number;
+  limited: number;
+  blocked: number;
+  stale: number;
 }
 
 /**

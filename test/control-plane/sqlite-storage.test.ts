@@ -213,6 +213,31 @@ describe('SqliteStorage', () => {
     after.close();
   });
 
+  it('upgrades a schema 5 database: console accounts, sessions, audit log and fleet snapshots', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
+    await new SqliteStorage(dir).close();
+    const db = new Database(join(dir, 'control-plane.sqlite'));
+    db.exec("DROP TABLE admins; DROP TABLE sessions; DROP TABLE audit; DROP TABLE fleet_snapshots; UPDATE meta SET value = '5' WHERE key = 'schema'");
+    db.close();
+    const s = new SqliteStorage(dir);
+    expect(await s.createAdmin({ name: 'alice', passwordHash: 'h', createdAt: 1 })).toBe(true);
+    expect(await s.createAdmin({ name: 'alice', passwordHash: 'h2', createdAt: 2 })).toBe(false);
+    await s.createSession({ idHash: Buffer.alloc(32, 7), admin: 'alice', csrf: 'c', createdAt: 10, ip: '127.0.0.1', userAgent: null });
+    expect(await s.getSession(Buffer.alloc(32, 7))).toMatchObject({ admin: 'alice', lastSeen: 10 });
+    expect(await s.pruneSessions(11, 0)).toBe(1);
+    expect(await s.appendAudit({ at: 1, actor: 'admin:alice', action: 'x', target: null, ip: null, detail: { a: 1 } })).toBe(1);
+    expect(await s.appendAudit({ at: 2, actor: 'admin:alice', action: 'y', target: 't', ip: '::1', detail: null })).toBe(2);
+    expect((await s.listAudit(10, null)).map((e) => e.action)).toEqual(['y', 'x']);
+    expect((await s.listAudit(10, 2)).map((e) => e.detail)).toEqual([{ a: 1 }]);
+    await s.putFleetSnapshot({ at: 3_600_000, full: 1, limited: 2, blocked: 3, stale: 0 });
+    await s.putFleetSnapshot({ at: 3_600_000, full: 4, limited: 2, blocked: 3, stale: 1 });
+    expect(await s.listFleetSnapshots(0)).toEqual([{ at: 3_600_000, full: 4, limited: 2, blocked: 3, stale: 1 }]);
+    await s.close();
+    const after = new Database(join(dir, 'control-plane.sqlite'), { readonly: true });
+    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('6');
+    after.close();
+  });
+
   it('refuses a database from a newer control plane, and leaves it as it was', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
     await new SqliteStorage(dir).close();

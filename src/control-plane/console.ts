@@ -1,0 +1,281 @@
+import { checkPolicy } from '../policy/load.js';
+import { evaluate } from '../policy/evaluate.js';
+import type { AccessLevel, Policy } from '../policy/schema.js';
+import type { Logger } from '../logging/logger.js';
+import type { KeyedIssue } from '../config/errors.js';
+import { newSessionValue, sessionIdHash, verifyPassword } from './accounts.js';
+import type { RateLimiter } from './rate-limit.js';
+import { tokensEqual } from './secrets.js';
+import { ControlPlaneError, effectiveOf, platformsOf, type ControlPlaneService } from './service.js';
+import type { DeviceResults, FleetSnapshot, NewAuditEntry, Storage, StoredAuditEntry, StoredSession } from './storage.js';
+import { randomBytes } from 'node:crypto';
+
+export interface ConsoleOptions {
+  storage: Storage;
+  service: ControlPlaneService;
+  logger: Logger;
+  idleTimeoutMinutes: number;
+  absoluteLifetimeHours: number;
+  maxReportAgeSeconds: number;
+  /** Taken once per failed sign-in, per name and per client address. */
+  signinPerName: RateLimiter;
+  signinPerIp: RateLimiter;
+  now?: () => number;
+}
+
+/** What the console is told of its session (`POST`/`GET /console/api/session`). */
+export interface SessionInfo {
+  name: string;
+  csrf: string;
+  idleTimeoutSeconds: number;
+}
+
+export interface Overview {
+  total: number;
+  byLevel: Record<AccessLevel, number>;
+  stale: number;
+  needsEnrollment: number;
+  revoked: number;
+  byOs: { os: string; count: number }[];
+  topFailing: { check: string; title: string; count: number }[];
+  history: FleetSnapshot[];
+}
+
+export type PolicyPreview =
+  | {
+      valid: true;
+      current: Policy;
+      changes: { total: number; unchanged: number; toFull: number; toLimited: number; toBlocked: number };
+      examples: { id: string; hostname: string; from: AccessLevel; to: AccessLevel }[];
+    }
+  | { valid: false; errors: KeyedIssue[] };
+
+/** Devices read per query when the whole fleet is re-evaluated; the event loop is yielded to between pages. */
+const PAGE = 500;
+const HOUR = 3_600_000;
+/** Hourly fleet counts are kept this long. */
+const SNAPSHOT_RETENTION_MS = 90 * 24 * HOUR;
+/** A session's last use is written at most this often, not on every request. */
+const TOUCH_EVERY_MS = 10_000;
+/** The failing-check ranking reads every device's latest report, so it is recomputed at most this often. */
+const TOP_FAILING_TTL_MS = 60_000;
+const TOP_FAILING = 10;
+const PREVIEW_EXAMPLES = 20;
+
+const yieldToEventLoop = (): Promise<void> =>
+  new Promise((resolve) => {
+    setImmediate(resolve);
+  });
+
+/**
+ * The admin console's server side beside the admin API: named accounts signing in to sessions, the audit log,
+ * the fleet overview and the policy preview. HTTP-independent like ControlPlaneService.
+ */
+export class ConsoleService {
+  private readonly now: () => number;
+  private topFailingCache: { at: number; value: Promise<Overview['topFailing']> } | null = null;
+
+  constructor(private readonly o: ConsoleOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  get idleTimeoutSeconds(): number {
+    return this.o.idleTimeoutMinutes * 60;
+  }
+
+  // ---- sessions ----
+
+  /**
+   * Checks the password and opens a session; returns the cookie value (never stored: only its SHA-256 is).
+   * An unknown name and a wrong password take the same time and get the same answer.
+   */
+  async signIn(name: string, password: string, ip: string, userAgent: string | null): Promise<{ cookie: string; session: SessionInfo }> {
+    const wait = Math.max(this.o.signinPerIp.wait(ip), this.o.signinPerName.wait(name));
+    if (wait > 0) throw new ControlPlaneError(429, 'rate-limited', `too many failed sign-ins for this name or from ${ip}; retry in ${wait} s`, wait);
+    const admin = await this.o.storage.getAdmin(name);
+    const ok = await verifyPassword(password, admin?.passwordHash ?? null);
+    if (!ok || !admin || admin.disabled) {
+      this.o.signinPerIp.take(ip);
+      this.o.signinPerName.take(name);
+      await this.audit({ actor: 'anonymous', action: 'session.signin-failed', target: name, ip, detail: null });
+      this.o.logger.warn('console sign-in failed', { component: 'control-plane', name, ip });
+      throw new SignInError();
+    }
+    const cookie = newSessionValue();
+    const csrf = randomBytes(32).toString('base64url');
+    await this.o.storage.createSession({ idHash: sessionIdHash(cookie), admin: admin.name, csrf, createdAt: this.now(), ip, userAgent });
+    await this.audit({ actor: `admin:${admin.name}`, action: 'session.signin', target: null, ip, detail: userAgent === null ? null : { userAgent } });
+    this.o.logger.info('console sign-in', { component: 'control-plane', name: admin.name, ip });
+    return { cookie, session: this.info(admin.name, csrf) };
+  }
+
+  private info(name: string, csrf: string): SessionInfo {
+    return { name, csrf, idleTimeoutSeconds: this.idleTimeoutSeconds };
+  }
+
+  /** The live session behind a cookie value, its idle timer refreshed; null when unknown, expired or its account gone. */
+  async authenticate(cookie: string): Promise<StoredSession | null> {
+    const idHash = sessionIdHash(cookie);
+    const s = await this.valid(idHash);
+    if (s === null) return null;
+    const now = this.now();
+    if (now - s.lastSeen >= TOUCH_EVERY_MS) await this.o.storage.touchSession(idHash, now);
+    return s;
+  }
+
+  /** The session if it is still valid, without refreshing it; an expired one is deleted. */
+  async valid(idHash: Buffer): Promise<StoredSession | null> {
+    const s = await this.o.storage.getSession(idHash);
+    if (s === null) return null;
+    const now = this.now();
+    if (now - s.lastSeen > this.o.idleTimeoutMinutes * 60_000 || now - s.createdAt > this.o.absoluteLifetimeHours * HOUR) {
+      await this.o.storage.deleteSession(idHash);
+      return null;
+    }
+    const admin = await this.o.storage.getAdmin(s.admin);
+    return admin && !admin.disabled ? s : null;
+  }
+
+  sessionInfo(s: StoredSession): SessionInfo {
+    return this.info(s.admin, s.csrf);
+  }
+
+  csrfMatches(s: StoredSession, given: string | undefined): boolean {
+    return given !== undefined && tokensEqual(given, s.csrf);
+  }
+
+  async signOut(s: StoredSession, ip: string): Promise<void> {
+    await this.o.storage.deleteSession(s.idHash);
+    await this.audit({ actor: `admin:${s.admin}`, action: 'session.signout', target: null, ip, detail: null });
+  }
+
+  // ---- audit ----
+
+  async audit(e: Omit<NewAuditEntry, 'at'>): Promise<void> {
+    await this.o.storage.appendAudit({ ...e, at: this.now() });
+  }
+
+  /** Newest first; `cursor` is the `next` of the previous page. */
+  async listAudit(limit: number, cursor: number | null): Promise<{ entries: StoredAuditEntry[]; next: string | null }> {
+    const entries = await this.o.storage.listAudit(limit, cursor);
+    const last = entries.at(-1);
+    return { entries, next: entries.length === limit && last !== undefined ? String(last.id) : null };
+  }
+
+  // ---- fleet ----
+
+  /** Every device with its latest results, a page at a time, yielding between pages. */
+  private async *fleet(): AsyncGenerator<DeviceResults[]> {
+    let after = '';
+    for (;;) {
+      const page = await this.o.storage.latestResultsPage(after, PAGE);
+      if (page.length === 0) return;
+      yield page;
+      const last = page.at(-1);
+      if (page.length < PAGE || last === undefined) return;
+      after = last.device.id;
+      await yieldToEventLoop();
+    }
+  }
+
+  async overview(): Promise<Overview> {
+    const now = this.now();
+    const [counts, history, topFailing] = await Promise.all([
+      this.o.storage.fleetCounts(now - this.o.maxReportAgeSeconds * 1000),
+      this.o.storage.listFleetSnapshots(now - SNAPSHOT_RETENTION_MS),
+      this.topFailing(),
+    ]);
+    return {
+      total: counts.total,
+      byLevel: counts.byLevel,
+      stale: counts.byState.stale,
+      needsEnrollment: counts.byState.enrolled,
+      revoked: counts.byState.revoked,
+      byOs: counts.byOs,
+      topFailing,
+      history,
+    };
+  }
+
+  /** Checks failing on the most devices that report (revoked ones left out), from their latest reports. */
+  private topFailing(): Promise<Overview['topFailing']> {
+    const now = this.now();
+    if (this.topFailingCache && now - this.topFailingCache.at < TOP_FAILING_TTL_MS) return this.topFailingCache.value;
+    const value = (async () => {
+      const counts = new Map<string, { title: string; count: number }>();
+      for await (const page of this.fleet()) {
+        for (const { device, latest } of page) {
+          if (latest === null || device.revokedAt !== null) continue;
+          for (const r of latest.results) {
+            if (r.status !== 'fail') continue;
+            const c = counts.get(r.id) ?? { title: r.title, count: 0 };
+            c.count += 1;
+            counts.set(r.id, c);
+          }
+        }
+      }
+      return [...counts.entries()]
+        .map(([check, c]) => ({ check, title: c.title, count: c.count }))
+        .sort((a, b) => b.count - a.count || a.check.localeCompare(b.check))
+        .slice(0, TOP_FAILING);
+    })();
+    this.topFailingCache = { at: now, value };
+    // A failed computation is not kept.
+    value.catch(() => {
+      if (this.topFailingCache?.value === value) this.topFailingCache = null;
+    });
+    return value;
+  }
+
+  /** Records this hour's counts (replacing an earlier snapshot of the same hour) and drops those past 90 days. */
+  async snapshot(): Promise<FleetSnapshot> {
+    const now = this.now();
+    const c = await this.o.storage.fleetCounts(now - this.o.maxReportAgeSeconds * 1000);
+    const snap = { at: Math.floor(now / HOUR) * HOUR, full: c.byLevel.full, limited: c.byLevel.limited, blocked: c.byLevel.blocked, stale: c.byState.stale };
+    await this.o.storage.putFleetSnapshot(snap);
+    await this.o.storage.pruneFleetSnapshots(now - SNAPSHOT_RETENTION_MS);
+    return snap;
+  }
+
+  /** Deletes sessions past their idle timeout or absolute lifetime. */
+  pruneSessions(): Promise<number> {
+    const now = this.now();
+    return this.o.storage.pruneSessions(now - this.o.idleTimeoutMinutes * 60_000, now - this.o.absoluteLifetimeHours * HOUR);
+  }
+
+  /**
+   * What saving `draft` would do: each device's latest report evaluated against it, as the server does when the
+   * policy changes. A device that is stale, revoked or has not reported stays blocked whatever the policy.
+   * Thresholds are applied by the agents when they check, so a change to them shows only after they report.
+   */
+  async previewPolicy(draft: unknown): Promise<PolicyPreview> {
+    const checked = checkPolicy(draft);
+    if (!checked.ok) return { valid: false, errors: checked.issues };
+    const policy = checked.policy;
+    const changes = { total: 0, unchanged: 0, toFull: 0, toLimited: 0, toBlocked: 0 };
+    const examples: { id: string; hostname: string; from: AccessLevel; to: AccessLevel }[] = [];
+    const key = { full: 'toFull', limited: 'toLimited', blocked: 'toBlocked' } as const;
+    const now = this.now();
+    for await (const page of this.fleet()) {
+      for (const { device, latest } of page) {
+        changes.total += 1;
+        const e = effectiveOf(device, this.o.maxReportAgeSeconds, now);
+        const to = e.state === 'active' && latest !== null ? evaluate(policy, latest.results, platformsOf(device, latest.platform)).accessLevel : e.level;
+        if (to === e.level) {
+          changes.unchanged += 1;
+          continue;
+        }
+        changes[key[to]] += 1;
+        if (examples.length < PREVIEW_EXAMPLES) examples.push({ id: device.id, hostname: device.facts.hostname, from: e.level, to });
+      }
+    }
+    return { valid: true, current: this.o.service.currentPolicy(), changes, examples };
+  }
+}
+
+/** A wrong name or password: the contract's body, the same for both. */
+export class SignInError extends Error {
+  constructor() {
+    super('wrong name or password');
+  }
+}
