@@ -47,11 +47,18 @@ export function Status(props: { message: string | null; error?: boolean }): prea
   );
 }
 
+// Set on the first in-app navigation. A page loaded from the address bar leaves focus at the top of the
+// document, where the skip link is the first stop.
+let navigated = false;
+addEventListener('hashchange', () => {
+  navigated = true;
+});
+
 /** The page's heading takes focus on navigation, so keyboard and screen-reader users start at the top. */
 export function PageTitle(props: { children: ComponentChildren }): preact.JSX.Element {
   const ref = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
-    ref.current?.focus();
+    if (navigated) ref.current?.focus();
   }, []);
   return (
     <h1 id="page-title" tabIndex={-1} ref={ref}>

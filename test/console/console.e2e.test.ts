@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addAdmin } from '../../src/control-plane/accounts.js';
+import { SqliteStorage } from '../../src/control-plane/sqlite-storage.js';
 import type { Policy } from '../../src/policy/schema.js';
 import type { PostureReport } from '../../src/protocol/report.js';
 import { AGENT_CLI, CONTROL_PLANE_CLI, httpsCall, startControlPlane, type ControlPlane } from '../harness/control-plane.js';
@@ -161,19 +163,10 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
       checks: { ...bundled.checks, 'os-patched': 'off', 'disk-encryption': 'off', 'edr-running': 'off', firewall: 'off', 'screen-lock': 'off' },
     });
 
-    const added = await new Promise<RunResult>((resolve, reject) => {
-      const child = spawn(process.execPath, [CONTROL_PLANE_CLI, 'admin', 'add', '--data-dir', cp.dataDir, '--name', ADMIN.name], { stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => {
-        resolve({ code, stdout, stderr });
-      });
-      child.stdin.end(`${ADMIN.password}\n`);
-    });
-    expect(added.code, added.stderr).toBe(0);
+    // The account as the server's own code stores it (scrypt), in the running server's database.
+    const storage = new SqliteStorage(cp.dataDir);
+    await addAdmin(storage, ADMIN.name, ADMIN.password, Date.now());
+    await storage.close();
 
     for (const d of RECORDED) await recordedDevice(d);
 
@@ -216,7 +209,9 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
     // A wrong password: the same message as an unknown name.
     await p.getByLabel('Name').fill(ADMIN.name);
     await p.getByLabel('Password').fill('not the password');
+    const answer = p.waitForResponse((r) => r.url().endsWith('/console/api/session') && r.request().method() === 'POST');
     await p.getByRole('button', { name: 'Sign in' }).click();
+    expect((await answer).status()).toBe(401);
     await expect.poll(() => p.getByRole('alert').textContent()).toBe('wrong name or password');
     await fresh.close();
   }, 60_000);
