@@ -332,6 +332,12 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
     expect((await adminJson<{ device: { state: string } }>('GET', `/v1/decision/${liveId}`)).device.state).toBe('revoked');
     await list.close();
 
+    // The live page has kept the stream's events since sign-in: the re-check's change and the revocation.
+    await page.getByRole('link', { name: 'Live events' }).click();
+    const entries = page.locator('ol.events li', { hasText: liveId });
+    await expect.poll(() => entries.allTextContents()).toEqual([expect.stringMatching(/blocked.*revoked.*\(revoked\)$/), expect.stringMatching(/full.*blocked.*\(report\)$/)]);
+    await page.screenshot({ path: join(SHOTS, 'console-events-light.png') });
+
     await page.getByRole('link', { name: 'Audit log' }).click();
     await expect.poll(() => page.locator('tbody tr').count()).toBeGreaterThan(3);
     const rows = await page.locator('tbody tr').allTextContents();
@@ -349,10 +355,10 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
     const dialog = page.getByRole('dialog', { name: 'Enrollment secret created' });
     const secret = await dialog.getByLabel('Secret').inputValue();
     expect(secret.length).toBeGreaterThan(20);
-    await page.screenshot({ path: join(SHOTS, 'console-secrets-light.png') });
     await dialog.getByRole('button', { name: 'Done' }).click();
     expect(await page.locator('body').textContent()).not.toContain(secret);
     const row = page.locator('tr', { hasText: 'Lyon laptops' });
+    await page.screenshot({ path: join(SHOTS, 'console-secrets-light.png') });
     expect(await row.textContent()).toContain('3 of 3');
     await row.getByRole('button', { name: /Revoke/ }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
@@ -477,11 +483,15 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
     await p.keyboard.press('Enter');
     await p.getByRole('heading', { name: 'Fleet overview' }).waitFor();
 
-    // The skip link comes first and moves focus to the content.
+    // On a page loaded from the address bar the skip link comes first, and moves focus to the content.
+    await p.reload();
+    await p.getByRole('heading', { name: 'Fleet overview' }).waitFor();
     await p.keyboard.press('Tab');
     expect(await focused()).toBe('a:Skip to content');
     expect(await p.evaluate<string>("getComputedStyle(document.querySelector('.skip-link')).outlineStyle")).not.toBe('none');
-    await tabTo(/^a:Devices$/);
+    await p.keyboard.press('Enter');
+    expect(await focused()).toMatch(/^main#main:/);
+    await tabTo(/^a:Devices$/, 80);
     await p.keyboard.press('Enter');
     await p.getByRole('heading', { name: 'Devices' }).waitFor();
     await tabTo(/^select#f-level/);

@@ -47,7 +47,7 @@ export function EventsPage(): preact.JSX.Element {
         {items.map(({ key, event: e }) => (
           <li key={key}>
             <time dateTime={e.at}>{when(e.at)}</time> <a href={href(`/devices/${encodeURIComponent(e.device)}`)} class="mono">{e.device}</a>{' '}
-            {e.previous !== null && e.previous !== e.current ? (
+            {e.previous !== null ? (
               <>
                 <LevelBadge level={e.previous} /> → <LevelBadge level={e.current} state={e.state} />
               </>

@@ -29,11 +29,11 @@ function HistoryChart(props: { history: Overview['history'] }): preact.JSX.Eleme
   return (
     <figure class="chart">
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={`Compliance over time. ${summary}`}>
-        {[0, 0.5, 1].map((f) => (
-          <g key={f}>
-            <line class="grid" x1={pad.l} x2={W - pad.r} y1={y(max * f)} y2={y(max * f)} />
-            <text class="axis" x={pad.l - 6} y={y(max * f) + 4} text-anchor="end">
-              {Math.round(max * f)}
+        {[...new Set([0, Math.round(max / 2), max])].map((v) => (
+          <g key={v}>
+            <line class="grid" x1={pad.l} x2={W - pad.r} y1={y(v)} y2={y(v)} />
+            <text class="axis" x={pad.l - 6} y={y(v) + 4} text-anchor="end">
+              {v}
             </text>
           </g>
         ))}
@@ -44,7 +44,11 @@ function HistoryChart(props: { history: Overview['history'] }): preact.JSX.Eleme
           {when(t1)}
         </text>
         {SERIES.map((s) => (
-          <polyline key={s.key} class={`series series-${s.key}`} points={h.map((p) => `${x(p.at).toFixed(1)},${y(p[s.key]).toFixed(1)}`).join(' ')} />
+          <g key={s.key} class={`series series-${s.key}`}>
+            <polyline points={h.map((p) => `${x(p.at).toFixed(1)},${y(p[s.key]).toFixed(1)}`).join(' ')} />
+            {/* Points as well as the line: a single snapshot (a new server) is a point, not a line. */}
+            {h.length <= 48 && h.map((p) => <circle key={p.at} cx={x(p.at)} cy={y(p[s.key])} r={3} />)}
+          </g>
         ))}
       </svg>
       <figcaption>
