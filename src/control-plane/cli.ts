@@ -13,6 +13,7 @@ import { startControlPlane } from './server.js';
 import { apiTokenInfo, createApiToken, createEnrollmentSecret, ControlPlaneService } from './service.js';
 import { SqliteStorage } from './sqlite-storage.js';
 import { addAdmin, adminInfo, adminNameSchema, generatePassword, setAdminPassword } from './accounts.js';
+import type { Page, PageQuery } from './storage.js';
 
 /** Commander gives camelCase keys for flags that were set; those override the config file. */
 function merged(file: Record<string, unknown>, flags: Record<string, unknown>): Record<string, unknown> {
@@ -26,6 +27,18 @@ const int = (v: string): number => {
   if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${v}`);
   return n;
 };
+
+/** Every item of a paged list, page by page (the CLI prints the whole list). */
+async function allPages<T>(list: (page: PageQuery) => Promise<Page<T>>): Promise<T[]> {
+  const out: T[] = [];
+  let after: string | null = null;
+  do {
+    const page: Page<T> = await list({ after, limit: 1000 });
+    out.push(...page.items);
+    after = page.next;
+  } while (after !== null);
+  return out;
+}
 
 async function dataDirFrom(flags: { dataDir?: string; config?: string }): Promise<string> {
   const file = await loadConfigFile(flags.config);
@@ -221,7 +234,7 @@ token
   .action(async (flags: { config?: string; dataDir?: string; json?: boolean }) => {
     const storage = new SqliteStorage(await dataDirFrom(flags));
     try {
-      const tokens = (await storage.listApiTokens()).map(apiTokenInfo);
+      const tokens = (await allPages((p) => storage.listApiTokens(p))).map(apiTokenInfo);
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ tokens }, null, 2)}\n`);
         return;
@@ -262,7 +275,12 @@ program
     const storage = new SqliteStorage(await dataDirFrom(flags));
     try {
       const maxAge = flags.maxReportAgeSeconds ?? (typeof file.maxReportAgeSeconds === 'number' ? file.maxReportAgeSeconds : 900);
-      const devices = (await storage.listDevices()).map((d) => ControlPlaneService.summarize(d, maxAge, Date.now()));
+      const now = Date.now();
+      const stored = await allPages(async (p) => {
+        const res = await storage.listDevicesPage({ ...p, staleBefore: now - maxAge * 1000, filter: {} });
+        return { items: res.devices, next: res.next };
+      });
+      const devices = stored.map((d) => ControlPlaneService.summarize(d, maxAge, now));
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ devices }, null, 2)}\n`);
         return;

@@ -96,7 +96,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     rootFingerprint: rootFingerprint(caRootPem),
     reportIntervalSeconds: config.reportIntervalSeconds,
     maxReportAgeSeconds: config.maxReportAgeSeconds,
-    historyPerDevice: config.historyPerDevice,
+    history: config.history,
     eventRetentionCount: config.eventRetentionCount,
     eventRetentionDays: config.eventRetentionDays,
     enrollPerSecret: new RateLimiter(config.enrollPerSecretPerMinute, config.enrollPerSecretPerMinute),
