@@ -168,7 +168,6 @@ class CsrfError extends Error {
     super('missing or wrong CSRF token');
   }
 }
-const limitQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) });
 
 export function tlsOptions(credentials: ServerCredentials, caRootPem: string): {
   key: string;
