@@ -9,8 +9,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addAdmin } from '../../src/control-plane/accounts.js';
-import { SqliteStorage } from '../../src/control-plane/sqlite-storage.js';
 import type { Policy } from '../../src/policy/schema.js';
 import type { PostureReport } from '../../src/protocol/report.js';
 import { AGENT_CLI, CONTROL_PLANE_CLI, httpsCall, startControlPlane, type ControlPlane } from '../harness/control-plane.js';
@@ -163,10 +161,20 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
       checks: { ...bundled.checks, 'os-patched': 'off', 'disk-encryption': 'off', 'edr-running': 'off', firewall: 'off', 'screen-lock': 'off' },
     });
 
-    // The account as the server's own code stores it (scrypt), in the running server's database.
-    const storage = new SqliteStorage(cp.dataDir);
-    await addAdmin(storage, ADMIN.name, ADMIN.password, Date.now());
-    await storage.close();
+    // As an operator does it on the server host: the password piped on stdin, never on the command line.
+    const added = await new Promise<RunResult>((resolve, reject) => {
+      const child = spawn(process.execPath, [CONTROL_PLANE_CLI, 'admin', 'add', '--data-dir', cp.dataDir, '--name', ADMIN.name], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        resolve({ code, stdout, stderr });
+      });
+      child.stdin.end(`${ADMIN.password}\n`);
+    });
+    expect(added.code, added.stderr).toBe(0);
 
     for (const d of RECORDED) await recordedDevice(d);
 
