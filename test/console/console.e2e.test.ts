@@ -466,7 +466,7 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
     expect(pageErrors).toEqual([]);
   }, 180_000);
 
-  it('is usable with the keyboard alone: sign in, filter, open a device, a confirmation with Escape', async () => {
+  it('is usable with the keyboard alone (sign in, filter, open a device, a confirmation with Escape) and returns to sign-in when the session ends', async () => {
     const kc = await browser.newContext({ ignoreHTTPSErrors: true });
     const p = await newPage(kc);
     await p.goto(url('/'));
@@ -521,6 +521,17 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
     await p.keyboard.press('Escape');
     await expect.poll(() => p.getByRole('dialog').count()).toBe(0);
     expect(await focused()).toBe('button:Re-check now');
+
+    // Signed out in another tab: the next action here finds the session gone and goes back to sign-in.
+    const other = await newPage(kc);
+    await other.goto(url('/'));
+    await other.getByRole('button', { name: 'Sign out' }).click();
+    await other.getByRole('heading', { name: 'Sign in to Vigil' }).waitFor();
+    await p.keyboard.press('Enter');
+    await p.getByRole('dialog').getByRole('button', { name: 'Re-check now' }).click();
+    await p.getByRole('heading', { name: 'Sign in to Vigil' }).waitFor();
+    expect(await p.locator('.notice').textContent()).toMatch(/session has ended/);
+    expect(new URL(p.url()).hash).toBe('#/sign-in?next=%2Fdevices%2Fws-paris-03');
     await kc.close();
   }, 90_000);
 });
