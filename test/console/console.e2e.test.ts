@@ -260,6 +260,19 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
     await expect.poll(async () => (await page.locator('tbody tr th').allTextContents()).sort()).toEqual(['ws-berlin-01', 'ws-berlin-02']);
     await page.screenshot({ path: join(SHOTS, 'console-devices-light.png'), fullPage: true });
 
+    // Pages by cursor: four rows, then the other two, then back.
+    await page.goto(url('/devices?size=4'));
+    const hosts = () => page.locator('tbody tr th').allTextContents();
+    await expect.poll(async () => (await hosts()).length).toBe(4);
+    const first = await hosts();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await expect.poll(() => page.locator('caption').textContent()).toBe(`Devices 5–${RECORDED.length + 1}`);
+    expect((await hosts()).filter((h) => first.includes(h))).toEqual([]);
+    expect(await page.getByRole('button', { name: 'Previous' }).isDisabled()).toBe(false);
+    await page.getByRole('button', { name: 'Previous' }).click();
+    await expect.poll(hosts).toEqual(first);
+    expect(await page.getByRole('button', { name: 'Previous' }).isDisabled()).toBe(true);
+    await page.goto(url('/devices?q=berlin'));
     await page.getByRole('link', { name: 'ws-berlin-02' }).click();
     await page.getByRole('heading', { name: 'ws-berlin-02' }).waitFor();
     const row = page.locator('tr[data-check="not-rooted"]');
@@ -402,7 +415,7 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
     expect(same.status, same.body).toBe(202);
   }, 60_000);
 
-  it('renders HTML and script in device facts as text', async () => {
+  it('renders HTML and script in device facts as text, and removes that device', async () => {
     await page.goto(url(`/devices?q=evil`));
     await expect.poll(() => page.locator('tbody tr th').allTextContents()).toEqual([XSS]);
     await page.locator('tbody tr th a').click();
@@ -411,6 +424,13 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
     expect(await page.locator('img').count()).toBe(0);
     expect(await page.locator('body script').count()).toBe(0);
     expect(dialogs).toEqual([]);
+
+    // Removed from its page, behind a confirmation: back on the list, it is gone.
+    await page.getByRole('button', { name: 'Remove' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
+    await page.getByRole('heading', { name: 'Devices', level: 1 }).waitFor();
+    await expect.poll(() => page.locator('tbody tr th').allTextContents()).not.toContain(XSS);
+    expect((await cp.admin('GET', '/v1/admin/devices/ws-evil-05')).status).toBe(404);
   }, 60_000);
 
   it('passes axe on every page in both themes, and the toggle is remembered', async () => {

@@ -5,8 +5,8 @@ import { href, navigate } from '../router.js';
 import type { DevicePage, DeviceSummary, Overview } from '../types.js';
 import { ago, LevelBadge, PageTitle, Status, useLoad } from '../ui.js';
 
-const PAGE_SIZE = 50;
-const FILTERS = ['q', 'level', 'state', 'failingCheck', 'os', 'seen'] as const;
+const PAGE_SIZES = [25, 50, 100, 200];
+const FILTERS = ['q', 'level', 'state', 'failingCheck', 'os', 'seen', 'size'] as const;
 type Filters = Record<(typeof FILTERS)[number], string>;
 
 /**
@@ -50,7 +50,7 @@ const SEEN: Record<string, { label: string; bound?: (now: number) => Record<stri
 
 function filtersOf(params: URLSearchParams): Filters {
   const get = (k: string): string => params.get(k) ?? '';
-  return { q: get('q'), level: get('level'), state: get('state'), failingCheck: get('failingCheck'), os: get('os'), seen: get('seen') };
+  return { q: get('q'), level: get('level'), state: get('state'), failingCheck: get('failingCheck'), os: get('os'), seen: get('seen'), size: get('size') };
 }
 
 function osLabel(d: DeviceSummary): string {
@@ -59,6 +59,8 @@ function osLabel(d: DeviceSummary): string {
 
 export function DevicesPage(props: { params: URLSearchParams }): preact.JSX.Element {
   const filters = filtersOf(props.params);
+  // Rows per page: the server takes 1 to 1000.
+  const pageSize = Math.min(1000, Math.max(1, Math.trunc(Number(filters.size)) || 50));
   const [draft, setDraft] = useState(filters.q);
   // Cursors of the pages before this one: "Previous" pops, "Next" pushes.
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
@@ -74,7 +76,7 @@ export function DevicesPage(props: { params: URLSearchParams }): preact.JSX.Elem
       api<DevicePage>(
         'GET',
         `/v1/admin/devices${query({
-          limit: PAGE_SIZE,
+          limit: pageSize,
           cursor,
           q: filters.q,
           level: filters.level,
@@ -204,6 +206,16 @@ export function DevicesPage(props: { params: URLSearchParams }): preact.JSX.Elem
             ))}
           </select>
         </div>
+        <div class="field">
+          <label for="f-size">Rows per page</label>
+          <select id="f-size" value={String(pageSize)} onChange={(e) => { set({ size: e.currentTarget.value }); }}>
+            {(PAGE_SIZES.includes(pageSize) ? PAGE_SIZES : [pageSize, ...PAGE_SIZES]).map((n) => (
+              <option key={n} value={String(n)}>
+                {n}
+              </option>
+            ))}
+          </select>
+        </div>
         <div class="field buttons">
           <button type="submit" class="primary">
             Search
@@ -219,7 +231,7 @@ export function DevicesPage(props: { params: URLSearchParams }): preact.JSX.Elem
         <>
           <table class="devices">
             <caption>
-              {rows.length === 0 ? 'No device matches.' : `Devices ${(cursors.length - 1) * PAGE_SIZE + 1}–${(cursors.length - 1) * PAGE_SIZE + rows.length}`}
+              {rows.length === 0 ? 'No device matches.' : `Devices ${(cursors.length - 1) * pageSize + 1}–${(cursors.length - 1) * pageSize + rows.length}`}
             </caption>
             <thead>
               <tr>
