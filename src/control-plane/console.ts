@@ -58,7 +58,7 @@ export type PolicyPreview =
  * counted; the event loop is yielded to between pages.
  */
 const PAGE = 100;
-const COUNT_PAGE = 2000;
+const COUNT_PAGE = 500;
 const CHECK_TITLES = new Map<string, string>(CHECKS.map((c) => [c.id, c.title]));
 const HOUR = 3_600_000;
 /** Hourly fleet counts are kept this long. */
