@@ -1,18 +1,21 @@
+import { randomBytes } from 'node:crypto';
 import { checkPolicy } from '../policy/load.js';
 import { evaluate } from '../policy/evaluate.js';
 import type { AccessLevel, Policy } from '../policy/schema.js';
+import { CHECKS } from '../posture/catalog.js';
+import { DEVICE_STATES, type DeviceState } from '../protocol/admin.js';
 import type { Logger } from '../logging/logger.js';
 import type { KeyedIssue } from '../config/errors.js';
 import { newSessionValue, sessionIdHash, verifyPassword } from './accounts.js';
 import type { RateLimiter } from './rate-limit.js';
 import { tokensEqual } from './secrets.js';
-import { ControlPlaneError, effectiveOf, platformsOf, type ControlPlaneService } from './service.js';
+import { ControlPlaneError, effectiveOf, platformsOf } from './service.js';
 import type { DeviceResults, FleetSnapshot, NewAuditEntry, Storage, StoredAuditEntry, StoredSession } from './storage.js';
-import { randomBytes } from 'node:crypto';
 
 export interface ConsoleOptions {
   storage: Storage;
-  service: ControlPlaneService;
+  /** The policy in force, which previews are compared with. */
+  currentPolicy: () => Policy;
   logger: Logger;
   idleTimeoutMinutes: number;
   absoluteLifetimeHours: number;
@@ -50,15 +53,18 @@ export type PolicyPreview =
     }
   | { valid: false; errors: KeyedIssue[] };
 
-/** Devices read per query when the whole fleet is re-evaluated; the event loop is yielded to between pages. */
-const PAGE = 500;
+/**
+ * Devices read per query when the whole fleet is re-evaluated (each latest report is inflated and parsed) or
+ * counted; the event loop is yielded to between pages.
+ */
+const PAGE = 100;
+const COUNT_PAGE = 500;
+const CHECK_TITLES = new Map<string, string>(CHECKS.map((c) => [c.id, c.title]));
 const HOUR = 3_600_000;
 /** Hourly fleet counts are kept this long. */
 const SNAPSHOT_RETENTION_MS = 90 * 24 * HOUR;
 /** A session's last use is written at most this often, not on every request. */
 const TOUCH_EVERY_MS = 10_000;
-/** The failing-check ranking reads every device's latest report, so it is recomputed at most this often. */
-const TOP_FAILING_TTL_MS = 60_000;
 const TOP_FAILING = 10;
 const PREVIEW_EXAMPLES = 20;
 
@@ -73,7 +79,6 @@ const yieldToEventLoop = (): Promise<void> =>
  */
 export class ConsoleService {
   private readonly now: () => number;
-  private topFailingCache: { at: number; value: Promise<Overview['topFailing']> } | null = null;
 
   constructor(private readonly o: ConsoleOptions) {
     this.now = o.now ?? Date.now;
@@ -178,59 +183,63 @@ export class ConsoleService {
     }
   }
 
-  async overview(): Promise<Overview> {
-    const now = this.now();
-    const [counts, history, topFailing] = await Promise.all([
-      this.o.storage.fleetCounts(now - this.o.maxReportAgeSeconds * 1000),
-      this.o.storage.listFleetSnapshots(now - SNAPSHOT_RETENTION_MS),
-      this.topFailing(),
-    ]);
-    return {
-      total: counts.total,
-      byLevel: counts.byLevel,
-      stale: counts.byState.stale,
-      needsEnrollment: counts.byState.enrolled,
-      revoked: counts.byState.revoked,
-      byOs: counts.byOs,
-      topFailing,
-      history,
+  /**
+   * The fleet counted a page of COUNT_PAGE devices per query (set-based within the page), yielding between
+   * pages: one query over 100,000 rows held the event loop for about half a second.
+   */
+  private async counts(): Promise<{
+    total: number;
+    byLevel: Record<AccessLevel, number>;
+    byState: Record<DeviceState, number>;
+    byOs: Map<string, number>;
+    failing: Map<string, number>;
+  }> {
+    const staleBefore = this.now() - this.o.maxReportAgeSeconds * 1000;
+    const out = {
+      total: 0,
+      byLevel: { full: 0, limited: 0, blocked: 0 },
+      byState: Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>,
+      byOs: new Map<string, number>(),
+      failing: new Map<string, number>(),
     };
+    let after = '';
+    for (;;) {
+      const page = await this.o.storage.fleetCountsPage(staleBefore, after, COUNT_PAGE);
+      for (const g of page.groups) {
+        out.total += g.count;
+        out.byLevel[g.level] += g.count;
+        out.byState[g.state] += g.count;
+        out.byOs.set(g.os, (out.byOs.get(g.os) ?? 0) + g.count);
+      }
+      for (const f of page.failing) out.failing.set(f.check, (out.failing.get(f.check) ?? 0) + f.count);
+      if (page.lastId === null) return out;
+      after = page.lastId;
+      await yieldToEventLoop();
+    }
   }
 
-  /** Checks failing on the most devices that report (revoked ones left out), from their latest reports. */
-  private topFailing(): Promise<Overview['topFailing']> {
-    const now = this.now();
-    if (this.topFailingCache && now - this.topFailingCache.at < TOP_FAILING_TTL_MS) return this.topFailingCache.value;
-    const value = (async () => {
-      const counts = new Map<string, { title: string; count: number }>();
-      for await (const page of this.fleet()) {
-        for (const { device, latest } of page) {
-          if (latest === null || device.revokedAt !== null) continue;
-          for (const r of latest.results) {
-            if (r.status !== 'fail') continue;
-            const c = counts.get(r.id) ?? { title: r.title, count: 0 };
-            c.count += 1;
-            counts.set(r.id, c);
-          }
-        }
-      }
-      return [...counts.entries()]
-        .map(([check, c]) => ({ check, title: c.title, count: c.count }))
+  async overview(): Promise<Overview> {
+    const [c, history] = await Promise.all([this.counts(), this.o.storage.listFleetSnapshots(this.now() - SNAPSHOT_RETENTION_MS)]);
+    return {
+      total: c.total,
+      byLevel: c.byLevel,
+      stale: c.byState.stale,
+      needsEnrollment: c.byState.enrolled,
+      revoked: c.byState.revoked,
+      byOs: [...c.byOs].map(([os, count]) => ({ os, count })).sort((a, b) => b.count - a.count || a.os.localeCompare(b.os)),
+      // Failed (not unknown) in the latest report of a device that is not revoked.
+      topFailing: [...c.failing]
+        .map(([check, count]) => ({ check, title: CHECK_TITLES.get(check) ?? check, count }))
         .sort((a, b) => b.count - a.count || a.check.localeCompare(b.check))
-        .slice(0, TOP_FAILING);
-    })();
-    this.topFailingCache = { at: now, value };
-    // A failed computation is not kept.
-    value.catch(() => {
-      if (this.topFailingCache?.value === value) this.topFailingCache = null;
-    });
-    return value;
+        .slice(0, TOP_FAILING),
+      history,
+    };
   }
 
   /** Records this hour's counts (replacing an earlier snapshot of the same hour) and drops those past 90 days. */
   async snapshot(): Promise<FleetSnapshot> {
     const now = this.now();
-    const c = await this.o.storage.fleetCounts(now - this.o.maxReportAgeSeconds * 1000);
+    const c = await this.counts();
     const snap = { at: Math.floor(now / HOUR) * HOUR, full: c.byLevel.full, limited: c.byLevel.limited, blocked: c.byLevel.blocked, stale: c.byState.stale };
     await this.o.storage.putFleetSnapshot(snap);
     await this.o.storage.pruneFleetSnapshots(now - SNAPSHOT_RETENTION_MS);
@@ -269,7 +278,7 @@ export class ConsoleService {
         if (examples.length < PREVIEW_EXAMPLES) examples.push({ id: device.id, hostname: device.facts.hostname, from: e.level, to });
       }
     }
-    return { valid: true, current: this.o.service.currentPolicy(), changes, examples };
+    return { valid: true, current: this.o.currentPolicy(), changes, examples };
   }
 }
 

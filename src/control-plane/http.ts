@@ -162,6 +162,12 @@ const auditQuery = z.object({
 const signInSchema = z.object({ name: z.string().min(1).max(64), password: z.string().min(1).max(1024) });
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** No Origin (not a browser, or a same-origin GET), or this server's own: `https://` and the Host it was asked for. */
+function sameOrigin(req: FastifyRequest): boolean {
+  const origin = req.headers.origin;
+  return origin === undefined || (req.headers.host !== undefined && origin === `https://${req.headers.host}`);
+}
+
 /** A cookie-authenticated request that changes state without the session's CSRF token, or from another origin. */
 class CsrfError extends Error {
   constructor() {
@@ -280,9 +286,7 @@ export function buildApp(o: HttpOptions) {
     if (session === null) throw fail(401, 'unauthorized', 'the console session has expired or was signed out; sign in again');
     if (!SAFE_METHODS.has(req.method)) {
       const header = req.headers['x-csrf-token'];
-      const origin = req.headers.origin;
-      const host = req.headers.host;
-      if (!o.console.csrfMatches(session, typeof header === 'string' ? header : undefined) || (origin !== undefined && (host === undefined || origin !== `https://${host}`))) {
+      if (!o.console.csrfMatches(session, typeof header === 'string' ? header : undefined) || !sameOrigin(req)) {
         throw new CsrfError();
       }
     }
@@ -726,6 +730,8 @@ export function buildApp(o: HttpOptions) {
 
   // Sign-in and sign-out write their own audit entries (who signs in is known only after the password check).
   app.post('/console/api/session', { config: { auth: 'none', audit: 'none' } }, async (req, reply) => {
+    // A sign-in posted from another site would sign the browser in to the attacker's account (login CSRF).
+    if (!sameOrigin(req)) throw new CsrfError();
     const body = parse(signInSchema, req.body);
     const ua = req.headers['user-agent'];
     const { cookie, session } = await o.console.signIn(body.name, body.password, req.ip, typeof ua === 'string' ? ua.slice(0, 512) : null);

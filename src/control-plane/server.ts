@@ -107,7 +107,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
   });
   const consoleService = new ConsoleService({
     storage,
-    service,
+    currentPolicy: () => service.currentPolicy(),
     logger: opts.logger,
     idleTimeoutMinutes: config.console.idleTimeoutMinutes,
     absoluteLifetimeHours: config.console.absoluteLifetimeHours,

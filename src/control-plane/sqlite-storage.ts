@@ -36,7 +36,7 @@ import {
   type StoredSession,
   type NewAuditEntry,
   type StoredAuditEntry,
-  type FleetCounts,
+  type FleetCountsPage,
   type DeviceResults,
   type FleetSnapshot,
 } from './storage.js';
@@ -591,14 +591,16 @@ export class SqliteStorage implements Storage {
         'INSERT INTO audit (at, actor, action, target, ip, detail) VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
       ),
       listAudit: db.prepare<[number, number], AuditRow>('SELECT * FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?'),
-      countByState: db.prepare<{ staleBefore: number }, { state: string; level: string | null; n: number }>(
-        `SELECT state, CASE WHEN state = 'active' THEN access_level ELSE 'blocked' END AS level, COUNT(*) AS n
-         FROM (SELECT ${STATE_SQL} AS state, access_level FROM devices) GROUP BY 1, 2`,
+      pageLastId: db.prepare<[string, number], string | null>('SELECT MAX(id) FROM (SELECT id FROM devices WHERE id > ? ORDER BY id LIMIT ?)').pluck(),
+      countPage: db.prepare<{ staleBefore: number; after: string; limit: number }, { state: string; level: string | null; os: string | null; n: number }>(
+        `SELECT state, CASE WHEN state = 'active' THEN access_level ELSE 'blocked' END AS level, os, COUNT(*) AS n FROM (
+           SELECT ${STATE_SQL} AS state, access_level, COALESCE(json_extract(posture, '$.os.name'), json_extract(facts, '$.os.name')) AS os
+           FROM (SELECT * FROM devices WHERE id > @after ORDER BY id LIMIT @limit)) GROUP BY 1, 2, 3`,
       ),
-      countByOs: db.prepare<[], { os: string | null; n: number }>(
-        `SELECT COALESCE(json_extract(posture, '$.os.name'), json_extract(facts, '$.os.name')) AS os, COUNT(*) AS n
-         FROM devices GROUP BY 1 ORDER BY 2 DESC, 1`,
-      ),
+      failingPage: db.prepare<[string, number], string>(
+        `SELECT failing_checks FROM (SELECT failing_checks, revoked_at FROM devices WHERE id > ? ORDER BY id LIMIT ?)
+         WHERE revoked_at IS NULL AND failing_checks IS NOT NULL AND failing_checks != ','`,
+      ).pluck(),
       latestResultsPage: db.prepare<[string, number], DeviceRow & { report_body: string | Buffer | null }>(
         `SELECT d.*, r.body AS report_body FROM devices d
          LEFT JOIN reports r ON r.device_id = d.id AND r.seq = d.last_seq AND r.report_id = d.latest_report_id
@@ -1278,17 +1280,20 @@ export class SqliteStorage implements Storage {
     return Promise.resolve(this.st.listAudit.all(beforeId ?? Number.MAX_SAFE_INTEGER, limit).map(toAudit));
   }
 
-  fleetCounts(staleBefore: number): Promise<FleetCounts> {
-    const byLevel: Record<AccessLevel, number> = { full: 0, limited: 0, blocked: 0 };
-    const byState = Object.fromEntries(DEVICE_STATES.map((st) => [st, 0])) as Record<DeviceState, number>;
-    let total = 0;
-    for (const r of this.st.countByState.all({ staleBefore })) {
-      total += r.n;
-      byLevel[level(r.level) ?? 'blocked'] += r.n;
-      if ((DEVICE_STATES as readonly string[]).includes(r.state)) byState[r.state as DeviceState] += r.n;
+  fleetCountsPage(staleBefore: number, afterId: string, limit: number): Promise<FleetCountsPage> {
+    const lastId = this.st.pageLastId.get(afterId, limit) ?? null;
+    if (lastId === null) return Promise.resolve({ lastId, groups: [], failing: [] });
+    const groups = this.st.countPage.all({ staleBefore, after: afterId, limit }).map((r) => ({
+      state: (DEVICE_STATES as readonly string[]).includes(r.state) ? (r.state as DeviceState) : 'enrolled',
+      level: level(r.level) ?? 'blocked',
+      os: r.os ?? 'unknown',
+      count: r.n,
+    }));
+    const failing = new Map<string, number>();
+    for (const list of this.st.failingPage.all(afterId, limit)) {
+      for (const check of list.split(',')) if (check !== '') failing.set(check, (failing.get(check) ?? 0) + 1);
     }
-    const byOs = this.st.countByOs.all().map((r) => ({ os: r.os ?? 'unknown', count: r.n }));
-    return Promise.resolve({ total, byLevel, byState, byOs });
+    return Promise.resolve({ lastId, groups, failing: [...failing].map(([check, count]) => ({ check, count })) });
   }
 
   latestResultsPage(afterId: string, limit: number): Promise<DeviceResults[]> {

@@ -132,10 +132,12 @@ export interface Storage {
   listAudit(limit: number, beforeId: number | null): Promise<StoredAuditEntry[]>;
 
   /**
-   * Devices counted set-based by effective state and level (see effectiveOf), with the last report older than
-   * `staleBefore` meaning stale, and by OS name.
+   * One page of devices in id order after `afterId` ('' for the first), counted set-based by effective state
+   * and level (see effectiveOf; a last report older than `staleBefore` means stale) and OS name, with the
+   * checks that failed in the latest report of those not revoked. Callers page so that no query holds the
+   * event loop for long at 100,000 devices.
    */
-  fleetCounts(staleBefore: number): Promise<FleetCounts>;
+  fleetCountsPage(staleBefore: number, afterId: string, limit: number): Promise<FleetCountsPage>;
   /**
    * One page of devices in id order after `afterId` ('' for the first), each with the results of its latest
    * report (null before the first report): what re-evaluating the fleet against a policy reads.
@@ -186,12 +188,12 @@ export interface StoredAuditEntry extends NewAuditEntry {
   id: number;
 }
 
-export interface FleetCounts {
-  total: number;
+export interface FleetCountsPage {
+  /** The page's last device id; null when no device comes after `afterId`. */
+  lastId: string | null;
   /** Effective levels: a stale, revoked or never-reported device is blocked. */
-  byLevel: Record<AccessLevel, number>;
-  byState: Record<DeviceState, number>;
-  byOs: { os: string; count: number }[];
+  groups: { state: DeviceState; level: AccessLevel; os: string; count: number }[];
+  failing: { check: string; count: number }[];
 }
 
 export interface DeviceResults {

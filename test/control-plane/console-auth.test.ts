@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addAdmin } from '../../src/control-plane/accounts.js';
 import type { ServeConfig } from '../../src/control-plane/config.js';
 import { SqliteStorage } from '../../src/control-plane/sqlite-storage.js';
+import { redact, REDACTED } from '../../src/logging/redact.js';
 import { ADMIN_TOKEN, startHarness, type Harness } from '../helpers/control-plane.js';
 import { call, openSse, type CallOptions } from '../helpers/https.js';
 
@@ -121,6 +122,17 @@ describe('console sign-in', () => {
     } finally {
       await other.cp.close();
     }
+  });
+
+  it('a sign-in posted from another origin is refused (login CSRF)', async () => {
+    const r = await api('/console/api/session', { body: { name: 'alice', password: PASSWORD }, headers: { origin: 'https://evil.example' } });
+    expect([r.status, r.headers['set-cookie']]).toEqual([403, undefined]);
+    expect((await api('/console/api/session', { body: { name: 'alice', password: PASSWORD }, headers: { origin: new URL(h.cp.url).origin } })).status).toBe(200);
+  });
+
+  it('the logger redacts the cookie, Set-Cookie and CSRF headers should they ever be logged', () => {
+    const out = redact({ headers: { cookie: '__Host-vigil_session=abc', 'set-cookie': ['__Host-vigil_session=abc; HttpOnly'], 'x-csrf-token': 'def' } });
+    expect(out).toEqual({ headers: { cookie: REDACTED, 'set-cookie': REDACTED, 'x-csrf-token': REDACTED } });
   });
 
   it('a malformed body is a 400 naming the field', async () => {
