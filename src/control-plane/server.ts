@@ -26,6 +26,8 @@ export interface StartOptions {
   certificateSource?: CertificateSource;
   storage?: Storage;
   ssePingMs?: number;
+  /** False: no periodic stale sweep or pruning; the caller runs service.sweep() and prune() (the scale benchmark). */
+  housekeeping?: boolean;
   /** Instead of step-ca's revoke API, for tests of the server alone. */
   revokeAtCa?: (serialHex: string, reason: string) => Promise<'revoked' | 'already-revoked'>;
 }
@@ -120,15 +122,22 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
   const sweepMs = Math.max(250, Math.min(30_000, (config.maxReportAgeSeconds * 1000) / 4));
   let sweeping = false;
   const sweeper = setInterval(() => {
-    if (sweeping) return;
+    if (sweeping || opts.housekeeping === false) return;
     sweeping = true;
     service
       .sweep()
       .catch((err: unknown) => opts.logger.error('stale sweep failed', { component: 'control-plane', err }))
       .finally(() => (sweeping = false));
   }, sweepMs);
+  let pruning = false;
   const pruner = setInterval(() => {
-    service.prune().catch((err: unknown) => opts.logger.error('history prune failed', { component: 'control-plane', err }));
+    // A prune of a big fleet runs in batches for a while; the next hour's waits for it to end.
+    if (pruning || opts.housekeeping === false) return;
+    pruning = true;
+    service
+      .prune()
+      .catch((err: unknown) => opts.logger.error('history prune failed', { component: 'control-plane', err }))
+      .finally(() => (pruning = false));
   }, 3_600_000);
   sweeper.unref();
   pruner.unref();
