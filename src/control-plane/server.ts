@@ -30,6 +30,8 @@ export interface StartOptions {
   certificateSource?: CertificateSource;
   storage?: Storage;
   ssePingMs?: number;
+  /** False: no periodic stale sweep or pruning; the caller runs service.sweep() and prune() (the scale benchmark). */
+  housekeeping?: boolean;
   /** Instead of step-ca's revoke API, for tests of the server alone. */
   revokeAtCa?: (serialHex: string, reason: string) => Promise<'revoked' | 'already-revoked'>;
   /** The admin console's built files; defaults to dist/console beside the compiled server. */
@@ -148,7 +150,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
   const sweepMs = Math.max(250, Math.min(30_000, (config.maxReportAgeSeconds * 1000) / 4));
   let sweeping = false;
   const sweeper = setInterval(() => {
-    if (sweeping) return;
+    if (sweeping || opts.housekeeping === false) return;
     sweeping = true;
     service
       .sweep()
@@ -162,9 +164,16 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     await consoleService.pruneSessions().catch((err: unknown) => opts.logger.error('session prune failed', { component: 'control-plane', err }));
   };
   await hourly();
+  let pruning = false;
   const pruner = setInterval(() => {
-    service.prune().catch((err: unknown) => opts.logger.error('history prune failed', { component: 'control-plane', err }));
     void hourly();
+    // A prune of a big fleet runs in batches for a while; the next hour's waits for it to end.
+    if (pruning || opts.housekeeping === false) return;
+    pruning = true;
+    service
+      .prune()
+      .catch((err: unknown) => opts.logger.error('history prune failed', { component: 'control-plane', err }))
+      .finally(() => (pruning = false));
   }, 3_600_000);
   sweeper.unref();
   pruner.unref();
