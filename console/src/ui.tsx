@@ -136,9 +136,12 @@ export function Confirm(props: {
   );
 }
 
+/** The effective level, or the state that forces it (a revoked or never-reported device is blocked). */
 export function LevelBadge(props: { level: string; state?: string }): preact.JSX.Element {
-  const label = props.state === 'revoked' ? 'revoked' : props.state === 'stale' ? `${props.level} (stale)` : props.level;
-  return <span class={`badge level-${props.state === 'revoked' ? 'revoked' : props.level}`}>{label}</span>;
+  const label =
+    props.state === 'revoked' ? 'revoked' : props.state === 'enrolled' ? 'never reported' : props.state === 'stale' ? `${props.level} (stale)` : props.level;
+  const look = props.state === 'revoked' || props.state === 'enrolled' ? 'revoked' : props.level;
+  return <span class={`badge level-${look}`}>{label}</span>;
 }
 
 export function StatusBadge(props: { status: string }): preact.JSX.Element {
