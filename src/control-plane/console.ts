@@ -10,7 +10,9 @@ import { newSessionValue, sessionIdHash, verifyPassword } from './accounts.js';
 import type { RateLimiter } from './rate-limit.js';
 import { tokensEqual } from './secrets.js';
 import { ControlPlaneError, effectiveOf, platformsOf } from './service.js';
-import type { DeviceResults, FleetSnapshot, NewAuditEntry, Storage, StoredAuditEntry, StoredSession } from './storage.js';
+import type { FleetSnapshot, NewAuditEntry, Storage, StoredAuditEntry, StoredDevice, StoredSession } from './storage.js';
+import type { EvaluatedResult } from '../policy/evaluate.js';
+import type { Platform } from '../posture/types.js';
 
 export interface ConsoleOptions {
   storage: Storage;
@@ -53,11 +55,8 @@ export type PolicyPreview =
     }
   | { valid: false; errors: KeyedIssue[] };
 
-/**
- * Devices read per query when the whole fleet is re-evaluated (each latest report is inflated and parsed) or
- * counted; the event loop is yielded to between pages.
- */
-const PAGE = 100;
+/** Devices read per query when the whole fleet is re-evaluated, or counted (yielding between pages). */
+const PAGE = 200;
 const COUNT_PAGE = 500;
 const CHECK_TITLES = new Map<string, string>(CHECKS.map((c) => [c.id, c.title]));
 const HOUR = 3_600_000;
@@ -67,6 +66,36 @@ const SNAPSHOT_RETENTION_MS = 90 * 24 * HOUR;
 const TOUCH_EVERY_MS = 10_000;
 const TOP_FAILING = 10;
 const PREVIEW_EXAMPLES = 20;
+
+/** Work done between two yields to the event loop when reports are read. */
+const SLICE_MS = 10;
+
+/**
+ * What evaluation needs of a report: its platform and each check's status, as `id=s,id=s` (s: p, f, u or e),
+ * about 200 bytes a device. Titles and reasons are left out: only the level is computed from them.
+ */
+interface CompactResults {
+  reportId: string;
+  platform: Platform;
+  statuses: string;
+}
+
+const STATUS_LETTER = { pass: 'p', fail: 'f', unknown: 'u', error: 'e' } as const;
+const LETTER_STATUS: Record<string, EvaluatedResult['status']> = { p: 'pass', f: 'fail', u: 'unknown', e: 'error' };
+
+function compactOf(reportId: string, r: { platform: Platform; results: EvaluatedResult[] }): CompactResults {
+  return { reportId, platform: r.platform, statuses: r.results.map((x) => `${x.id}=${STATUS_LETTER[x.status]}`).join(',') };
+}
+
+function expand(c: CompactResults): { platform: Platform; results: EvaluatedResult[] } {
+  const results: EvaluatedResult[] = [];
+  for (const pair of c.statuses === '' ? [] : c.statuses.split(',')) {
+    const eq = pair.lastIndexOf('=');
+    const id = pair.slice(0, eq);
+    results.push({ id, title: CHECK_TITLES.get(id) ?? id, status: LETTER_STATUS[pair.slice(eq + 1)] ?? 'unknown' });
+  }
+  return { platform: c.platform, results };
+}
 
 const yieldToEventLoop = (): Promise<void> =>
   new Promise((resolve) => {
@@ -79,6 +108,8 @@ const yieldToEventLoop = (): Promise<void> =>
  */
 export class ConsoleService {
   private readonly now: () => number;
+  /** Each device's latest results as of the last complete pass over the fleet (see fleet()). */
+  private resultsCache = new Map<string, CompactResults>();
 
   constructor(private readonly o: ConsoleOptions) {
     this.now = o.now ?? Date.now;
@@ -169,18 +200,36 @@ export class ConsoleService {
 
   // ---- fleet ----
 
-  /** Every device with its latest results, a page at a time, yielding between pages. */
-  private async *fleet(): AsyncGenerator<DeviceResults[]> {
+  /**
+   * Every device with its latest results, a page at a time. Inflating and parsing a report is what costs, so
+   * the event loop is yielded to every SLICE_MS of it, and what a report says is kept in compact form keyed by
+   * its id: a second preview of the fleet (the admin editing a draft) reads only the reports that are new.
+   */
+  private async *fleet(): AsyncGenerator<{ device: StoredDevice; latest: { platform: Platform; results: EvaluatedResult[] } | null }> {
+    const seen = new Map<string, CompactResults>();
     let after = '';
+    let slice = performance.now();
     for (;;) {
       const page = await this.o.storage.latestResultsPage(after, PAGE);
-      if (page.length === 0) return;
-      yield page;
+      for (const { device, latest } of page) {
+        let compact: CompactResults | null = null;
+        if (latest !== null) {
+          const cached = this.resultsCache.get(device.id);
+          compact = cached?.reportId === latest.reportId ? cached : compactOf(latest.reportId, latest.read());
+          seen.set(device.id, compact);
+        }
+        yield { device, latest: compact === null ? null : expand(compact) };
+        if (performance.now() - slice > SLICE_MS) {
+          await yieldToEventLoop();
+          slice = performance.now();
+        }
+      }
       const last = page.at(-1);
-      if (page.length < PAGE || last === undefined) return;
+      if (page.length < PAGE || last === undefined) break;
       after = last.device.id;
-      await yieldToEventLoop();
     }
+    // Only a complete pass replaces the cache, so that removed devices leave it.
+    this.resultsCache = seen;
   }
 
   /**
@@ -265,18 +314,16 @@ export class ConsoleService {
     const examples: { id: string; hostname: string; from: AccessLevel; to: AccessLevel }[] = [];
     const key = { full: 'toFull', limited: 'toLimited', blocked: 'toBlocked' } as const;
     const now = this.now();
-    for await (const page of this.fleet()) {
-      for (const { device, latest } of page) {
-        changes.total += 1;
-        const e = effectiveOf(device, this.o.maxReportAgeSeconds, now);
-        const to = e.state === 'active' && latest !== null ? evaluate(policy, latest.results, platformsOf(device, latest.platform)).accessLevel : e.level;
-        if (to === e.level) {
-          changes.unchanged += 1;
-          continue;
-        }
-        changes[key[to]] += 1;
-        if (examples.length < PREVIEW_EXAMPLES) examples.push({ id: device.id, hostname: device.facts.hostname, from: e.level, to });
+    for await (const { device, latest } of this.fleet()) {
+      changes.total += 1;
+      const e = effectiveOf(device, this.o.maxReportAgeSeconds, now);
+      const to = e.state === 'active' && latest !== null ? evaluate(policy, latest.results, platformsOf(device, latest.platform)).accessLevel : e.level;
+      if (to === e.level) {
+        changes.unchanged += 1;
+        continue;
       }
+      changes[key[to]] += 1;
+      if (examples.length < PREVIEW_EXAMPLES) examples.push({ id: device.id, hostname: device.facts.hostname, from: e.level, to });
     }
     return { valid: true, current: this.o.currentPolicy(), changes, examples };
   }

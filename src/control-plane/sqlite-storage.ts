@@ -608,8 +608,8 @@ export class SqliteStorage implements Storage {
         `SELECT failing_checks FROM (SELECT failing_checks, revoked_at FROM devices WHERE id > ? ORDER BY id LIMIT ?)
          WHERE revoked_at IS NULL AND failing_checks IS NOT NULL AND failing_checks != ','`,
       ).pluck(),
-      latestResultsPage: db.prepare<[string, number], DeviceRow & { report_body: string | Buffer | null }>(
-        `SELECT d.*, r.body AS report_body FROM devices d
+      latestResultsPage: db.prepare<[string, number], DeviceRow & { report_rid: string | null; report_body: string | Buffer | null }>(
+        `SELECT d.*, r.report_id AS report_rid, r.body AS report_body FROM devices d
          LEFT JOIN reports r ON r.device_id = d.id AND r.seq = d.last_seq AND r.report_id = d.latest_report_id
          WHERE d.id > ? ORDER BY d.id LIMIT ?`,
       ),
@@ -1342,9 +1342,14 @@ export class SqliteStorage implements Storage {
   latestResultsPage(afterId: string, limit: number): Promise<DeviceResults[]> {
     return Promise.resolve(
       this.st.latestResultsPage.all(afterId, limit).map((r) => {
-        // Validated by the decoder when it arrived; the results and platform are all that is read here.
-        const report = r.report_body === null ? null : (envelopeReport(r.report_body) as { device: { platform: Platform }; results: EvaluatedResult[] });
-        return { device: toDevice(r), latest: report === null ? null : { platform: report.device.platform, results: report.results } };
+        const body = r.report_body;
+        if (body === null || r.report_rid === null) return { device: toDevice(r), latest: null };
+        const read = () => {
+          // Validated by the decoder when it arrived; the results and platform are all that is read here.
+          const report = envelopeReport(body) as { device: { platform: Platform }; results: EvaluatedResult[] };
+          return { platform: report.device.platform, results: report.results };
+        };
+        return { device: toDevice(r), latest: { reportId: r.report_rid, read } };
       }),
     );
   }

@@ -160,8 +160,9 @@ describe('audit log', () => {
 });
 
 describe('fleet overview and policy preview', () => {
+  let fullTls: Issued;
   beforeAll(async () => {
-    await reporting('ov-full');
+    fullTls = await reporting('ov-full');
     await reporting('ov-limited', ['edr-running']);
     await reporting('ov-blocked', ['disk-encryption', 'edr-running']);
     await reporting('ov-stale');
@@ -218,6 +219,17 @@ describe('fleet overview and policy preview', () => {
     });
     // Nothing was saved, and a preview is not an action.
     expect(((await admin('/v1/policy')).json as { version: string }).version).toBe(current.version);
+    // A device's newer report is read again, not taken from what the previous preview kept.
+    const report = sampleReport({ failing: ['edr-running'] });
+    const env: ReportEnvelope = { protocolVersion: 1, reportId: randomUUID(), seq: 2, dropped: 0, report };
+    expect((await api('/v1/reports', { body: env, tls: fullTls })).status).toBe(200);
+    expect(((await browser('/v1/admin/policy/preview', { body: stricter })).json as { changes: unknown }).changes).toEqual({
+      total: 6,
+      unchanged: 4,
+      toFull: 0,
+      toLimited: 0,
+      toBlocked: 2,
+    });
   });
 
   it('an invalid draft gets the agents\' parser\'s errors with their paths', async () => {
