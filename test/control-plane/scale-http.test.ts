@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatZodError, serveConfigSchema } from '../../src/control-plane/config.js';
 import { SqliteStorage } from '../../src/control-plane/sqlite-storage.js';
 import type { NewReport } from '../../src/control-plane/storage.js';
 import { accessLevelEventSchema, apiTokenListSchema, deviceListSchema, reportHistorySchema, secretListSchema } from '../../src/protocol/admin.js';
@@ -37,6 +38,31 @@ function report(deviceId: string, seq: number, receivedAt: number, over: Partial
 }
 
 const id = (i: number): string => `dev-h${String(i).padStart(4, '0')}`;
+
+describe('history config', () => {
+  const base = { dataDir: '/d', caUrl: 'https://ca:9000', caRoot: 'r', provisioner: 'p', provisionerKey: 'k', adminTokenFile: 'a', tlsCert: 'c', tlsKey: 'k' };
+
+  it('defaults to 1000 reports per device with no age or size limit', () => {
+    expect(serveConfigSchema.parse(base).history).toEqual({ maxReports: 1000 });
+    expect(serveConfigSchema.parse({ ...base, history: { maxAgeDays: 30 } }).history).toEqual({ maxReports: 1000, maxAgeDays: 30 });
+  });
+
+  it('refuses a bad value with one line naming the key', () => {
+    for (const [history, key] of [
+      [{ maxReports: 0 }, 'history.maxReports'],
+      [{ maxAgeDays: 0 }, 'history.maxAgeDays'],
+      [{ maxBytesPerDevice: 100 }, 'history.maxBytesPerDevice'],
+      [{ maxAgeDays: 1.5 }, 'history.maxAgeDays'],
+      [{ maxReport: 10 }, 'history'],
+    ] as const) {
+      const r = serveConfigSchema.safeParse({ ...base, history });
+      expect(r.success).toBe(false);
+      const message = r.success ? '' : formatZodError(r.error);
+      expect(message.startsWith(`${key}:`), message).toBe(true);
+      expect(message).not.toContain('\n');
+    }
+  });
+});
 
 describe('admin lists at scale', () => {
   let h: Harness;
