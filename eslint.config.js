@@ -24,7 +24,10 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         paths: [{ name: 'electron', message: 'src/ is the headless core and must run on plain Node; put Electron code in electron/.' }],
-        patterns: [{ group: ['electron/*', '**/electron/**'], message: 'src/ must not depend on the Electron shell.' }],
+        patterns: [
+          { group: ['electron/*', '**/electron/**'], message: 'src/ must not depend on the Electron shell.' },
+          { group: ['console/*', '**/console/**'], message: 'src/ must not depend on the browser console; the console calls the API.' },
+        ],
       }],
     },
   },
@@ -37,6 +40,18 @@ export default tseslint.config(
           regex: '(^|/)src/(?!ui/)',
           message: 'electron/ may import only src/ui; expose what the shell needs there (tested) instead.',
         }],
+      }],
+    },
+  },
+  {
+    // The console runs in the browser: of the server it may know only types (erased from the bundle), never
+    // code that would drag zod or Node modules into it.
+    files: ['console/**/*.ts', 'console/**/*.tsx'],
+    rules: {
+      'no-restricted-imports': 'off',
+      '@typescript-eslint/no-restricted-imports': ['error', {
+        patterns: [{ group: ['**/src/**'], allowTypeImports: true, message: 'console/ may import only types from src/.' }],
+        paths: [{ name: 'zod', allowTypeImports: true, message: 'console/ may import only types from zod.' }],
       }],
     },
   },

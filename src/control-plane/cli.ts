@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { request } from 'node:https';
 import { Command, Option } from 'commander';
@@ -11,6 +12,8 @@ import { parseDurationSeconds } from './duration.js';
 import { startControlPlane } from './server.js';
 import { apiTokenInfo, createApiToken, createEnrollmentSecret, ControlPlaneService } from './service.js';
 import { SqliteStorage } from './sqlite-storage.js';
+import { addAdmin, adminInfo, adminNameSchema, generatePassword, setAdminPassword } from './accounts.js';
+import type { Page, PageQuery } from './storage.js';
 
 /** Commander gives camelCase keys for flags that were set; those override the config file. */
 function merged(file: Record<string, unknown>, flags: Record<string, unknown>): Record<string, unknown> {
@@ -24,6 +27,18 @@ const int = (v: string): number => {
   if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${v}`);
   return n;
 };
+
+/** Every item of a paged list, page by page (the CLI prints the whole list). */
+async function allPages<T>(list: (page: PageQuery) => Promise<Page<T>>): Promise<T[]> {
+  const out: T[] = [];
+  let after: string | null = null;
+  do {
+    const page: Page<T> = await list({ after, limit: 1000 });
+    out.push(...page.items);
+    after = page.next;
+  } while (after !== null);
+  return out;
+}
 
 async function dataDirFrom(flags: { dataDir?: string; config?: string }): Promise<string> {
   const file = await loadConfigFile(flags.config);
@@ -219,7 +234,7 @@ token
   .action(async (flags: { config?: string; dataDir?: string; json?: boolean }) => {
     const storage = new SqliteStorage(await dataDirFrom(flags));
     try {
-      const tokens = (await storage.listApiTokens()).map(apiTokenInfo);
+      const tokens = (await allPages((p) => storage.listApiTokens(p))).map(apiTokenInfo);
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ tokens }, null, 2)}\n`);
         return;
@@ -260,7 +275,12 @@ program
     const storage = new SqliteStorage(await dataDirFrom(flags));
     try {
       const maxAge = flags.maxReportAgeSeconds ?? (typeof file.maxReportAgeSeconds === 'number' ? file.maxReportAgeSeconds : 900);
-      const devices = (await storage.listDevices()).map((d) => ControlPlaneService.summarize(d, maxAge, Date.now()));
+      const now = Date.now();
+      const stored = await allPages(async (p) => {
+        const res = await storage.listDevicesPage({ ...p, staleBefore: now - maxAge * 1000, filter: {} });
+        return { items: res.devices, next: res.next };
+      });
+      const devices = stored.map((d) => ControlPlaneService.summarize(d, maxAge, now));
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ devices }, null, 2)}\n`);
         return;
@@ -344,6 +364,140 @@ for (const [name, method, suffix, description] of DEVICE_ACTIONS) {
       if (ca?.startsWith('failed') === true) process.exitCode = 1;
     });
 }
+
+/**
+ * A password from stdin: typed at a terminal without echo (twice), or the first line of what is piped in. Never
+ * from argv, which other users of the host can read in `ps`.
+ */
+async function readPassword(): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const c of stdin) chunks.push(c as Buffer);
+    const first = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+    if (first === '') throw new Error('no password on stdin (pipe one in, or use --generate)');
+    return first;
+  }
+  const ask = (prompt: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      process.stderr.write(prompt);
+      stdin.setRawMode(true);
+      stdin.resume();
+      let typed = '';
+      const done = (err: Error | null): void => {
+        stdin.off('data', onData);
+        stdin.setRawMode(false);
+        stdin.pause();
+        process.stderr.write('\n');
+        if (err) reject(err);
+        else resolve(typed);
+      };
+      const onData = (c: Buffer): void => {
+        for (const ch of c.toString('utf8')) {
+          if (ch === '\r' || ch === '\n' || ch === '\u0003') {
+            done(ch === '\u0003' ? new Error('interrupted') : null);
+            return;
+          }
+          if (ch === '\u007f' || ch === '\b') typed = typed.slice(0, -1);
+          else typed += ch;
+        }
+      };
+      stdin.on('data', onData);
+    });
+  const first = await ask('Password: ');
+  if ((await ask('Again: ')) !== first) throw new Error('the two passwords differ');
+  return first;
+}
+
+/** Account changes made on the host are audited like those made through the API, as the OS user who made them. */
+const cliActor = (): string => `cli:${userInfo().username}`;
+
+async function withStorageOf<T>(flags: { config?: string; dataDir?: string }, fn: (s: SqliteStorage) => Promise<T>): Promise<T> {
+  const storage = new SqliteStorage(await dataDirFrom(flags));
+  try {
+    return await fn(storage);
+  } finally {
+    await storage.close();
+  }
+}
+
+const nameOf = (name: string): string => {
+  const r = adminNameSchema.safeParse(name);
+  if (!r.success) throw new Error(`--name ${name}: ${r.error.issues[0]?.message ?? 'not a valid name'}`);
+  return r.data;
+};
+
+const adminCmd = program.command('admin').description('manage admin console accounts (on the server host; passwords hashed with scrypt)');
+
+adminCmd
+  .command('add')
+  .description('create an account; the password is read from stdin (or typed, without echo), or generated and printed once')
+  .option('--config <file>')
+  .option('--data-dir <dir>')
+  .requiredOption('--name <name>', 'the account name, e.g. alice')
+  .option('--generate', 'generate a random password and print it once')
+  .action(async (flags: { config?: string; dataDir?: string; name: string; generate?: boolean }) => {
+    const name = nameOf(flags.name);
+    const password = flags.generate === true ? generatePassword() : await readPassword();
+    await withStorageOf(flags, async (s) => {
+      await addAdmin(s, name, password, Date.now());
+      await s.appendAudit({ at: Date.now(), actor: cliActor(), action: 'admin.add', target: name, ip: null, detail: null });
+    });
+    if (flags.generate === true) {
+      process.stdout.write(`${password}\n`);
+      process.stderr.write(`admin ${name} created. The password is not shown again.\n`);
+    } else process.stderr.write(`admin ${name} created\n`);
+  });
+
+adminCmd
+  .command('list')
+  .description('list accounts (never their passwords)')
+  .option('--config <file>')
+  .option('--data-dir <dir>')
+  .option('--json', 'print JSON')
+  .action(async (flags: { config?: string; dataDir?: string; json?: boolean }) => {
+    const admins = (await withStorageOf(flags, (s) => s.listAdmins())).map(adminInfo);
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify({ admins }, null, 2)}\n`);
+      return;
+    }
+    const rows = [['NAME', 'CREATED', 'DISABLED'], ...admins.map((a) => [a.name, a.createdAt, a.disabled ? 'yes' : 'no'])];
+    const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+    for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()}\n`);
+  });
+
+adminCmd
+  .command('remove')
+  .description('delete an account and end its sessions')
+  .option('--config <file>')
+  .option('--data-dir <dir>')
+  .requiredOption('--name <name>')
+  .action(async (flags: { config?: string; dataDir?: string; name: string }) => {
+    const name = nameOf(flags.name);
+    await withStorageOf(flags, async (s) => {
+      if (!(await s.deleteAdmin(name))) throw new Error(`--name ${name}: no such admin account`);
+      await s.appendAudit({ at: Date.now(), actor: cliActor(), action: 'admin.remove', target: name, ip: null, detail: null });
+    });
+    process.stderr.write(`admin ${name} removed; its sessions are ended\n`);
+  });
+
+adminCmd
+  .command('passwd')
+  .description('set an account\'s password (from stdin, typed, or --generate) and end its sessions')
+  .option('--config <file>')
+  .option('--data-dir <dir>')
+  .requiredOption('--name <name>')
+  .option('--generate', 'generate a random password and print it once')
+  .action(async (flags: { config?: string; dataDir?: string; name: string; generate?: boolean }) => {
+    const name = nameOf(flags.name);
+    const password = flags.generate === true ? generatePassword() : await readPassword();
+    await withStorageOf(flags, async (s) => {
+      await setAdminPassword(s, name, password);
+      await s.appendAudit({ at: Date.now(), actor: cliActor(), action: 'admin.passwd', target: name, ip: null, detail: null });
+    });
+    if (flags.generate === true) process.stdout.write(`${password}\n`);
+    process.stderr.write(`admin ${name}: password changed; its sessions are ended\n`);
+  });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`vigil-control-plane: ${err instanceof Error ? err.message : String(err)}\n`);

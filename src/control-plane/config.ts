@@ -25,7 +25,18 @@ const serveKeys = {
   reportIntervalSeconds: z.number().int().min(10).max(86_400).default(300),
   /** A device silent for longer is `stale`: non-compliant and blocked until it reports again. */
   maxReportAgeSeconds: z.number().int().min(1).max(30 * 86_400).default(900),
-  historyPerDevice: z.number().int().min(1).max(1_000_000).default(1000),
+  /**
+   * Report history kept per device: the newest `maxReports`, none older than `maxAgeDays`, and no more than
+   * `maxBytesPerDevice` of stored (as received, usually gzip) bodies. Each device keeps its latest report
+   * whatever these say. Pruned hourly, in batches, off the request path.
+   */
+  history: z
+    .strictObject({
+      maxReports: z.number().int().min(1).max(1_000_000).default(1000),
+      maxAgeDays: z.number().int().min(1).max(3650).optional(),
+      maxBytesPerDevice: z.number().int().min(4096).max(1024 * 1024 * 1024).optional(),
+    })
+    .prefault({}),
   /** Access-level events kept for consumers that resume with Last-Event-ID; older ones get a reset event. */
   eventRetentionCount: z.number().int().min(100).max(10_000_000).default(100_000),
   eventRetentionDays: z.number().int().min(1).max(365).default(7),
@@ -59,6 +70,23 @@ const serveKeys = {
   enrollPerSecretPerMinute: z.number().int().min(1).max(100_000).default(300),
   enrollPerDevicePerMinute: z.number().int().min(1).max(1000).default(6),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  /**
+   * Take the client address from X-Forwarded-For (behind a reverse proxy that sets it). Off: the socket's
+   * address, which a client cannot forge; it is what rate limits and the audit log use.
+   */
+  trustProxy: z.boolean().default(false),
+  /** The admin web console (/console/): its sessions and sign-in limits. */
+  console: z
+    .strictObject({
+      /** A session unused this long is signed out. */
+      idleTimeoutMinutes: z.number().int().min(1).max(24 * 60).default(30),
+      /** And any session this old, used or not. */
+      absoluteLifetimeHours: z.number().int().min(1).max(7 * 24).default(12),
+      /** Failed sign-ins per account name, and per client address: a burst of this many, then this many per minute. */
+      signinFailuresPerMinutePerName: z.number().int().min(1).max(10_000).default(5),
+      signinFailuresPerMinutePerIp: z.number().int().min(1).max(10_000).default(20),
+    })
+    .prefault({}),
 };
 
 /** With a configured server certificate. */

@@ -5,7 +5,8 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.js';
 import type { Policy } from '../policy/schema.js';
-import { apiTokenCreateRequestSchema, secretCreateRequestSchema, type AccessLevelEvent, type CertInfo } from '../protocol/admin.js';
+import { ACCESS_LEVELS } from '../policy/schema.js';
+import { apiTokenCreateRequestSchema, DEVICE_STATES, secretCreateRequestSchema, type AccessLevelEvent, type CertInfo } from '../protocol/admin.js';
 import { enrollRequestSchema, identityRevokedSchema, PROTOCOL_VERSION, type ErrorCode } from '../protocol/wire.js';
 import { certInfo, deviceIdFromCertificate } from './cert-identity.js';
 import type { ServerCredentials } from './cert-source.js';
@@ -15,7 +16,11 @@ import { inflateBody, issuesMessage, type ReportSummary } from './report-decoder
 import { ReportDecoderPool } from './report-decoder-pool.js';
 import { apiTokenId, secretMatches, tokensEqual } from './secrets.js';
 import { ControlPlaneError, type ControlPlaneService, type EnrollProof } from './service.js';
-import type { StoredDevice } from './storage.js';
+import { InvalidCursorError, type DeviceFilter, type PageQuery, type StoredDevice } from './storage.js';
+import type { StoredSession } from './storage.js';
+import { SESSION_CLEAR_COOKIE, sessionCookieOf, sessionSetCookie } from './accounts.js';
+import { SignInError, type ConsoleService } from './console.js';
+import { registerConsoleStatic } from './console-static.js';
 
 /**
  * Who may call a route. Every route names one; a route without it is refused (fail closed). `gateway`: an
@@ -24,23 +29,49 @@ import type { StoredDevice } from './storage.js';
  */
 export type AuthMode = 'none' | 'device' | 'admin' | 'gateway' | 'device-or-admin' | 'device-or-gateway';
 
-/** `tokenId`: the API token used (null for the configured admin token), so its streams end when it is revoked. */
+/**
+ * `tokenId`: the API token used (null for the configured admin token or a console session), so its streams end
+ * when it is revoked. `actor`: who is acting, as the audit log names them (`admin:<name>` for a console
+ * session, `token:<name>` for a bearer token). `session`: the console session when the cookie authenticated.
+ */
 export type Principal =
-  | { kind: 'admin'; tokenId: string | null }
-  | { kind: 'gateway'; tokenId: string }
+  | { kind: 'admin'; tokenId: string | null; actor: string; session: StoredSession | null }
+  | { kind: 'gateway'; tokenId: string; actor: string }
   | { kind: 'device'; device: StoredDevice; cert: CertInfo };
+
+/** The audit log's name for the configured admin token, which has no name of its own. */
+export const ADMIN_TOKEN_ACTOR = 'token:admin-token-file';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: AuthMode;
+    /**
+     * The audit log's name for what a state-changing route does; required on every non-GET route an admin or
+     * gateway may call (checked when the route is added). `none`: the route changes nothing, or writes its own
+     * entries.
+     */
+    audit?: string;
+  }
+  interface FastifyInstance {
+    /** Every route with its access rule and audit name, as added: what the audit test walks. */
+    routeTable: RouteInfo[];
   }
   interface FastifyRequest {
     principal: Principal | null;
+    /** Set by a handler to name what it acted on (default: the `:id` in the path) and add details. */
+    auditNote: { target?: string; detail?: Record<string, unknown> } | null;
     /** A report body as it arrived (gzip bytes or text): what is stored, without re-serialising it. */
     reportBody: Buffer | string | null;
     /** What the handler needs of that report, validated by a decoder worker. */
     reportSummary: ReportSummary | null;
   }
+}
+
+export interface RouteInfo {
+  method: string;
+  url: string;
+  auth: AuthMode | undefined;
+  audit: string | undefined;
 }
 
 export interface HttpOptions {
@@ -56,6 +87,11 @@ export interface HttpOptions {
   enrollLimiter: RateLimiter;
   /** Taken once per wrong admin token from an address; while it is empty, that address is refused outright. */
   adminFailureLimiter: RateLimiter;
+  console: ConsoleService;
+  /** Where the console's built files are (index.html, app.js, app.css). */
+  consoleDir: string;
+  /** Client addresses from X-Forwarded-For (config `trustProxy`). */
+  trustProxy: boolean;
   ssePingMs?: number;
 }
 
@@ -83,7 +119,61 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 }
 
 const idParams = z.object({ id: z.string().min(1).max(128) });
-const limitQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) });
+
+/**
+ * A cursor is the storage's position wrapped in base64url: opaque to clients, so that the backend may change
+ * what it holds. Anything that does not decode back to itself was not handed out by us.
+ */
+const encodeCursor = (next: string | null): string | null => (next === null ? null : Buffer.from(next, 'utf8').toString('base64url'));
+function decodeCursor(cursor: string | undefined): string | null {
+  if (cursor === undefined) return null;
+  const raw = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (raw === '' || Buffer.from(raw, 'utf8').toString('base64url') !== cursor) throw fail(400, 'bad-request', 'cursor: not one this list handed out');
+  return raw;
+}
+
+/** Query parameters are strict, so that a misspelt filter is refused rather than silently listing everything. */
+const pageKeys = (defaultLimit: number) => ({
+  limit: z.coerce.number().int().min(1).max(1000).default(defaultLimit),
+  cursor: z.string().min(1).max(1024).optional(),
+});
+const pageQuery = (defaultLimit: number) => z.strictObject(pageKeys(defaultLimit));
+const reportsQuery = pageQuery(50);
+const listQuery = pageQuery(100);
+const isoMs = z.iso.datetime({ offset: true }).transform((t) => Date.parse(t));
+const deviceListQuery = z.strictObject({
+  ...pageKeys(100),
+  state: z.enum(DEVICE_STATES).optional(),
+  level: z.enum(ACCESS_LEVELS).optional(),
+  os: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'an OS id (ubuntu, macos, windows) or platform (linux, darwin, win32)').optional(),
+  failingCheck: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'a check id').optional(),
+  seenBefore: isoMs.optional(),
+  seenAfter: isoMs.optional(),
+  q: z.string().min(1).max(128).optional(),
+});
+
+function page(q: { limit: number; cursor?: string | undefined }): PageQuery {
+  return { after: decodeCursor(q.cursor), limit: q.limit };
+}
+const auditQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().regex(/^\d{1,15}$/, 'the `next` of the previous page').optional(),
+});
+const signInSchema = z.object({ name: z.string().min(1).max(64), password: z.string().min(1).max(1024) });
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** No Origin (not a browser, or a same-origin GET), or this server's own: `https://` and the Host it was asked for. */
+function sameOrigin(req: FastifyRequest): boolean {
+  const origin = req.headers.origin;
+  return origin === undefined || (req.headers.host !== undefined && origin === `https://${req.headers.host}`);
+}
+
+/** A cookie-authenticated request that changes state without the session's CSRF token, or from another origin. */
+class CsrfError extends Error {
+  constructor() {
+    super('missing or wrong CSRF token');
+  }
+}
 
 export function tlsOptions(credentials: ServerCredentials, caRootPem: string): {
   key: string;
@@ -104,6 +194,7 @@ export function buildApp(o: HttpOptions) {
       minVersion: 'TLSv1.2',
     },
     bodyLimit: o.bodyLimitBytes,
+    trustProxy: o.trustProxy,
     logger: false,
     return503OnClosing: true,
   });
@@ -111,17 +202,20 @@ export function buildApp(o: HttpOptions) {
   const streams = new Set<() => void>();
   const policyCache = new WeakMap<Policy, { etag: string; body: string }>();
   const pingMs = o.ssePingMs ?? 15_000;
-  /** Open event streams per API token, ended when the token is revoked through this server. */
-  const tokenStreams = new Map<string, Set<() => void>>();
-  const trackTokenStream = (tokenId: string, end: () => void): (() => void) => {
-    let set = tokenStreams.get(tokenId);
-    if (!set) tokenStreams.set(tokenId, (set = new Set()));
+  /**
+   * Open event streams per API token (`token:<id>`) and console session (`session:<hash>`), ended when the
+   * token is revoked or the session signed out through this server.
+   */
+  const keyedStreams = new Map<string, Set<() => void>>();
+  const trackStream = (key: string, stillValid: () => Promise<boolean>, end: () => void): (() => void) => {
+    let set = keyedStreams.get(key);
+    if (!set) keyedStreams.set(key, (set = new Set()));
     set.add(end);
-    // A token revoked by the CLI, on the database directly, is noticed within a minute.
+    // A token revoked by the CLI, on the database directly, or a session that expired, is noticed within a minute.
     const check = setInterval(() => {
-      void o.service.apiToken(tokenId).then(
-        (t) => {
-          if (t === null || t.revokedAt !== null) end();
+      void stillValid().then(
+        (ok) => {
+          if (!ok) end();
         },
         () => undefined,
       );
@@ -129,8 +223,11 @@ export function buildApp(o: HttpOptions) {
     return () => {
       clearInterval(check);
       set.delete(end);
-      if (set.size === 0) tokenStreams.delete(tokenId);
+      if (set.size === 0) keyedStreams.delete(key);
     };
+  };
+  const endStreams = (key: string): void => {
+    for (const end of [...(keyedStreams.get(key) ?? [])]) end();
   };
 
   // Certificates are per connection; keep-alive clients send many requests over one.
@@ -164,11 +261,12 @@ export function buildApp(o: HttpOptions) {
       throw fail(429, 'rate-limited', `too many wrong admin tokens from ${req.ip}; retry in ${wait} s`);
     }
     const given = h.slice(7).trim();
-    if (tokensEqual(given, o.adminToken)) return { kind: 'admin', tokenId: null };
+    if (tokensEqual(given, o.adminToken)) return { kind: 'admin', tokenId: null, actor: ADMIN_TOKEN_ACTOR, session: null };
     const id = apiTokenId(given);
     const stored = id === null ? null : await o.service.apiToken(id);
     if (stored && stored.revokedAt === null && secretMatches(given, stored.hash)) {
-      return stored.scope === 'admin' ? { kind: 'admin', tokenId: stored.id } : { kind: 'gateway', tokenId: stored.id };
+      const actor = `token:${stored.name}`;
+      return stored.scope === 'admin' ? { kind: 'admin', tokenId: stored.id, actor, session: null } : { kind: 'gateway', tokenId: stored.id, actor };
     }
     o.adminFailureLimiter.take(req.ip);
     // The token itself is never logged; its public id is, when it has one.
@@ -176,9 +274,28 @@ export function buildApp(o: HttpOptions) {
     throw fail(401, 'unauthorized', stored?.revokedAt != null ? 'the API token was revoked' : 'the admin token is not valid');
   };
 
+  /**
+   * A console session from its cookie: admin scope. A request that changes anything must also carry the
+   * session's CSRF token and, when the browser says where it comes from (Origin), come from this server's own
+   * origin: the cookie alone is what a cross-site form would send.
+   */
+  const authSession = async (req: FastifyRequest): Promise<Principal | null> => {
+    const cookie = sessionCookieOf(req.headers.cookie);
+    if (cookie === null) return null;
+    const session = await o.console.authenticate(cookie);
+    if (session === null) throw fail(401, 'unauthorized', 'the console session has expired or was signed out; sign in again');
+    if (!SAFE_METHODS.has(req.method)) {
+      const header = req.headers['x-csrf-token'];
+      if (!o.console.csrfMatches(session, typeof header === 'string' ? header : undefined) || !sameOrigin(req)) {
+        throw new CsrfError();
+      }
+    }
+    return { kind: 'admin', tokenId: null, actor: `admin:${session.admin}`, session };
+  };
+
   const needToken = async (req: FastifyRequest, reply: FastifyReply, gatewayOk: boolean): Promise<Principal> => {
-    const p = await authToken(req, reply);
-    if (p === null) throw fail(401, 'unauthorized', 'Authorization: Bearer <admin token> required');
+    const p = (await authToken(req, reply)) ?? (await authSession(req));
+    if (p === null) throw fail(401, 'unauthorized', 'Authorization: Bearer <admin token> (or a console session) required');
     if (p.kind === 'gateway' && !gatewayOk) throw fail(403, 'forbidden', 'a gateway token may only read events, devices and decisions');
     return p;
   };
@@ -213,6 +330,7 @@ export function buildApp(o: HttpOptions) {
   };
 
   app.decorateRequest('principal', null);
+  app.decorateRequest('auditNote', null);
   app.decorateRequest('reportBody', null);
   app.decorateRequest('reportSummary', null);
 
@@ -231,7 +349,10 @@ export function buildApp(o: HttpOptions) {
         return;
       case 'device-or-admin':
       case 'device-or-gateway':
-        req.principal = req.headers.authorization !== undefined ? await needToken(req, reply, mode === 'device-or-gateway') : await authDevice(req);
+        req.principal =
+          req.headers.authorization !== undefined || sessionCookieOf(req.headers.cookie) !== null
+            ? await needToken(req, reply, mode === 'device-or-gateway')
+            : await authDevice(req);
         return;
       case undefined:
         throw fail(403, 'forbidden', 'route has no access rule');
@@ -272,7 +393,42 @@ export function buildApp(o: HttpOptions) {
     void jsonParser(req, inflated.text, done);
   });
 
+  // No state-changing admin route goes unaudited: one without an audit name is a programming error, caught at
+  // start-up rather than by a missing log entry.
+  const routeTable: RouteInfo[] = [];
+  app.decorate('routeTable', routeTable);
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const auth = route.config?.auth;
+    for (const method of methods) routeTable.push({ method, url: route.url, auth, audit: route.config?.audit });
+    if (auth === undefined || auth === 'none' || auth === 'device') return;
+    if (methods.some((m) => !SAFE_METHODS.has(m)) && route.config?.audit === undefined) {
+      throw new Error(`route ${methods.join(',')} ${route.url} may change state as an admin but names no audit action`);
+    }
+  });
+
+  // Written before the response leaves, so an action the client saw acknowledged is in the log. Refused
+  // attempts by authenticated callers are kept too, with their status.
+  app.addHook('onSend', async (req, reply, payload) => {
+    const action = req.routeOptions.config.audit;
+    const p = req.principal;
+    if (action === undefined || action === 'none' || p === null || p.kind === 'device') return payload;
+    const params = req.params as { id?: unknown } | undefined;
+    const target = req.auditNote?.target ?? (typeof params?.id === 'string' ? params.id : null);
+    try {
+      await o.console.audit({ actor: p.actor, action, target, ip: req.ip, detail: { status: reply.statusCode, ...req.auditNote?.detail } });
+    } catch (err) {
+      // The action is done and cannot be taken back; failing the response would invite a retry that repeats it.
+      o.logger.error('could not write the audit log entry', { component: 'control-plane', action, target, actor: p.actor, err });
+    }
+    return payload;
+  });
+
   app.setErrorHandler((err: unknown, req, reply) => {
+    if (err instanceof InvalidCursorError) return reply.code(400).send({ error: 'bad-request', message: err.message });
+    if (err instanceof CsrfError || err instanceof SignInError) {
+      return reply.code(err instanceof CsrfError ? 403 : 401).send({ error: err.message, message: err.message });
+    }
     if (err instanceof ControlPlaneError) {
       if (err.retryAfterSeconds !== undefined) void reply.header('retry-after', String(err.retryAfterSeconds));
       return reply.code(err.status).send({ error: err.code, message: err.message });
@@ -421,8 +577,20 @@ export function buildApp(o: HttpOptions) {
       untrack();
     });
     const p = req.principal;
-    const tokenId = p?.kind === 'admin' || p?.kind === 'gateway' ? p.tokenId : null;
-    if (tokenId !== null) untrack = trackTokenStream(tokenId, stream.end);
+    if ((p?.kind === 'admin' || p?.kind === 'gateway') && p.tokenId !== null) {
+      const tokenId = p.tokenId;
+      untrack = trackStream(
+        `token:${tokenId}`,
+        async () => {
+          const t = await o.service.apiToken(tokenId);
+          return t !== null && t.revokedAt === null;
+        },
+        stream.end,
+      );
+    } else if (p?.kind === 'admin' && p.session !== null) {
+      const idHash = p.session.idHash;
+      untrack = trackStream(`session:${idHash.toString('hex')}`, async () => (await o.console.valid(idHash)) !== null, stream.end);
+    }
     const header = req.headers['last-event-id'];
     const last = typeof header === 'string' && /^\d{1,15}$/.test(header.trim()) ? Number(header) : null;
     if (last === null) {
@@ -463,63 +631,129 @@ export function buildApp(o: HttpOptions) {
     );
   });
 
-  app.get('/v1/admin/devices', { config: { auth: 'gateway' } }, async () => ({ devices: await o.service.listDevices() }));
+  app.get('/v1/admin/devices', { config: { auth: 'gateway' } }, async (req) => {
+    // The rest of the query is the filter: its keys are DeviceFilter's.
+    const { limit, cursor, ...filter } = parse(deviceListQuery, req.query);
+    const res = await o.service.listDevices({ ...page({ limit, cursor }), filter: filter satisfies DeviceFilter });
+    return { devices: res.devices, next: encodeCursor(res.next) };
+  });
 
   app.get('/v1/admin/devices/:id', { config: { auth: 'admin' } }, async (req) => o.service.deviceDetail(parse(idParams, req.params).id));
 
   app.get('/v1/admin/devices/:id/reports', { config: { auth: 'admin' } }, async (req) => {
-    const { limit } = parse(limitQuery, req.query);
-    const rows = await o.service.history(parse(idParams, req.params).id, limit);
-    return { reports: rows.map((r) => ({ ...r, receivedAt: new Date(r.receivedAt).toISOString() })) };
+    const rows = await o.service.history(parse(idParams, req.params).id, page(parse(reportsQuery, req.query)));
+    return { reports: rows.items.map((r) => ({ ...r, receivedAt: new Date(r.receivedAt).toISOString() })), next: encodeCursor(rows.next) };
   });
 
-  app.post('/v1/admin/devices/:id/recheck', { config: { auth: 'admin' } }, async (req, reply) => {
+  app.post('/v1/admin/devices/:id/recheck', { config: { auth: 'admin', audit: 'device.recheck' } }, async (req, reply) => {
     const requestId = await o.service.requestRecheck(parse(idParams, req.params).id);
     return reply.code(202).send({ requestId });
   });
 
-  app.post('/v1/admin/devices/:id/revoke', { config: { auth: 'admin' } }, async (req) => o.service.revokeDevice(parse(idParams, req.params).id));
+  app.post('/v1/admin/devices/:id/revoke', { config: { auth: 'admin', audit: 'device.revoke' } }, async (req) => {
+    const r = await o.service.revokeDevice(parse(idParams, req.params).id);
+    req.auditNote = { detail: { ca: r.ca } };
+    return r;
+  });
 
-  app.post('/v1/admin/devices/:id/readmit', { config: { auth: 'admin' } }, async (req, reply) => {
+  app.post('/v1/admin/devices/:id/readmit', { config: { auth: 'admin', audit: 'device.readmit' } }, async (req, reply) => {
     await o.service.readmitDevice(parse(idParams, req.params).id);
     return reply.code(204).send();
   });
 
-  app.post('/v1/admin/devices/:id/allow-reenroll', { config: { auth: 'admin' } }, async (req, reply) => {
+  app.post('/v1/admin/devices/:id/allow-reenroll', { config: { auth: 'admin', audit: 'device.allow-reenroll' } }, async (req, reply) => {
     await o.service.allowReenroll(parse(idParams, req.params).id);
     return reply.code(204).send();
   });
 
-  app.delete('/v1/admin/devices/:id', { config: { auth: 'admin' } }, async (req) => o.service.removeDevice(parse(idParams, req.params).id));
+  app.delete('/v1/admin/devices/:id', { config: { auth: 'admin', audit: 'device.remove' } }, async (req) => {
+    const r = await o.service.removeDevice(parse(idParams, req.params).id);
+    req.auditNote = { detail: { ca: r.ca } };
+    return r;
+  });
 
-  app.get('/v1/admin/secrets', { config: { auth: 'admin' } }, async () => ({ secrets: await o.service.listSecrets() }));
+  app.get('/v1/admin/secrets', { config: { auth: 'admin' } }, async (req) => {
+    const res = await o.service.listSecrets(page(parse(listQuery, req.query)));
+    return { secrets: res.items, next: encodeCursor(res.next) };
+  });
 
-  app.post('/v1/admin/secrets', { config: { auth: 'admin' } }, async (req, reply) => {
+  app.post('/v1/admin/secrets', { config: { auth: 'admin', audit: 'secret.create' } }, async (req, reply) => {
     const created = await o.service.createSecret(parse(secretCreateRequestSchema, req.body ?? {}));
+    req.auditNote = { target: created.id, detail: { uses: created.usesTotal, expiresAt: created.expiresAt, label: created.label } };
     return reply.code(201).header('cache-control', 'no-store').send(created);
   });
 
-  app.delete('/v1/admin/secrets/:id', { config: { auth: 'admin' } }, async (req, reply) => {
+  app.delete('/v1/admin/secrets/:id', { config: { auth: 'admin', audit: 'secret.revoke' } }, async (req, reply) => {
     await o.service.revokeSecret(parse(idParams, req.params).id);
     return reply.code(204).send();
   });
 
-  app.put('/v1/admin/policy', { config: { auth: 'admin' } }, async (req) => o.service.setPolicy(req.body));
+  app.put('/v1/admin/policy', { config: { auth: 'admin', audit: 'policy.update' } }, async (req) => {
+    const policy = await o.service.setPolicy(req.body);
+    req.auditNote = { target: policy.version, detail: { name: policy.name } };
+    return policy;
+  });
 
-  app.get('/v1/admin/tokens', { config: { auth: 'admin' } }, async () => ({ tokens: await o.service.listApiTokens() }));
+  // Read-only: nothing is saved, so nothing is audited.
+  app.post('/v1/admin/policy/preview', { config: { auth: 'admin', audit: 'none' } }, async (req, reply) => {
+    const preview = await o.console.previewPolicy(req.body);
+    return reply.code(preview.valid ? 200 : 400).send(preview);
+  });
 
-  app.post('/v1/admin/tokens', { config: { auth: 'admin' } }, async (req, reply) => {
+  app.get('/v1/admin/overview', { config: { auth: 'admin' } }, () => o.console.overview());
+
+  app.get('/v1/admin/audit', { config: { auth: 'admin' } }, async (req) => {
+    const q = parse(auditQuery, req.query);
+    return o.console.listAudit(q.limit, q.cursor === undefined ? null : Number(q.cursor));
+  });
+
+  app.get('/v1/admin/tokens', { config: { auth: 'admin' } }, async (req) => {
+    const res = await o.service.listApiTokens(page(parse(listQuery, req.query)));
+    return { tokens: res.items, next: encodeCursor(res.next) };
+  });
+
+  app.post('/v1/admin/tokens', { config: { auth: 'admin', audit: 'token.create' } }, async (req, reply) => {
     const created = await o.service.createApiToken(parse(apiTokenCreateRequestSchema, req.body ?? {}));
+    req.auditNote = { target: created.id, detail: { scope: created.scope, name: created.name } };
     return reply.code(201).header('cache-control', 'no-store').send(created);
   });
 
-  app.delete('/v1/admin/tokens/:id', { config: { auth: 'admin' } }, async (req, reply) => {
+  app.delete('/v1/admin/tokens/:id', { config: { auth: 'admin', audit: 'token.revoke' } }, async (req, reply) => {
     const { id } = parse(idParams, req.params);
     await o.service.revokeApiToken(id);
     // A revoked token's event streams end now, not at the next reconnect.
-    for (const end of [...(tokenStreams.get(id) ?? [])]) end();
+    endStreams(`token:${id}`);
     return reply.code(204).send();
   });
+
+  // ---- admin console ----
+
+  // Sign-in and sign-out write their own audit entries (who signs in is known only after the password check).
+  app.post('/console/api/session', { config: { auth: 'none', audit: 'none' } }, async (req, reply) => {
+    // A sign-in posted from another site would sign the browser in to the attacker's account (login CSRF).
+    if (!sameOrigin(req)) throw new CsrfError();
+    const body = parse(signInSchema, req.body);
+    const ua = req.headers['user-agent'];
+    const { cookie, session } = await o.console.signIn(body.name, body.password, req.ip, typeof ua === 'string' ? ua.slice(0, 512) : null);
+    return reply.header('set-cookie', sessionSetCookie(cookie)).header('cache-control', 'no-store').send(session);
+  });
+
+  app.get('/console/api/session', { config: { auth: 'none' } }, async (req, reply) => {
+    const cookie = sessionCookieOf(req.headers.cookie);
+    const session = cookie === null ? null : await o.console.authenticate(cookie);
+    if (session === null) throw fail(401, 'unauthorized', 'not signed in');
+    return reply.header('cache-control', 'no-store').send(o.console.sessionInfo(session));
+  });
+
+  app.delete('/console/api/session', { config: { auth: 'admin', audit: 'none' } }, async (req, reply) => {
+    const session = req.principal?.kind === 'admin' ? req.principal.session : null;
+    if (session === null) throw fail(400, 'bad-request', 'sign-out ends a console session; this request carries no session cookie');
+    await o.console.signOut(session, req.ip);
+    endStreams(`session:${session.idHash.toString('hex')}`);
+    return reply.header('set-cookie', SESSION_CLEAR_COOKIE).code(204).send();
+  });
+
+  registerConsoleStatic(app, o.consoleDir);
 
   return app;
 }

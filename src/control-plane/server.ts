@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from '../logging/logger.js';
 import { FileCertificateSource, type CertificateSource } from './cert-source.js';
 import { parseListen, type ServeCommandConfig } from './config.js';
@@ -6,6 +8,7 @@ import { EventHub } from './events.js';
 import { buildApp, tlsOptions, type ControlPlaneApp } from './http.js';
 import { loadProvisionerKey, rootFingerprint, type ProvisionerKey } from './ott.js';
 import { RateLimiter } from './rate-limit.js';
+import { ConsoleService } from './console.js';
 import { ControlPlaneService } from './service.js';
 import { SqliteStorage } from './sqlite-storage.js';
 import { StepCaCertificateSource } from './stepca-cert-source.js';
@@ -17,6 +20,7 @@ export interface RunningControlPlane {
   port: number;
   app: ControlPlaneApp;
   service: ControlPlaneService;
+  console: ConsoleService;
   close(): Promise<void>;
 }
 
@@ -26,8 +30,21 @@ export interface StartOptions {
   certificateSource?: CertificateSource;
   storage?: Storage;
   ssePingMs?: number;
+  /** False: no periodic stale sweep or pruning; the caller runs service.sweep() and prune() (the scale benchmark). */
+  housekeeping?: boolean;
   /** Instead of step-ca's revoke API, for tests of the server alone. */
   revokeAtCa?: (serialHex: string, reason: string) => Promise<'revoked' | 'already-revoked'>;
+  /** The admin console's built files; defaults to dist/console beside the compiled server. */
+  consoleDir?: string;
+}
+
+/**
+ * dist/console, where the console build writes: this file runs from dist/src/control-plane when built, and
+ * from src/control-plane under the tests, whose checkout has dist/ at its root.
+ */
+function defaultConsoleDir(): string {
+  const top = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  return basename(top) === 'dist' ? join(top, 'console') : join(top, 'dist', 'console');
 }
 
 /** Configured files if given; otherwise a certificate from the same step-ca, for the listen host. */
@@ -81,7 +98,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     rootFingerprint: rootFingerprint(caRootPem),
     reportIntervalSeconds: config.reportIntervalSeconds,
     maxReportAgeSeconds: config.maxReportAgeSeconds,
-    historyPerDevice: config.historyPerDevice,
+    history: config.history,
     eventRetentionCount: config.eventRetentionCount,
     eventRetentionDays: config.eventRetentionDays,
     enrollPerSecret: new RateLimiter(config.enrollPerSecretPerMinute, config.enrollPerSecretPerMinute),
@@ -89,6 +106,16 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     ...(config.deviceDnsSuffix === undefined ? {} : { deviceDnsSuffix: config.deviceDnsSuffix }),
     ...(config.deviceCertDuration === undefined ? {} : { deviceCertDuration: config.deviceCertDuration }),
     ...(opts.revokeAtCa === undefined ? {} : { revokeAtCa: opts.revokeAtCa }),
+  });
+  const consoleService = new ConsoleService({
+    storage,
+    currentPolicy: () => service.currentPolicy(),
+    logger: opts.logger,
+    idleTimeoutMinutes: config.console.idleTimeoutMinutes,
+    absoluteLifetimeHours: config.console.absoluteLifetimeHours,
+    maxReportAgeSeconds: config.maxReportAgeSeconds,
+    signinPerName: new RateLimiter(config.console.signinFailuresPerMinutePerName, config.console.signinFailuresPerMinutePerName),
+    signinPerIp: new RateLimiter(config.console.signinFailuresPerMinutePerIp, config.console.signinFailuresPerMinutePerIp),
   });
   const app = buildApp({
     service,
@@ -100,6 +127,9 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     bodyLimitBytes: config.bodyLimitBytes,
     enrollLimiter: new RateLimiter(config.enrollBurst, config.enrollPerMinute),
     adminFailureLimiter: new RateLimiter(config.adminAuthFailuresPerMinute, config.adminAuthFailuresPerMinute),
+    console: consoleService,
+    consoleDir: opts.consoleDir ?? defaultConsoleDir(),
+    trustProxy: config.trustProxy,
     ...(opts.ssePingMs === undefined ? {} : { ssePingMs: opts.ssePingMs }),
   });
   await app.listen({ host: listen.host, port: listen.port });
@@ -120,15 +150,30 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
   const sweepMs = Math.max(250, Math.min(30_000, (config.maxReportAgeSeconds * 1000) / 4));
   let sweeping = false;
   const sweeper = setInterval(() => {
-    if (sweeping) return;
+    if (sweeping || opts.housekeeping === false) return;
     sweeping = true;
     service
       .sweep()
       .catch((err: unknown) => opts.logger.error('stale sweep failed', { component: 'control-plane', err }))
       .finally(() => (sweeping = false));
   }, sweepMs);
+  // Hourly, and once now so that a fresh server's overview has a first point: the fleet's counts for the
+  // compliance chart, and expired console sessions pruned.
+  const hourly = async (): Promise<void> => {
+    await consoleService.snapshot().catch((err: unknown) => opts.logger.error('fleet snapshot failed', { component: 'control-plane', err }));
+    await consoleService.pruneSessions().catch((err: unknown) => opts.logger.error('session prune failed', { component: 'control-plane', err }));
+  };
+  await hourly();
+  let pruning = false;
   const pruner = setInterval(() => {
-    service.prune().catch((err: unknown) => opts.logger.error('history prune failed', { component: 'control-plane', err }));
+    void hourly();
+    // A prune of a big fleet runs in batches for a while; the next hour's waits for it to end.
+    if (pruning || opts.housekeeping === false) return;
+    pruning = true;
+    service
+      .prune()
+      .catch((err: unknown) => opts.logger.error('history prune failed', { component: 'control-plane', err }))
+      .finally(() => (pruning = false));
   }, 3_600_000);
   sweeper.unref();
   pruner.unref();
@@ -140,6 +185,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     port,
     app,
     service,
+    console: consoleService,
     async close() {
       clearInterval(sweeper);
       clearInterval(pruner);

@@ -33,6 +33,7 @@ function report(seq: number, over: Partial<NewReport> = {}, posture: PostureRepo
     answersRecheck: null,
     generatedAt: posture.generatedAt,
     posture: { os: { platform: posture.device.platform, id: posture.device.os.id, name: posture.device.os.name, version: posture.device.os.version }, managed: false },
+    failingChecks: [],
     body: gzip ? gzipSync(text) : text,
     ...over,
     sent: posture,
@@ -58,9 +59,9 @@ describe('SqliteStorage', () => {
     // Gaps the agent accounts for with `dropped` are not anomalies.
     expect((await s.ingestReport(report(9, { dropped: 2 }))).seqAnomaly).toBe(false);
     for (let i = 10; i < 13; i++) await s.ingestReport(report(i));
-    expect(await s.pruneReports(3)).toBe(4);
+    expect(await s.pruneReports({ keep: 3, olderThan: null, maxBytesPerDevice: null }, 100)).toBe(4);
     // History in the order received.
-    expect((await s.listReports('dev-s1', 100)).map((r) => r.seq)).toEqual([12, 11, 10]);
+    expect((await s.listReports('dev-s1', { after: null, limit: 100 })).items.map((r) => r.seq)).toEqual([12, 11, 10]);
     // Re-enrollment (a reinstalled agent) starts afresh: no posture until it reports.
     await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'y', now: 2, refuseSerial: cert.serial });
     expect(await s.getDevice('dev-s1')).toMatchObject({ lastSeq: null, accessLevel: null, lastSeen: null, cert: null, revokedSerial: cert.serial });
@@ -79,7 +80,7 @@ describe('SqliteStorage', () => {
     expect(await s.getDevice('dev-s1')).toMatchObject({ revokedAt: null, reenrollAllowed: true, revokedSerial: cert.serial, cert: null, accessLevel: null });
     expect(await s.deleteDevice('dev-s1')).toBe(true);
     expect(await s.getDevice('dev-s1')).toBeNull();
-    expect(await s.listReports('dev-s1', 10)).toEqual([]);
+    expect((await s.listReports('dev-s1', { after: null, limit: 10 })).items).toEqual([]);
     await s.close();
   });
 
@@ -89,19 +90,19 @@ describe('SqliteStorage', () => {
     await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
     const ev = (i: number) => ({ device: 'dev-s1', previous: null, current: 'full' as const, compliant: true, state: 'active' as const, cause: 'report' as const, at: new Date(i * 1000).toISOString() });
     const ids = [];
-    for (let i = 1; i <= 5; i++) ids.push(await s.announce('dev-s1', 'full', 'active', '', ev(i)));
+    for (let i = 1; i <= 5; i++) ids.push((await s.announceMany([{ id: 'dev-s1', level: 'full', state: 'active', attrs: '', event: ev(i) }]))[0]);
     expect(ids).toEqual([1, 2, 3, 4, 5]);
     expect((await s.eventsSince(3, 10)).map((e) => e.id)).toEqual([4, 5]);
     expect((await s.eventsSince(0, 10))[0]?.event).toEqual(ev(1));
     // Keep 3 and none older than t=2 s.
-    expect(await s.pruneEvents(3, 2000)).toBe(2);
+    expect(await s.pruneEvents(3, 2000, 100)).toBe(2);
     expect(await s.eventBounds()).toEqual({ oldest: 3, newest: 5 });
-    expect(await s.pruneEvents(0, 10_000)).toBe(3);
+    expect(await s.pruneEvents(0, 10_000, 100)).toBe(3);
     await s.close();
     s = new SqliteStorage(dir);
     // Across a restart, with every event pruned, the next id still follows the last one handed out.
     expect(await s.eventBounds()).toEqual({ oldest: null, newest: 5 });
-    expect(await s.announce('dev-s1', 'blocked', 'active', '', ev(6))).toBe(6);
+    expect(await s.announceMany([{ id: 'dev-s1', level: 'blocked', state: 'active', attrs: '', event: ev(6) }])).toEqual([6]);
     await s.close();
   });
 
@@ -117,7 +118,7 @@ describe('SqliteStorage', () => {
       { inserted: true, becameLatest: true, previousSeq: 1, seqAnomaly: false },
     ]);
     expect(await s.ingestReport({ ...r1 })).toEqual({ inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false });
-    expect((await s.listReports('dev-s1', 10)).map((r) => r.seq)).toEqual([2, 1]);
+    expect((await s.listReports('dev-s1', { after: null, limit: 10 })).items.map((r) => r.seq)).toEqual([2, 1]);
     await s.close();
   });
 
@@ -180,7 +181,7 @@ describe('SqliteStorage', () => {
     expect(await s.ingestReport(report(5))).toEqual({ inserted: true, becameLatest: true, previousSeq: 4, seqAnomaly: false });
     await s.close();
     const after = new Database(join(dir, 'control-plane.sqlite'), { readonly: true });
-    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('5');
+    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('6');
     expect(after.prepare("SELECT sql FROM sqlite_master WHERE name = 'reports_by_device'").pluck().get()).toContain('(device_id, seq, report_id)');
     after.close();
   });
@@ -190,7 +191,7 @@ describe('SqliteStorage', () => {
     const s4 = new SqliteStorage(dir);
     await s4.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
     await s4.ingestReport(report(1));
-    await s4.announce('dev-s1', 'full', 'active', 'attrs', { device: 'dev-s1', previous: null, current: 'full', compliant: true, state: 'active', cause: 'report', at: new Date(1000).toISOString() });
+    await s4.announceMany([{ id: 'dev-s1', level: 'full', state: 'active', attrs: 'attrs', event: { device: 'dev-s1', previous: null, current: 'full', compliant: true, state: 'active', cause: 'report', at: new Date(1000).toISOString() } }]);
     await s4.close();
     // What schema 4 had: no api_tokens, no posture or announced_attrs on devices.
     const db = new Database(join(dir, 'control-plane.sqlite'));
@@ -205,10 +206,35 @@ describe('SqliteStorage', () => {
     await s.createApiToken({ id: '0123456789abcdef', hash: Buffer.alloc(32, 1), scope: 'gateway', name: 'gw', createdAt: 5 });
     expect(await s.revokeApiToken('0123456789abcdef', 6)).toBe(true);
     expect(await s.revokeApiToken('0123456789abcdef', 7)).toBe(false);
-    expect(await s.listApiTokens()).toEqual([{ id: '0123456789abcdef', hash: Buffer.alloc(32, 1), scope: 'gateway', name: 'gw', createdAt: 5, revokedAt: 6 }]);
+    expect((await s.listApiTokens({ after: null, limit: 10 })).items).toEqual([{ id: '0123456789abcdef', hash: Buffer.alloc(32, 1), scope: 'gateway', name: 'gw', createdAt: 5, revokedAt: 6 }]);
     await s.close();
     const after = new Database(join(dir, 'control-plane.sqlite'), { readonly: true });
-    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('5');
+    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('6');
+    after.close();
+  });
+
+  it('upgrades a schema 5 database: console accounts, sessions, audit log and fleet snapshots', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
+    await new SqliteStorage(dir).close();
+    const db = new Database(join(dir, 'control-plane.sqlite'));
+    db.exec("DROP TABLE admins; DROP TABLE sessions; DROP TABLE audit; DROP TABLE fleet_snapshots; UPDATE meta SET value = '5' WHERE key = 'schema'");
+    db.close();
+    const s = new SqliteStorage(dir);
+    expect(await s.createAdmin({ name: 'alice', passwordHash: 'h', createdAt: 1 })).toBe(true);
+    expect(await s.createAdmin({ name: 'alice', passwordHash: 'h2', createdAt: 2 })).toBe(false);
+    await s.createSession({ idHash: Buffer.alloc(32, 7), admin: 'alice', csrf: 'c', createdAt: 10, ip: '127.0.0.1', userAgent: null });
+    expect(await s.getSession(Buffer.alloc(32, 7))).toMatchObject({ admin: 'alice', lastSeen: 10 });
+    expect(await s.pruneSessions(11, 0)).toBe(1);
+    expect(await s.appendAudit({ at: 1, actor: 'admin:alice', action: 'x', target: null, ip: null, detail: { a: 1 } })).toBe(1);
+    expect(await s.appendAudit({ at: 2, actor: 'admin:alice', action: 'y', target: 't', ip: '::1', detail: null })).toBe(2);
+    expect((await s.listAudit(10, null)).map((e) => e.action)).toEqual(['y', 'x']);
+    expect((await s.listAudit(10, 2)).map((e) => e.detail)).toEqual([{ a: 1 }]);
+    await s.putFleetSnapshot({ at: 3_600_000, full: 1, limited: 2, blocked: 3, stale: 0 });
+    await s.putFleetSnapshot({ at: 3_600_000, full: 4, limited: 2, blocked: 3, stale: 1 });
+    expect(await s.listFleetSnapshots(0)).toEqual([{ at: 3_600_000, full: 4, limited: 2, blocked: 3, stale: 1 }]);
+    await s.close();
+    const after = new Database(join(dir, 'control-plane.sqlite'), { readonly: true });
+    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('6');
     after.close();
   });
 
@@ -218,7 +244,7 @@ describe('SqliteStorage', () => {
     const db = new Database(join(dir, 'control-plane.sqlite'));
     db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema'").run();
     db.close();
-    expect(() => new SqliteStorage(dir)).toThrow('database schema 99 is newer than this control plane understands (5)');
+    expect(() => new SqliteStorage(dir)).toThrow('database schema 99 is newer than this control plane understands (6)');
   });
 
   it('serves devices from memory, kept current by its own writes and by commits from other connections', async () => {
@@ -277,7 +303,7 @@ describe('SqliteStorage', () => {
     await s.ingestReport(report(++seq));
     expect(await restarts()).toBeGreaterThan(before);
     expect((await stat(wal)).size).toBeLessThan(16_000 * 4096);
-    expect((await s.listReports('dev-s1', 1))[0]?.seq).toBe(seq);
+    expect((await s.listReports('dev-s1', { after: null, limit: 1 })).items[0]?.seq).toBe(seq);
     await s.close();
     expect(errors).toEqual([]);
     // Closed cleanly: the last connection checkpointed and removed the WAL.

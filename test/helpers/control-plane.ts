@@ -45,7 +45,8 @@ export async function prepare(overrides: Partial<ServeConfig> = {}, pki?: TestPk
   return { dir, pki: thePki, config, provisionerPublicJwk: prov.publicJwk };
 }
 
-export async function startHarness(overrides: Partial<ServeConfig> = {}, pki?: TestPki): Promise<Harness> {
+/** `consoleDir`: where the admin console's built files are (default: dist/console). */
+export async function startHarness(overrides: Partial<ServeConfig> = {}, pki?: TestPki, opts: { consoleDir?: string } = {}): Promise<Harness> {
   const p = await prepare(overrides, pki);
   const caRevoked: string[] = [];
   // No step-ca here: revocations are recorded. The e2e tests revoke at a real step-ca.
@@ -53,7 +54,7 @@ export async function startHarness(overrides: Partial<ServeConfig> = {}, pki?: T
     caRevoked.push(serial);
     return Promise.resolve('revoked');
   };
-  const cp = await startControlPlane(p.config, { logger: silentLogger(), ssePingMs: 1000, revokeAtCa });
+  const cp = await startControlPlane(p.config, { logger: silentLogger(), ssePingMs: 1000, revokeAtCa, ...opts });
   return { ...p, caRevoked, cp };
 }
 
