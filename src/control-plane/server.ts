@@ -2,9 +2,11 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from '../logging/logger.js';
 import { FileCertificateSource, type CertificateSource } from './cert-source.js';
 import { parseListen, type ServeCommandConfig } from './config.js';
-import { EventHub } from './events.js';
+import { localCluster, type Cluster } from './cluster.js';
 import { buildApp, tlsOptions, type ControlPlaneApp } from './http.js';
 import { loadProvisionerKey, rootFingerprint, type ProvisionerKey } from './ott.js';
+import { pgCluster, redactDatabaseUrl } from './pg-cluster.js';
+import { PgStorage } from './pg-storage.js';
 import { RateLimiter } from './rate-limit.js';
 import { ControlPlaneService } from './service.js';
 import { SqliteStorage } from './sqlite-storage.js';
@@ -48,6 +50,30 @@ function serverCertificateSource(config: ServeCommandConfig, host: string, caRoo
   });
 }
 
+/**
+ * PostgreSQL when `database` is configured (several instances may share it), else SQLite in the data dir. A
+ * storage handed in by a test runs as one instance.
+ */
+async function openBackend(config: ServeCommandConfig, opts: StartOptions): Promise<{ storage: Storage; cluster: Cluster }> {
+  if (opts.storage) return { storage: opts.storage, cluster: localCluster() };
+  if (config.database !== undefined) {
+    const url = config.database;
+    const storage = await PgStorage.open(url, {
+      // The pool replaces the connection; the next query that fails is what a caller sees.
+      onIdleError: (err) => opts.logger.warn('an idle PostgreSQL connection failed', { component: 'control-plane', err }),
+    });
+    opts.logger.info('storage: PostgreSQL', { component: 'control-plane', database: redactDatabaseUrl(url) });
+    return { storage, cluster: pgCluster(storage, url, opts.logger) };
+  }
+  const storage = new SqliteStorage(config.dataDir, {
+    backgroundCheckpoints: true,
+    onCheckpointerError: (err: unknown) => {
+      opts.logger.warn('the WAL checkpoint worker failed; SQLite checkpoints inside commits again', { component: 'control-plane', err });
+    },
+  });
+  return { storage, cluster: localCluster() };
+}
+
 /** Loads keys and files, opens storage, listens, and runs the stale sweeper and history pruning. */
 export async function startControlPlane(config: ServeCommandConfig, opts: StartOptions): Promise<RunningControlPlane> {
   const listen = parseListen(config.listen);
@@ -61,15 +87,8 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
   if (adminToken.length < 16) throw new Error(`${config.adminTokenFile}: the admin token must be at least 16 characters`);
   const certificateSource = opts.certificateSource ?? serverCertificateSource(config, listen.host, caRootPem, provisionerKey, opts.logger);
   const credentials = await certificateSource.load();
-  const storage =
-    opts.storage ??
-    new SqliteStorage(config.dataDir, {
-      backgroundCheckpoints: true,
-      onCheckpointerError: (err: unknown) => {
-        opts.logger.warn('the WAL checkpoint worker failed; SQLite checkpoints inside commits again', { component: 'control-plane', err });
-      },
-    });
-  const hub = new EventHub();
+  const { storage, cluster } = await openBackend(config, opts);
+  const hub = cluster.hub;
   const service = await ControlPlaneService.create({
     storage,
     hub,
@@ -84,12 +103,13 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     historyPerDevice: config.historyPerDevice,
     eventRetentionCount: config.eventRetentionCount,
     eventRetentionDays: config.eventRetentionDays,
-    enrollPerSecret: new RateLimiter(config.enrollPerSecretPerMinute, config.enrollPerSecretPerMinute),
-    enrollPerDevice: new RateLimiter(config.enrollPerDevicePerMinute, config.enrollPerDevicePerMinute),
+    enrollPerSecret: cluster.rateLimit('enroll-secret', config.enrollPerSecretPerMinute, config.enrollPerSecretPerMinute),
+    enrollPerDevice: cluster.rateLimit('enroll-device', config.enrollPerDevicePerMinute, config.enrollPerDevicePerMinute),
     ...(config.deviceDnsSuffix === undefined ? {} : { deviceDnsSuffix: config.deviceDnsSuffix }),
     ...(config.deviceCertDuration === undefined ? {} : { deviceCertDuration: config.deviceCertDuration }),
     ...(opts.revokeAtCa === undefined ? {} : { revokeAtCa: opts.revokeAtCa }),
   });
+  await hub.start(service);
   const app = buildApp({
     service,
     hub,
@@ -98,7 +118,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     caRootPem,
     credentials,
     bodyLimitBytes: config.bodyLimitBytes,
-    enrollLimiter: new RateLimiter(config.enrollBurst, config.enrollPerMinute),
+    enrollLimiter: cluster.rateLimit('enroll-address', config.enrollBurst, config.enrollPerMinute),
     adminFailureLimiter: new RateLimiter(config.adminAuthFailuresPerMinute, config.adminAuthFailuresPerMinute),
     ...(opts.ssePingMs === undefined ? {} : { ssePingMs: opts.ssePingMs }),
   });
@@ -118,17 +138,23 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
 
   // Staleness is a fact about time passing, so something must look even when no request comes in.
   const sweepMs = Math.max(250, Math.min(30_000, (config.maxReportAgeSeconds * 1000) / 4));
+  // With several instances each job runs on one of them at a time (an advisory lock); the others skip that turn.
   let sweeping = false;
   const sweeper = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
-    service
-      .sweep()
+    cluster
+      .exclusive('sweep', () => service.sweep())
       .catch((err: unknown) => opts.logger.error('stale sweep failed', { component: 'control-plane', err }))
       .finally(() => (sweeping = false));
   }, sweepMs);
   const pruner = setInterval(() => {
-    service.prune().catch((err: unknown) => opts.logger.error('history prune failed', { component: 'control-plane', err }));
+    cluster
+      .exclusive('prune', async () => {
+        await service.prune();
+        await cluster.prune(Date.now());
+      })
+      .catch((err: unknown) => opts.logger.error('history prune failed', { component: 'control-plane', err }));
   }, 3_600_000);
   sweeper.unref();
   pruner.unref();
@@ -146,6 +172,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
       unwatch();
       certificateSource.close();
       await app.close();
+      await cluster.close();
       await storage.close();
     },
   };
