@@ -287,10 +287,29 @@ export class Follower {
     );
   }
 
-  private readDevices(): Promise<DeviceEntry[]> {
+  /**
+   * Reads the whole device list, a page at a time (the control plane serves at most 1000 devices per request).
+   * Pages are read at different moments; events arriving meanwhile are held and applied after the last page,
+   * so a device that changed after its page was read still ends up as the events say.
+   */
+  private async readDevices(): Promise<DeviceEntry[]> {
+    const entries: DeviceEntry[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { entries: DeviceEntry[]; next: string | null } = await this.readDevicePage(cursor);
+      entries.push(...page.entries);
+      cursor = page.next;
+    } while (cursor !== null);
+    return entries;
+  }
+
+  private readDevicePage(cursor: string | null): Promise<{ entries: DeviceEntry[]; next: string | null }> {
     return new Promise((resolve, reject) => {
       const readAt = new Date(this.now()).toISOString();
-      const req = request(new URL('/v1/admin/devices', this.o.controlPlaneUrl), { ...this.tlsOptions(), headers: this.headers(), timeout: 30_000 }, (res) => {
+      const url = new URL('/v1/admin/devices', this.o.controlPlaneUrl);
+      url.searchParams.set('limit', '1000');
+      if (cursor !== null) url.searchParams.set('cursor', cursor);
+      const req = request(url, { ...this.tlsOptions(), headers: this.headers(), timeout: 30_000 }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
@@ -311,7 +330,7 @@ export class Follower {
             reject(new Error(badResponse('GET /v1/admin/devices', list.error)));
             return;
           }
-          resolve(list.data.devices.map((d) => entryFromSummary(d, readAt)));
+          resolve({ entries: list.data.devices.map((d) => entryFromSummary(d, readAt)), next: list.data.next });
         });
         res.on('error', reject);
       });

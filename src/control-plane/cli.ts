@@ -13,6 +13,7 @@ import { apiTokenInfo, createApiToken, createEnrollmentSecret, ControlPlaneServi
 import { PgStorage } from './pg-storage.js';
 import { SqliteStorage } from './sqlite-storage.js';
 import type { Storage } from './storage.js';
+import type { Page, PageQuery } from './storage.js';
 
 /** Commander gives camelCase keys for flags that were set; those override the config file. */
 function merged(file: Record<string, unknown>, flags: Record<string, unknown>): Record<string, unknown> {
@@ -26,6 +27,18 @@ const int = (v: string): number => {
   if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${v}`);
   return n;
 };
+
+/** Every item of a paged list, page by page (the CLI prints the whole list). */
+async function allPages<T>(list: (page: PageQuery) => Promise<Page<T>>): Promise<T[]> {
+  const out: T[] = [];
+  let after: string | null = null;
+  do {
+    const page: Page<T> = await list({ after, limit: 1000 });
+    out.push(...page.items);
+    after = page.next;
+  } while (after !== null);
+  return out;
+}
 
 /** --database, else `database` in --config, else VIGIL_DATABASE_URL (which keeps a password out of `ps`). */
 function databaseFrom(flags: { database?: string }, file: Record<string, unknown>): string | undefined {
@@ -238,7 +251,7 @@ token
   .action(async (flags: { config?: string; dataDir?: string; json?: boolean }) => {
     const storage = await storageFrom(flags);
     try {
-      const tokens = (await storage.listApiTokens()).map(apiTokenInfo);
+      const tokens = (await allPages((p) => storage.listApiTokens(p))).map(apiTokenInfo);
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ tokens }, null, 2)}\n`);
         return;
@@ -281,7 +294,12 @@ program
     const storage = await storageFrom(flags);
     try {
       const maxAge = flags.maxReportAgeSeconds ?? (typeof file.maxReportAgeSeconds === 'number' ? file.maxReportAgeSeconds : 900);
-      const devices = (await storage.listDevices()).map((d) => ControlPlaneService.summarize(d, maxAge, Date.now()));
+      const now = Date.now();
+      const stored = await allPages(async (p) => {
+        const res = await storage.listDevicesPage({ ...p, staleBefore: now - maxAge * 1000, filter: {} });
+        return { items: res.devices, next: res.next };
+      });
+      const devices = stored.map((d) => ControlPlaneService.summarize(d, maxAge, now));
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ devices }, null, 2)}\n`);
         return;

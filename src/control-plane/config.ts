@@ -33,7 +33,18 @@ const serveKeys = {
   reportIntervalSeconds: z.number().int().min(10).max(86_400).default(300),
   /** A device silent for longer is `stale`: non-compliant and blocked until it reports again. */
   maxReportAgeSeconds: z.number().int().min(1).max(30 * 86_400).default(900),
-  historyPerDevice: z.number().int().min(1).max(1_000_000).default(1000),
+  /**
+   * Report history kept per device: the newest `maxReports`, none older than `maxAgeDays`, and no more than
+   * `maxBytesPerDevice` of stored (as received, usually gzip) bodies. Each device keeps its latest report
+   * whatever these say. Pruned hourly, in batches, off the request path.
+   */
+  history: z
+    .strictObject({
+      maxReports: z.number().int().min(1).max(1_000_000).default(1000),
+      maxAgeDays: z.number().int().min(1).max(3650).optional(),
+      maxBytesPerDevice: z.number().int().min(4096).max(1024 * 1024 * 1024).optional(),
+    })
+    .prefault({}),
   /** Access-level events kept for consumers that resume with Last-Event-ID; older ones get a reset event. */
   eventRetentionCount: z.number().int().min(100).max(10_000_000).default(100_000),
   eventRetentionDays: z.number().int().min(1).max(365).default(7),

@@ -5,7 +5,8 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.js';
 import type { Policy } from '../policy/schema.js';
-import { apiTokenCreateRequestSchema, secretCreateRequestSchema, type AccessLevelEvent, type CertInfo } from '../protocol/admin.js';
+import { ACCESS_LEVELS } from '../policy/schema.js';
+import { apiTokenCreateRequestSchema, DEVICE_STATES, secretCreateRequestSchema, type AccessLevelEvent, type CertInfo } from '../protocol/admin.js';
 import { enrollRequestSchema, identityRevokedSchema, PROTOCOL_VERSION, type ErrorCode } from '../protocol/wire.js';
 import { certInfo, deviceIdFromCertificate } from './cert-identity.js';
 import type { ServerCredentials } from './cert-source.js';
@@ -15,7 +16,7 @@ import { inflateBody, issuesMessage, type ReportSummary } from './report-decoder
 import { ReportDecoderPool } from './report-decoder-pool.js';
 import { apiTokenId, secretMatches, tokensEqual } from './secrets.js';
 import { ControlPlaneError, type ControlPlaneService, type EnrollProof } from './service.js';
-import type { StoredDevice } from './storage.js';
+import { InvalidCursorError, type DeviceFilter, type PageQuery, type StoredDevice } from './storage.js';
 
 /**
  * Who may call a route. Every route names one; a route without it is refused (fail closed). `gateway`: an
@@ -83,7 +84,42 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 }
 
 const idParams = z.object({ id: z.string().min(1).max(128) });
-const limitQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) });
+
+/**
+ * A cursor is the storage's position wrapped in base64url: opaque to clients, so that the backend may change
+ * what it holds. Anything that does not decode back to itself was not handed out by us.
+ */
+const encodeCursor = (next: string | null): string | null => (next === null ? null : Buffer.from(next, 'utf8').toString('base64url'));
+function decodeCursor(cursor: string | undefined): string | null {
+  if (cursor === undefined) return null;
+  const raw = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (raw === '' || Buffer.from(raw, 'utf8').toString('base64url') !== cursor) throw fail(400, 'bad-request', 'cursor: not one this list handed out');
+  return raw;
+}
+
+/** Query parameters are strict, so that a misspelt filter is refused rather than silently listing everything. */
+const pageKeys = (defaultLimit: number) => ({
+  limit: z.coerce.number().int().min(1).max(1000).default(defaultLimit),
+  cursor: z.string().min(1).max(1024).optional(),
+});
+const pageQuery = (defaultLimit: number) => z.strictObject(pageKeys(defaultLimit));
+const reportsQuery = pageQuery(50);
+const listQuery = pageQuery(100);
+const isoMs = z.iso.datetime({ offset: true }).transform((t) => Date.parse(t));
+const deviceListQuery = z.strictObject({
+  ...pageKeys(100),
+  state: z.enum(DEVICE_STATES).optional(),
+  level: z.enum(ACCESS_LEVELS).optional(),
+  os: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'an OS id (ubuntu, macos, windows) or platform (linux, darwin, win32)').optional(),
+  failingCheck: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'a check id').optional(),
+  seenBefore: isoMs.optional(),
+  seenAfter: isoMs.optional(),
+  q: z.string().min(1).max(128).optional(),
+});
+
+function page(q: { limit: number; cursor?: string | undefined }): PageQuery {
+  return { after: decodeCursor(q.cursor), limit: q.limit };
+}
 
 export function tlsOptions(credentials: ServerCredentials, caRootPem: string): {
   key: string;
@@ -273,6 +309,7 @@ export function buildApp(o: HttpOptions) {
   });
 
   app.setErrorHandler((err: unknown, req, reply) => {
+    if (err instanceof InvalidCursorError) return reply.code(400).send({ error: 'bad-request', message: err.message });
     if (err instanceof ControlPlaneError) {
       if (err.retryAfterSeconds !== undefined) void reply.header('retry-after', String(err.retryAfterSeconds));
       return reply.code(err.status).send({ error: err.code, message: err.message });
@@ -463,14 +500,18 @@ export function buildApp(o: HttpOptions) {
     );
   });
 
-  app.get('/v1/admin/devices', { config: { auth: 'gateway' } }, async () => ({ devices: await o.service.listDevices() }));
+  app.get('/v1/admin/devices', { config: { auth: 'gateway' } }, async (req) => {
+    // The rest of the query is the filter: its keys are DeviceFilter's.
+    const { limit, cursor, ...filter } = parse(deviceListQuery, req.query);
+    const res = await o.service.listDevices({ ...page({ limit, cursor }), filter: filter satisfies DeviceFilter });
+    return { devices: res.devices, next: encodeCursor(res.next) };
+  });
 
   app.get('/v1/admin/devices/:id', { config: { auth: 'admin' } }, async (req) => o.service.deviceDetail(parse(idParams, req.params).id));
 
   app.get('/v1/admin/devices/:id/reports', { config: { auth: 'admin' } }, async (req) => {
-    const { limit } = parse(limitQuery, req.query);
-    const rows = await o.service.history(parse(idParams, req.params).id, limit);
-    return { reports: rows.map((r) => ({ ...r, receivedAt: new Date(r.receivedAt).toISOString() })) };
+    const rows = await o.service.history(parse(idParams, req.params).id, page(parse(reportsQuery, req.query)));
+    return { reports: rows.items.map((r) => ({ ...r, receivedAt: new Date(r.receivedAt).toISOString() })), next: encodeCursor(rows.next) };
   });
 
   app.post('/v1/admin/devices/:id/recheck', { config: { auth: 'admin' } }, async (req, reply) => {
@@ -492,7 +533,10 @@ export function buildApp(o: HttpOptions) {
 
   app.delete('/v1/admin/devices/:id', { config: { auth: 'admin' } }, async (req) => o.service.removeDevice(parse(idParams, req.params).id));
 
-  app.get('/v1/admin/secrets', { config: { auth: 'admin' } }, async () => ({ secrets: await o.service.listSecrets() }));
+  app.get('/v1/admin/secrets', { config: { auth: 'admin' } }, async (req) => {
+    const res = await o.service.listSecrets(page(parse(listQuery, req.query)));
+    return { secrets: res.items, next: encodeCursor(res.next) };
+  });
 
   app.post('/v1/admin/secrets', { config: { auth: 'admin' } }, async (req, reply) => {
     const created = await o.service.createSecret(parse(secretCreateRequestSchema, req.body ?? {}));
@@ -506,7 +550,10 @@ export function buildApp(o: HttpOptions) {
 
   app.put('/v1/admin/policy', { config: { auth: 'admin' } }, async (req) => o.service.setPolicy(req.body));
 
-  app.get('/v1/admin/tokens', { config: { auth: 'admin' } }, async () => ({ tokens: await o.service.listApiTokens() }));
+  app.get('/v1/admin/tokens', { config: { auth: 'admin' } }, async (req) => {
+    const res = await o.service.listApiTokens(page(parse(listQuery, req.query)));
+    return { tokens: res.items, next: encodeCursor(res.next) };
+  });
 
   app.post('/v1/admin/tokens', { config: { auth: 'admin' } }, async (req, reply) => {
     const created = await o.service.createApiToken(parse(apiTokenCreateRequestSchema, req.body ?? {}));

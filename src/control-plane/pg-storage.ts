@@ -3,24 +3,34 @@ import pg from 'pg';
 import { ACCESS_LEVELS, policySchema, type AccessLevel, type Policy } from '../policy/schema.js';
 import type { AccessLevelEvent, ApiTokenScope, CertInfo, DevicePosture } from '../protocol/admin.js';
 import { postureReportSchema, type DeviceFacts } from '../protocol/report.js';
-import type {
-  ConsumeOutcome,
-  Ingested,
-  NewApiToken,
-  NewReport,
-  NewReservation,
-  NewSecret,
-  Storage,
-  StoredApiToken,
-  StoredDevice,
-  StoredEvent,
-  StoredReport,
-  StoredReportMeta,
-  StoredSecret,
+import {
+  InvalidCursorError,
+  type Announcement,
+  type ConsumeOutcome,
+  type DeviceFilter,
+  type DevicePageQuery,
+  type Ingested,
+  type NewApiToken,
+  type NewReport,
+  type NewReservation,
+  type NewSecret,
+  type Page,
+  type PageQuery,
+  type RetentionRules,
+  type Storage,
+  type StoredApiToken,
+  type StoredDevice,
+  type StoredEvent,
+  type StoredReport,
+  type StoredReportMeta,
+  type StoredSecret,
 } from './storage.js';
 
-/** Same numbering as SQLite's: schema 5 is what both backends hold today. */
-const SCHEMA_VERSION = 5;
+/**
+ * Same numbering as SQLite's: what both backends hold. PostgreSQL starts at 6 (no older PostgreSQL databases
+ * exist): report sizes, failing checks of the latest report, device ids in byte order ("C") like SQLite's.
+ */
+const SCHEMA_VERSION = 6;
 
 /** The NOTIFY channel every instance LISTENs on (see pg-events.ts); payloads are `kind:id`, never data. */
 export const CLUSTER_CHANNEL = 'vigil_cluster';
@@ -43,11 +53,11 @@ CREATE TABLE IF NOT EXISTS secrets (
   uses_total INTEGER NOT NULL, uses_left INTEGER NOT NULL, revoked BOOLEAN NOT NULL DEFAULT false
 );
 CREATE TABLE IF NOT EXISTS devices (
-  id TEXT PRIMARY KEY, facts TEXT NOT NULL, enrolled_at BIGINT NOT NULL, secret_id TEXT, revoked_at BIGINT,
+  id TEXT COLLATE "C" PRIMARY KEY, facts TEXT NOT NULL, enrolled_at BIGINT NOT NULL, secret_id TEXT, revoked_at BIGINT,
   last_seen BIGINT, last_seq BIGINT, access_level TEXT, cert TEXT, dropped BIGINT NOT NULL DEFAULT 0,
   announced_level TEXT, announced_state TEXT, recheck_id TEXT, recheck_at BIGINT, latest_report_id TEXT,
   prev_seq BIGINT, seq_anomalies INTEGER NOT NULL DEFAULT 0, revoked_reason TEXT, revoked_serial TEXT,
-  reenroll_allowed BOOLEAN NOT NULL DEFAULT false, posture TEXT, announced_attrs TEXT
+  reenroll_allowed BOOLEAN NOT NULL DEFAULT false, posture TEXT, announced_attrs TEXT, failing_checks TEXT[]
 );
 CREATE TABLE IF NOT EXISTS api_tokens (
   id TEXT PRIMARY KEY, hash BYTEA NOT NULL, scope TEXT NOT NULL, name TEXT NOT NULL, created_at BIGINT NOT NULL,
@@ -65,8 +75,9 @@ CREATE TABLE IF NOT EXISTS policies (
   id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, version TEXT NOT NULL, body TEXT NOT NULL, set_at BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS reports (
-  arrival BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, report_id TEXT NOT NULL, device_id TEXT NOT NULL,
-  seq BIGINT NOT NULL, generated_at TEXT NOT NULL, received_at BIGINT NOT NULL, access_level TEXT NOT NULL, body BYTEA NOT NULL
+  arrival BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, report_id TEXT NOT NULL, device_id TEXT COLLATE "C" NOT NULL,
+  seq BIGINT NOT NULL, generated_at TEXT NOT NULL, received_at BIGINT NOT NULL, access_level TEXT NOT NULL, body BYTEA NOT NULL,
+  body_size INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS reports_by_device ON reports (device_id, seq, report_id);
 CREATE INDEX IF NOT EXISTS reports_by_arrival ON reports (device_id, arrival);
@@ -119,6 +130,8 @@ interface DeviceRow {
 }
 
 interface ReportRow {
+  arrival: number;
+  body_size: number;
   report_id: string;
   seq: number;
   generated_at: string;
@@ -184,6 +197,7 @@ function toMeta(r: ReportRow): StoredReportMeta {
     generatedAt: r.generated_at,
     receivedAt: r.received_at,
     accessLevel: level(r.access_level) ?? 'blocked',
+    bodySize: r.body_size,
   };
 }
 
@@ -199,6 +213,47 @@ function envelopeReport(body: Buffer): unknown {
   return (JSON.parse(text) as { report?: unknown }).report;
 }
 
+/** Device rows per step of a scan (pruning), and reports deleted per transaction when a device goes. */
+const SCAN_STEP = 1000;
+const DELETE_BATCH = 500;
+
+/**
+ * The effective state and level of effectiveOf (service.ts) in SQL, with $s = now - maxReportAge. Kept beside
+ * it by the scale contract tests, which compare the device list's filters with effectiveOf.
+ */
+const STATE_SQL = `(CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN last_seen IS NULL OR access_level IS NULL THEN 'enrolled'
+  WHEN last_seen < $s THEN 'stale' ELSE 'active' END)`;
+const LEVEL_SQL = `(CASE WHEN ${STATE_SQL} = 'active' THEN access_level ELSE 'blocked' END)`;
+
+/** The device list's filters as SQL on a devices row; `$v` stands for the filter's own parameter. */
+const FILTER_SQL: { [K in keyof Required<DeviceFilter>]: string } = {
+  state: `${STATE_SQL} = $v`,
+  level: `${LEVEL_SQL} = $v`,
+  os: `$v IN (COALESCE(posture::jsonb #>> '{os,id}', facts::jsonb #>> '{os,id}'), COALESCE(posture::jsonb #>> '{os,platform}', facts::jsonb ->> 'platform'))`,
+  failingCheck: '$v = ANY (failing_checks)',
+  seenBefore: 'last_seen < $v',
+  seenAfter: 'last_seen >= $v',
+  q: "(strpos(id, $v) > 0 OR strpos(lower(facts::jsonb ->> 'hostname'), $v) > 0)",
+};
+
+/** Secrets and tokens newest first by (created_at, id), from the cursor `created_at:id` on, as SQLite's. */
+const TIME_PAGE = `SELECT * FROM $table WHERE $1::bigint IS NULL OR created_at < $1 OR (created_at = $1 AND id COLLATE "C" > $2)
+  ORDER BY created_at DESC, id COLLATE "C" LIMIT $3`;
+
+function timeCursor(after: string | null): { at: number; id: string } | null {
+  if (after === null) return null;
+  const m = /^(\d{1,16}):(.{1,200})$/.exec(after);
+  if (!m?.[1] || m[2] === undefined) throw new InvalidCursorError('cursor: not one this list handed out');
+  return { at: Number(m[1]), id: m[2] };
+}
+
+/** `rows` holds one more than a page when there is more. */
+function timePage<R extends { created_at: number; id: string }, T>(rows: R[], limit: number, to: (r: R) => T): Page<T> {
+  const kept = rows.slice(0, limit);
+  const last = kept.at(-1);
+  return { items: kept.map(to), next: rows.length > limit && last ? `${last.created_at}:${last.id}` : null };
+}
+
 const ENROLL = `INSERT INTO devices (id, facts, enrolled_at, secret_id) VALUES ($1, $2, $3, $4)
   ON CONFLICT (id) DO UPDATE SET facts = $2, enrolled_at = $3, secret_id = $4, last_seq = NULL, prev_seq = NULL,
     reenroll_allowed = false, last_seen = NULL, access_level = NULL, latest_report_id = NULL, cert = NULL, posture = NULL,
@@ -211,14 +266,14 @@ const ENROLL = `INSERT INTO devices (id, facts, enrolled_at, secret_id) VALUES (
  * when the insert did; its row lock orders concurrent reports of one device, each seeing the one before.
  */
 const INGEST = `WITH ins AS (
-  INSERT INTO reports (report_id, device_id, seq, generated_at, received_at, access_level, body)
-  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device_id, seq, report_id) DO NOTHING RETURNING 1
+  INSERT INTO reports (report_id, device_id, seq, generated_at, received_at, access_level, body, body_size)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $13) ON CONFLICT (device_id, seq, report_id) DO NOTHING RETURNING 1
 ), upd AS (
   UPDATE devices SET
     last_seen = GREATEST(COALESCE(last_seen, 0), $5), dropped = dropped + $8, cert = $9, posture = $10,
     recheck_id = CASE WHEN recheck_id = $11 THEN NULL ELSE recheck_id END,
     recheck_at = CASE WHEN recheck_id = $11 THEN NULL ELSE recheck_at END,
-    access_level = $6, latest_report_id = $1, prev_seq = last_seq, last_seq = $3,
+    access_level = $6, latest_report_id = $1, prev_seq = last_seq, last_seq = $3, failing_checks = $12,
     seq_anomalies = seq_anomalies + CASE WHEN last_seq IS NOT NULL AND ($3 <= last_seq OR $3 > last_seq + 1 + $8) THEN 1 ELSE 0 END
   WHERE id = $2 AND EXISTS (SELECT 1 FROM ins)
   RETURNING prev_seq, (prev_seq IS NOT NULL AND ($3 <= prev_seq OR $3 > prev_seq + 1 + $8)) AS anomaly
@@ -378,8 +433,10 @@ export class PgStorage implements Storage {
     return ok ? this.getDevice(deviceId) : null;
   }
 
-  async listSecrets(): Promise<StoredSecret[]> {
-    return (await this.rows<SecretRow>('SELECT * FROM secrets ORDER BY created_at DESC')).map(toSecret);
+  async listSecrets(page: PageQuery): Promise<Page<StoredSecret>> {
+    const c = timeCursor(page.after);
+    const rows = await this.rows<SecretRow>(TIME_PAGE.replace('$table', 'secrets'), [c?.at ?? null, c?.id ?? '', page.limit + 1]);
+    return timePage(rows, page.limit, toSecret);
   }
 
   revokeSecret(id: string): Promise<boolean> {
@@ -395,8 +452,37 @@ export class PgStorage implements Storage {
     return row ? toDevice(row) : null;
   }
 
-  async listDevices(): Promise<StoredDevice[]> {
-    return (await this.rows<DeviceRow>('SELECT * FROM devices ORDER BY id')).map(toDevice);
+  async listDevicesPage(q: DevicePageQuery): Promise<{ devices: StoredDevice[]; next: string | null }> {
+    const params: unknown[] = [q.after ?? '', q.limit];
+    const where = ['id > $1'];
+    for (const k of Object.keys(FILTER_SQL) as (keyof DeviceFilter)[]) {
+      const v = q.filter[k];
+      if (v === undefined) continue;
+      params.push(k === 'q' && typeof v === 'string' ? v.toLowerCase() : v);
+      let cond = FILTER_SQL[k].replaceAll('$v', `$${params.length}`);
+      if (cond.includes('$s')) {
+        params.push(q.staleBefore);
+        cond = cond.replaceAll('$s', `$${params.length}`);
+      }
+      where.push(cond);
+    }
+    // One statement: PostgreSQL walks the primary key and stops at `limit` matches; a sparse filter reads the
+    // table on the server, without holding this process's event loop.
+    const rows = await this.rows<DeviceRow>(`SELECT * FROM devices WHERE ${where.join(' AND ')} ORDER BY id LIMIT $2`, params);
+    return { devices: rows.map(toDevice), next: rows.length === q.limit ? (rows.at(-1)?.id ?? null) : null };
+  }
+
+  async devicesNeedingAnnouncement(q: { after: string | null; limit: number; staleBefore: number }): Promise<{ devices: StoredDevice[]; next: string | null }> {
+    const after = q.after ?? '';
+    // The step is the next `limit` devices, as SQLite's: `next` is its last id, null when the table ends in it.
+    const [end] = await this.rows<{ id: string }>('SELECT id FROM devices WHERE id > $1 ORDER BY id OFFSET $2 LIMIT 1', [after, q.limit - 1]);
+    const upto = end?.id ?? null;
+    const rows = await this.rows<DeviceRow>(
+      `SELECT * FROM devices WHERE id > $1 AND ($2::text IS NULL OR id <= $2) AND (announced_state IS DISTINCT FROM ${STATE_SQL}
+         OR announced_level IS DISTINCT FROM ${LEVEL_SQL} OR announced_attrs IS NULL) ORDER BY id`.replaceAll('$s', '$3'),
+      [after, upto, q.staleBefore],
+    );
+    return { devices: rows.map(toDevice), next: upto };
   }
 
   revokeDevice(id: string, now: number, reason: string): Promise<boolean> {
@@ -419,7 +505,11 @@ export class PgStorage implements Storage {
     return this.changed('UPDATE devices SET reenroll_allowed = true WHERE id = $1', [id]);
   }
 
-  deleteDevice(id: string): Promise<boolean> {
+  async deleteDevice(id: string): Promise<boolean> {
+    // The history goes in batches, each its own transaction, so that a long one holds no lock for long; the
+    // device row goes last with whatever arrived meanwhile, so a crash half-way leaves a device to delete again.
+    const batch = 'DELETE FROM reports WHERE arrival IN (SELECT arrival FROM reports WHERE device_id = $1 LIMIT $2)';
+    while (((await this.pool.query(batch, [id, DELETE_BATCH])).rowCount ?? 0) === DELETE_BATCH);
     return this.tx(async (c) => {
       await c.query('DELETE FROM reports WHERE device_id = $1', [id]);
       return ((await c.query('DELETE FROM devices WHERE id = $1', [id])).rowCount ?? 0) > 0;
@@ -430,16 +520,46 @@ export class PgStorage implements Storage {
     await this.pool.query('UPDATE devices SET access_level = $1 WHERE id = $2', [lvl, id]);
   }
 
-  announce(id: string, lvl: AccessLevel, state: string, attrs: string, event: AccessLevelEvent): Promise<number> {
+  announceMany(items: readonly Announcement[]): Promise<(number | null)[]> {
+    if (items.length === 0) return Promise.resolve([]);
     return this.tx(async (c) => {
-      await c.query('UPDATE devices SET announced_level = $1, announced_state = $2, announced_attrs = $3 WHERE id = $4', [lvl, state, attrs, id]);
-      const counter = await c.query<{ value: number }>("UPDATE counters SET value = value + 1 WHERE name = 'events' RETURNING value");
-      const eventId = counter.rows[0]?.value;
-      if (eventId === undefined) throw new Error('the events counter row is missing');
-      await c.query('INSERT INTO events (id, at, body) VALUES ($1, $2, $3)', [eventId, Date.parse(event.at), JSON.stringify(event)]);
-      // Delivered to every listening instance at COMMIT, and only if it commits: a wake-up, the row is the event.
-      await c.query('SELECT pg_notify($1, $2)', [CLUSTER_CHANNEL, `access:${eventId}`]);
-      return eventId;
+      // The counter row first: announcing transactions take their turn here, before any device row, so two of
+      // them (a sweep on one instance, a report's announcement on another) cannot deadlock, and ids become
+      // visible in commit order.
+      const counter = await c.query<{ value: number }>("SELECT value FROM counters WHERE name = 'events' FOR UPDATE");
+      let next = counter.rows[0]?.value;
+      if (next === undefined) throw new Error('the events counter row is missing');
+      const ids: (number | null)[] = [];
+      const eventIds: number[] = [];
+      const ats: number[] = [];
+      const bodies: string[] = [];
+      for (const a of items) {
+        const seen = a.ifUnchanged;
+        const res = seen
+          ? await c.query(
+              `UPDATE devices SET announced_level = $1, announced_state = $2, announced_attrs = $3 WHERE id = $4
+                AND last_seen IS NOT DISTINCT FROM $5 AND revoked_at IS NOT DISTINCT FROM $6
+                AND announced_level IS NOT DISTINCT FROM $7 AND announced_state IS NOT DISTINCT FROM $8`,
+              [a.level, a.state, a.attrs, a.id, seen.lastSeen, seen.revokedAt, seen.announcedLevel, seen.announcedState],
+            )
+          : await c.query('UPDATE devices SET announced_level = $1, announced_state = $2, announced_attrs = $3 WHERE id = $4', [a.level, a.state, a.attrs, a.id]);
+        if (seen && res.rowCount === 0) {
+          ids.push(null);
+          continue;
+        }
+        next += 1;
+        ids.push(next);
+        eventIds.push(next);
+        ats.push(Date.parse(a.event.at));
+        bodies.push(JSON.stringify(a.event));
+      }
+      if (eventIds.length > 0) {
+        await c.query('INSERT INTO events (id, at, body) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[])', [eventIds, ats, bodies]);
+        await c.query("UPDATE counters SET value = $1 WHERE name = 'events'", [next]);
+        // Delivered to every listening instance at COMMIT, and only if it commits: a wake-up, the rows are the events.
+        await c.query('SELECT pg_notify($1, $2)', [CLUSTER_CHANNEL, `access:${next}`]);
+      }
+      return ids;
     });
   }
 
@@ -456,8 +576,21 @@ export class PgStorage implements Storage {
     return { oldest: b?.oldest ?? null, newest: b?.newest ?? 0 };
   }
 
-  async pruneEvents(keep: number, olderThan: number): Promise<number> {
-    return (await this.pool.query('DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - $1 OR at < $2', [keep, olderThan])).rowCount ?? 0;
+  async pruneEvents(keep: number, olderThan: number, batchLimit: number): Promise<number> {
+    const [max] = await this.rows<{ id: number | null }>('SELECT MAX(id) AS id FROM events');
+    const keepAbove = (max?.id ?? 0) - keep;
+    let removed = 0;
+    for (;;) {
+      // Only the oldest `batchLimit` are looked at: ids and times grow together, so once one of them is kept,
+      // every later one is too.
+      const res = await this.pool.query(
+        'DELETE FROM events WHERE id IN (SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT $3) e WHERE id <= $1 OR at < $2)',
+        [keepAbove, olderThan, batchLimit],
+      );
+      const n = res.rowCount ?? 0;
+      removed += n;
+      if (n < batchLimit) return removed;
+    }
   }
 
   async setRecheck(id: string, recheck: { requestId: string; requestedAt: number } | null): Promise<void> {
@@ -482,6 +615,8 @@ export class PgStorage implements Storage {
       JSON.stringify(r.cert),
       JSON.stringify(r.posture),
       r.answersRecheck,
+      r.failingChecks,
+      body.length,
     ]);
     const row = res.rows[0];
     if (!row?.inserted) return { inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false };
@@ -498,21 +633,55 @@ export class PgStorage implements Storage {
     return row ? { ...toMeta(row), report: postureReportSchema.parse(envelopeReport(row.body)) } : null;
   }
 
-  async listReports(deviceId: string, limit: number): Promise<StoredReportMeta[]> {
+  async listReports(deviceId: string, page: PageQuery): Promise<Page<StoredReportMeta>> {
+    let before = Number.MAX_SAFE_INTEGER;
+    if (page.after !== null) {
+      if (!/^\d{1,16}$/.test(page.after)) throw new InvalidCursorError('cursor: not one this list handed out');
+      before = Number(page.after);
+    }
     const rows = await this.rows<ReportRow>(
-      'SELECT report_id, seq, generated_at, received_at, access_level FROM reports WHERE device_id = $1 ORDER BY arrival DESC LIMIT $2',
-      [deviceId, limit],
+      `SELECT arrival, body_size, report_id, seq, generated_at, received_at, access_level FROM reports
+       WHERE device_id = $1 AND arrival < $2 ORDER BY arrival DESC LIMIT $3`,
+      [deviceId, before, page.limit + 1],
     );
-    return rows.map(toMeta);
+    const kept = rows.slice(0, page.limit);
+    const last = kept.at(-1);
+    return { items: kept.map(toMeta), next: rows.length > page.limit && last ? String(last.arrival) : null };
   }
 
-  async pruneReports(keep: number): Promise<number> {
-    const res = await this.pool.query(
-      `DELETE FROM reports WHERE arrival IN (
-         SELECT arrival FROM (SELECT arrival, row_number() OVER (PARTITION BY device_id ORDER BY arrival DESC) AS n FROM reports) r WHERE n > $1)`,
-      [keep],
-    );
-    return res.rowCount ?? 0;
+  /**
+   * A step of SCAN_STEP devices at a time (by id), and within it at most `batchLimit` reports per statement: the
+   * window functions read only that step's histories through (device_id, arrival). A report goes when it is
+   * past the newest `keep` of its device, older than `olderThan`, or past `maxBytesPerDevice` counting from the
+   * newest; never the device's latest.
+   */
+  async pruneReports(rules: RetentionRules, batchLimit: number): Promise<number> {
+    let removed = 0;
+    let after = '';
+    for (;;) {
+      const [end] = await this.rows<{ id: string }>('SELECT id FROM devices WHERE id > $1 ORDER BY id OFFSET $2 LIMIT 1', [after, SCAN_STEP - 1]);
+      const upto = end?.id ?? null;
+      for (;;) {
+        const res = await this.pool.query(
+          `DELETE FROM reports WHERE arrival IN (
+             SELECT r.arrival FROM (
+               SELECT arrival, device_id, report_id, seq, received_at,
+                 row_number() OVER w AS n, sum(body_size) OVER w AS bytes
+               FROM reports WHERE device_id > $1 AND ($2::text IS NULL OR device_id <= $2)
+               WINDOW w AS (PARTITION BY device_id ORDER BY arrival DESC)
+             ) r LEFT JOIN devices d ON d.id = r.device_id
+             WHERE (r.n > $3 OR r.received_at < $4 OR r.bytes > $5)
+               AND NOT (r.report_id IS NOT DISTINCT FROM d.latest_report_id AND r.seq IS NOT DISTINCT FROM d.last_seq)
+             LIMIT $6)`,
+          [after, upto, rules.keep, rules.olderThan ?? Number.MIN_SAFE_INTEGER, rules.maxBytesPerDevice ?? Number.MAX_SAFE_INTEGER, batchLimit],
+        );
+        const n = res.rowCount ?? 0;
+        removed += n;
+        if (n < batchLimit) break;
+      }
+      if (upto === null) return removed;
+      after = upto;
+    }
   }
 
   async getPolicy(): Promise<Policy | null> {
@@ -537,8 +706,10 @@ export class PgStorage implements Storage {
     return row ? toApiToken(row) : null;
   }
 
-  async listApiTokens(): Promise<StoredApiToken[]> {
-    return (await this.rows<ApiTokenRow>('SELECT * FROM api_tokens ORDER BY created_at DESC, id')).map(toApiToken);
+  async listApiTokens(page: PageQuery): Promise<Page<StoredApiToken>> {
+    const c = timeCursor(page.after);
+    const rows = await this.rows<ApiTokenRow>(TIME_PAGE.replace('$table', 'api_tokens'), [c?.at ?? null, c?.id ?? '', page.limit + 1]);
+    return timePage(rows, page.limit, toApiToken);
   }
 
   revokeApiToken(id: string, now: number): Promise<boolean> {

@@ -100,7 +100,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     rootFingerprint: rootFingerprint(caRootPem),
     reportIntervalSeconds: config.reportIntervalSeconds,
     maxReportAgeSeconds: config.maxReportAgeSeconds,
-    historyPerDevice: config.historyPerDevice,
+    history: config.history,
     eventRetentionCount: config.eventRetentionCount,
     eventRetentionDays: config.eventRetentionDays,
     enrollPerSecret: cluster.rateLimit('enroll-secret', config.enrollPerSecretPerMinute, config.enrollPerSecretPerMinute),
@@ -144,7 +144,9 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     if (sweeping) return;
     sweeping = true;
     cluster
-      .exclusive('sweep', () => service.sweep())
+      .exclusive('sweep', async () => {
+        await service.sweep();
+      })
       .catch((err: unknown) => opts.logger.error('stale sweep failed', { component: 'control-plane', err }))
       .finally(() => (sweeping = false));
   }, sweepMs);

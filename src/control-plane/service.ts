@@ -37,7 +37,18 @@ import type { ReportSummary } from './report-decoder.js';
 import { mintOtt, type ProvisionerKey } from './ott.js';
 import type { RateLimit } from './rate-limit.js';
 import { generateApiToken, generateSecret, secretId, secretMatches } from './secrets.js';
-import type { Storage, StoredApiToken, StoredDevice, StoredEvent, StoredReportMeta, StoredSecret } from './storage.js';
+import type {
+  Announcement,
+  DeviceFilter,
+  Page,
+  PageQuery,
+  Storage,
+  StoredApiToken,
+  StoredDevice,
+  StoredEvent,
+  StoredReportMeta,
+  StoredSecret,
+} from './storage.js';
 
 /** An error the HTTP layer turns into `{error, message}` with this status. */
 export class ControlPlaneError extends Error {
@@ -63,7 +74,8 @@ export interface ServiceOptions {
   rootFingerprint: string;
   reportIntervalSeconds: number;
   maxReportAgeSeconds: number;
-  historyPerDevice: number;
+  /** Report retention (config `history`). */
+  history: HistoryRetention;
   eventRetentionCount: number;
   eventRetentionDays: number;
   /** Enrollments per valid secret and per device ID (see config.ts). */
@@ -76,6 +88,23 @@ export interface ServiceOptions {
   /** Revokes a certificate (serial in hex) at the CA; defaults to step-ca's API with a provisioner token. */
   revokeAtCa?: (serialHex: string, reason: string) => Promise<'revoked' | 'already-revoked'>;
 }
+
+export interface HistoryRetention {
+  maxReports: number;
+  maxAgeDays?: number | undefined;
+  maxBytesPerDevice?: number | undefined;
+}
+
+/** Devices examined per sweep step, and announced per transaction: a few ms of the event loop each. */
+const SWEEP_STEP = 500;
+/** Reports and events deleted per pruning transaction. */
+const PRUNE_BATCH = 1000;
+/** Devices re-evaluated per step when the policy changes. */
+const POLICY_STEP = 200;
+/** Per-device "access level changed" lines one sweep logs; past that, one summary line says how many. */
+const SWEEP_LOG_DEVICES = 20;
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** What an enrolling client proved over TLS: a certificate from our CA (valid, or only expired) naming a device. */
 export interface EnrollProof {
@@ -362,6 +391,7 @@ export class ControlPlaneService {
       answersRecheck: env.inResponseTo ?? null,
       generatedAt: env.generatedAt,
       posture,
+      failingChecks: env.results.filter((r) => r.status === 'fail').map((r) => r.id),
       body,
     });
     let current = device;
@@ -420,10 +450,16 @@ export class ControlPlaneService {
   }
 
   private async announce(d: StoredDevice, cause: AccessLevelEvent['cause']): Promise<void> {
+    const a = this.announcementFor(d, cause);
+    if (a) await this.publish([a], true);
+  }
+
+  /** What to announce of the device now, or null when gateways already know it. */
+  private announcementFor(d: StoredDevice, cause: AccessLevelEvent['cause']): Announcement | null {
     const e = this.effective(d);
     const attrs = gatewayAttrs(d);
     const levelChanged = e.level !== d.announcedLevel || e.state !== d.announcedState;
-    if (!levelChanged && attrs === d.announcedAttrs) return;
+    if (!levelChanged && attrs === d.announcedAttrs) return null;
     const event: AccessLevelEvent = {
       device: d.id,
       previous: d.announcedLevel,
@@ -438,20 +474,77 @@ export class ControlPlaneService {
       os: osOf(d),
       managed: d.posture?.managed ?? false,
     };
-    this.o.hub.publishAccess(await this.o.storage.announce(d.id, e.level, e.state, attrs, event), event);
-    if (e.level !== d.announcedLevel) {
-      this.o.logger.info('access level changed', { component: 'control-plane', device: d.id, from: d.announcedLevel, to: e.level, state: e.state });
+    return { id: d.id, level: e.level, state: e.state, attrs, event };
+  }
+
+  /** Stores the announcements in one transaction and tells subscribers; returns how many were made. */
+  private async publish(items: Announcement[], log: boolean): Promise<number> {
+    const ids = await this.o.storage.announceMany(items);
+    let made = 0;
+    items.forEach((a, i) => {
+      const id = ids[i];
+      // Null: the device changed under the announcement (a report came in), and announced that itself.
+      if (id === null || id === undefined) return;
+      made += 1;
+      this.o.hub.publishAccess(id, a.event);
+      if (log && a.event.current !== a.event.previous) {
+        this.o.logger.info('access level changed', { component: 'control-plane', device: a.id, from: a.event.previous, to: a.level, state: a.state });
+      }
+    });
+    return made;
+  }
+
+  /**
+   * Announces the devices whose effective state changed with time passing (went stale); run periodically. The
+   * storage finds them a step at a time and each step's announcements share one transaction, yielding to the
+   * event loop in between, so 100,000 devices going stale at once stall nothing and cost one flush per step.
+   * Returns how many devices were announced.
+   */
+  async sweep(): Promise<number> {
+    let after: string | null = null;
+    let announced = 0;
+    const sample: string[] = [];
+    do {
+      const step: { devices: StoredDevice[]; next: string | null } = await this.o.storage.devicesNeedingAnnouncement({
+        after,
+        limit: SWEEP_STEP,
+        staleBefore: this.now() - this.o.maxReportAgeSeconds * 1000,
+      });
+      const items: Announcement[] = [];
+      for (const d of step.devices) {
+        const a = this.announcementFor(d, 'stale');
+        // The sweep read these rows a moment ago; a report or revocation since then announced itself, and must
+        // not be overwritten by what the sweep concluded from the older row.
+        const ifUnchanged = { lastSeen: d.lastSeen, revokedAt: d.revokedAt, announcedLevel: d.announcedLevel, announcedState: d.announcedState };
+        if (a) items.push({ ...a, ifUnchanged });
+      }
+      if (items.length > 0) {
+        // A handful of lines per sweep, not one per device when a whole fleet goes stale at once.
+        const log = announced + items.length <= SWEEP_LOG_DEVICES;
+        announced += await this.publish(items, log);
+        if (!log && sample.length < SWEEP_LOG_DEVICES) sample.push(...items.slice(0, SWEEP_LOG_DEVICES - sample.length).map((a) => a.id));
+      }
+      after = step.next;
+      await yieldToLoop();
+    } while (after !== null);
+    if (sample.length > 0) {
+      this.o.logger.info('access levels changed by the stale sweep', { component: 'control-plane', devices: announced, some: sample });
     }
+    return announced;
   }
 
-  /** Finds devices that went stale; run periodically. */
-  async sweep(): Promise<void> {
-    for (const d of await this.o.storage.listDevices()) await this.announce(d, 'stale');
-  }
-
+  /** Applies report retention (history config) and event retention; returns how many reports went. */
   async prune(): Promise<number> {
-    const reports = await this.o.storage.pruneReports(this.o.historyPerDevice);
-    await this.o.storage.pruneEvents(this.o.eventRetentionCount, this.now() - this.o.eventRetentionDays * 86_400_000);
+    const h = this.o.history;
+    const reports = await this.o.storage.pruneReports(
+      {
+        keep: h.maxReports,
+        olderThan: h.maxAgeDays === undefined ? null : this.now() - h.maxAgeDays * 86_400_000,
+        maxBytesPerDevice: h.maxBytesPerDevice ?? null,
+      },
+      PRUNE_BATCH,
+    );
+    await this.o.storage.pruneEvents(this.o.eventRetentionCount, this.now() - this.o.eventRetentionDays * 86_400_000, PRUNE_BATCH);
     return reports;
   }
 
@@ -524,8 +617,10 @@ export class ControlPlaneService {
     };
   }
 
-  async listDevices(): Promise<DeviceSummary[]> {
-    return (await this.o.storage.listDevices()).map((d) => this.summary(d));
+  /** A page of the device list in id order; `after` is the previous page's `next`. */
+  async listDevices(q: { after: string | null; limit: number; filter: DeviceFilter }): Promise<{ devices: DeviceSummary[]; next: string | null }> {
+    const page = await this.o.storage.listDevicesPage({ ...q, staleBefore: this.now() - this.o.maxReportAgeSeconds * 1000 });
+    return { devices: page.devices.map((d) => this.summary(d)), next: page.next };
   }
 
   async deviceDetail(id: string): Promise<{
@@ -539,9 +634,9 @@ export class ControlPlaneService {
     return { device: this.summary(d), decision: await this.decision(id), latestReport: latest?.report ?? null, directives: this.directivesFor(d) };
   }
 
-  async history(id: string, limit: number): Promise<StoredReportMeta[]> {
+  async history(id: string, page: PageQuery): Promise<Page<StoredReportMeta>> {
     await this.requireDevice(id);
-    return this.o.storage.listReports(id, limit);
+    return this.o.storage.listReports(id, page);
   }
 
   async requestRecheck(id: string): Promise<string> {
@@ -666,14 +761,27 @@ export class ControlPlaneService {
     await this.o.storage.setPolicy(policy, this.now());
     this.policy = policy;
     this.o.logger.info('policy changed', { component: 'control-plane', name: policy.name, version: policy.version });
-    for (const d of await this.o.storage.listDevices()) {
-      const latest = await this.o.storage.getLatestReport(d.id);
-      if (latest) {
-        const level = evaluate(policy, latest.report.results, this.platformsOf(d, latest.report.device.platform)).accessLevel;
-        await this.o.storage.setDeviceLevel(d.id, level);
-        await this.announce({ ...d, accessLevel: level }, 'policy');
+    // A page of devices at a time, yielding between pages, so that the fleet's re-evaluation does not hold
+    // the event loop; it still reads every device's latest report (see docs/control-plane.md).
+    let after: string | null = null;
+    do {
+      const page: { devices: StoredDevice[]; next: string | null } = await this.o.storage.listDevicesPage({
+        after,
+        limit: POLICY_STEP,
+        staleBefore: this.now() - this.o.maxReportAgeSeconds * 1000,
+        filter: {},
+      });
+      for (const d of page.devices) {
+        const latest = await this.o.storage.getLatestReport(d.id);
+        if (latest) {
+          const level = evaluate(policy, latest.report.results, this.platformsOf(d, latest.report.device.platform)).accessLevel;
+          await this.o.storage.setDeviceLevel(d.id, level);
+          await this.announce({ ...d, accessLevel: level }, 'policy');
+        }
       }
-    }
+      after = page.next;
+      await yieldToLoop();
+    } while (after !== null);
     for (const id of this.o.hub.connectedDevices()) {
       const d = await this.o.storage.getDevice(id);
       if (d) this.o.hub.publishDirectives(id, this.directivesFor(d));
@@ -687,8 +795,9 @@ export class ControlPlaneService {
     return created;
   }
 
-  async listSecrets(): Promise<SecretInfo[]> {
-    return (await this.o.storage.listSecrets()).map(secretInfo);
+  async listSecrets(page: PageQuery): Promise<Page<SecretInfo>> {
+    const p = await this.o.storage.listSecrets(page);
+    return { items: p.items.map(secretInfo), next: p.next };
   }
 
   async revokeSecret(id: string): Promise<void> {
@@ -706,8 +815,9 @@ export class ControlPlaneService {
     return this.o.storage.getApiToken(id);
   }
 
-  async listApiTokens(): Promise<ApiTokenInfo[]> {
-    return (await this.o.storage.listApiTokens()).map(apiTokenInfo);
+  async listApiTokens(page: PageQuery): Promise<Page<ApiTokenInfo>> {
+    const p = await this.o.storage.listApiTokens(page);
+    return { items: p.items.map(apiTokenInfo), next: p.next };
   }
 
   async revokeApiToken(id: string): Promise<void> {

@@ -7,20 +7,27 @@ import Database from 'better-sqlite3';
 import { ACCESS_LEVELS, policySchema, type AccessLevel, type Policy } from '../policy/schema.js';
 import type { AccessLevelEvent, ApiTokenScope, CertInfo, DevicePosture } from '../protocol/admin.js';
 import { postureReportSchema, type DeviceFacts } from '../protocol/report.js';
-import type {
-  ConsumeOutcome,
-  Ingested as IngestOutcome,
-  NewReport,
-  NewReservation,
-  StoredEvent,
-  NewSecret,
-  NewApiToken,
-  Storage,
-  StoredApiToken,
-  StoredDevice,
-  StoredReport,
-  StoredReportMeta,
-  StoredSecret,
+import {
+  InvalidCursorError,
+  type Announcement,
+  type ConsumeOutcome,
+  type DeviceFilter,
+  type DevicePageQuery,
+  type Ingested as IngestOutcome,
+  type Page,
+  type PageQuery,
+  type RetentionRules,
+  type NewReport,
+  type NewReservation,
+  type StoredEvent,
+  type NewSecret,
+  type NewApiToken,
+  type Storage,
+  type StoredApiToken,
+  type StoredDevice,
+  type StoredReport,
+  type StoredReportMeta,
+  type StoredSecret,
 } from './storage.js';
 import { spawnWorker } from './spawn-worker.js';
 import type { CheckpointerData, CheckpointerRequest } from './wal-checkpointer-worker.js';
@@ -39,14 +46,21 @@ import type { CheckpointerData, CheckpointerRequest } from './wal-checkpointer-w
  * 5: scoped bearer tokens (`api_tokens`, SHA-256 only); devices keep the OS and managed flag of their latest
  * report (`posture`) and what was last announced of their certificate, OS and management (`announced_attrs`),
  * so that gateways following the event stream learn of a renewed certificate or an OS upgrade.
+ * 6: retention and 100,000 devices. Reports keep their body's size (`body_size`) and are indexed by arrival
+ * time (age pruning walks that index); devices keep how many reports and bytes of history they have
+ * (`report_count`, `report_bytes`, so pruning by count and size finds the devices over a limit without
+ * reading their reports) and which checks failed in their latest report (`failing_checks`, for the device
+ * list's filter; NULL until a device's first report after the upgrade).
  */
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
 
 const REPORTS_TABLE = `(
   report_id TEXT NOT NULL, device_id TEXT NOT NULL, seq INTEGER NOT NULL, generated_at TEXT NOT NULL,
-  received_at INTEGER NOT NULL, access_level TEXT NOT NULL, body TEXT NOT NULL
+  received_at INTEGER NOT NULL, access_level TEXT NOT NULL, body TEXT NOT NULL, body_size INTEGER NOT NULL DEFAULT 0
 )`;
 const REPORTS_INDEX = 'CREATE UNIQUE INDEX IF NOT EXISTS reports_by_device ON reports (device_id, seq, report_id)';
+/** Arrival times only grow, so this index is appended to at its tail: cheap on ingest. */
+const REPORTS_BY_RECEIVED = 'CREATE INDEX IF NOT EXISTS reports_by_received ON reports (received_at)';
 
 /** Device columns added by schema 4, for a devices table created before it. */
 const DEVICE_COLUMNS_V4: Record<string, string> = {
@@ -61,6 +75,13 @@ const DEVICE_COLUMNS_V4: Record<string, string> = {
 const DEVICE_COLUMNS_V5: Record<string, string> = {
   posture: 'TEXT',
   announced_attrs: 'TEXT',
+};
+
+/** Device columns added by schema 6; `failing_checks` is `,id,id,` (see failingChecksColumn). */
+const DEVICE_COLUMNS_V6: Record<string, string> = {
+  report_count: 'INTEGER NOT NULL DEFAULT 0',
+  report_bytes: 'INTEGER NOT NULL DEFAULT 0',
+  failing_checks: 'TEXT',
 };
 
 /** Rebuilds a schema 1 or 2 reports table (report_id primary key) as schema 3. */
@@ -84,7 +105,8 @@ CREATE TABLE IF NOT EXISTS devices (
   last_seen INTEGER, last_seq INTEGER, access_level TEXT, cert TEXT, dropped INTEGER NOT NULL DEFAULT 0,
   announced_level TEXT, announced_state TEXT, recheck_id TEXT, recheck_at INTEGER, latest_report_id TEXT,
   prev_seq INTEGER, seq_anomalies INTEGER NOT NULL DEFAULT 0, revoked_reason TEXT, revoked_serial TEXT,
-  reenroll_allowed INTEGER NOT NULL DEFAULT 0, posture TEXT, announced_attrs TEXT
+  reenroll_allowed INTEGER NOT NULL DEFAULT 0, posture TEXT, announced_attrs TEXT,
+  report_count INTEGER NOT NULL DEFAULT 0, report_bytes INTEGER NOT NULL DEFAULT 0, failing_checks TEXT
 );
 CREATE TABLE IF NOT EXISTS api_tokens (
   id TEXT PRIMARY KEY, hash BLOB NOT NULL, scope TEXT NOT NULL, name TEXT NOT NULL, created_at INTEGER NOT NULL,
@@ -136,6 +158,14 @@ interface DeviceRow {
   announced_attrs: string | null;
 }
 
+interface OldReportRow {
+  rowid: number;
+  received_at: number;
+  device_id: string;
+  body_size: number;
+  latest: number;
+}
+
 interface ApiTokenRow {
   id: string;
   hash: Buffer;
@@ -162,6 +192,8 @@ type AppliedRow = Pick<
 > & { anomaly: number };
 
 interface ReportRow {
+  rowid?: number;
+  body_size: number;
   report_id: string;
   seq: number;
   generated_at: string;
@@ -219,7 +251,52 @@ function toMeta(r: ReportRow): StoredReportMeta {
     generatedAt: r.generated_at,
     receivedAt: r.received_at,
     accessLevel: level(r.access_level) ?? 'blocked',
+    bodySize: r.body_size,
   };
+}
+
+/**
+ * The effective state and level of effectiveOf (service.ts) in SQL, with `@staleBefore` = now - maxReportAge.
+ * Kept beside it by the contract tests, which compare the device list's filters with effectiveOf.
+ */
+const STATE_SQL = `(CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN last_seen IS NULL OR access_level IS NULL THEN 'enrolled'
+  WHEN last_seen < @staleBefore THEN 'stale' ELSE 'active' END)`;
+const LEVEL_SQL = `(CASE WHEN ${STATE_SQL} = 'active' THEN access_level ELSE 'blocked' END)`;
+
+/** The device list's filters as SQL conditions on a devices row, with the parameters they take. */
+const FILTER_SQL: { [K in keyof Required<DeviceFilter>]: string } = {
+  state: `${STATE_SQL} = @state`,
+  level: `${LEVEL_SQL} = @level`,
+  os: `@os IN (COALESCE(json_extract(posture, '$.os.id'), json_extract(facts, '$.os.id')),
+    COALESCE(json_extract(posture, '$.os.platform'), json_extract(facts, '$.platform')))`,
+  failingCheck: "instr(failing_checks, ',' || @failingCheck || ',') > 0",
+  seenBefore: 'last_seen < @seenBefore',
+  seenAfter: 'last_seen >= @seenAfter',
+  q: "(instr(id, @q) > 0 OR instr(lower(json_extract(facts, '$.hostname')), @q) > 0)",
+};
+
+/** `,a,b,` so that one check is found with instr(); '' when none failed. */
+function failingChecksColumn(ids: readonly string[]): string {
+  return ids.length === 0 ? '' : `,${ids.join(',')},`;
+}
+
+/**
+ * Rows examined per synchronous step of a scan over devices (listing, sweeping, pruning). About 1-3 ms each
+ * at 100,000 devices, so that other requests are served between steps.
+ */
+const SCAN_STEP = 1000;
+
+/** Reports deleted per transaction when a device is removed. */
+const DELETE_BATCH = 500;
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** `created_at:id`, the position of a secret or token in its newest-first list. */
+function timeCursor(after: string | null): { at: number; id: string } | null {
+  if (after === null) return null;
+  const m = /^(\d{1,16}):(.{1,200})$/.exec(after);
+  if (!m?.[1] || m[2] === undefined) throw new InvalidCursorError('cursor: not one this list handed out');
+  return { at: Number(m[1]), id: m[2] };
 }
 
 export interface SqliteStorageOptions {
@@ -324,7 +401,8 @@ export class SqliteStorage implements Storage {
         'INSERT INTO secrets (id, hash, label, created_at, expires_at, uses_total, uses_left) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
       getSecret: db.prepare<[string], SecretRow>('SELECT * FROM secrets WHERE id = ?'),
-      listSecrets: db.prepare<[], SecretRow>('SELECT * FROM secrets ORDER BY created_at DESC'),
+      listSecrets: db.prepare<{ at: number | null; id: string; limit: number }, SecretRow>(`SELECT * FROM secrets
+        WHERE @at IS NULL OR created_at < @at OR (created_at = @at AND id > @id) ORDER BY created_at DESC, id LIMIT @limit`),
       takeUse: db.prepare('UPDATE secrets SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0'),
       heldUses: db.prepare<[string, string, number], number>(
         'SELECT COUNT(*) FROM reservations WHERE secret_id = ? AND device_id != ? AND expires_at > ?',
@@ -345,7 +423,12 @@ export class SqliteStorage implements Storage {
           revoked_serial = COALESCE(@refuseSerial, revoked_serial)`),
       getDevice: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?'),
       dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
-      listDevices: db.prepare<[], DeviceRow>('SELECT * FROM devices ORDER BY id'),
+      // Where a scan step that starts after an id ends: SCAN_STEP rows on, by the primary key's index.
+      stepEnd: db.prepare<[string, number], string>('SELECT id FROM devices WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?').pluck(),
+      // Devices whose announced state, level or attrs are not what they are now (see devicesNeedingAnnouncement).
+      unannounced: db.prepare<{ after: string; upto: string; staleBefore: number }, DeviceRow>(`SELECT * FROM devices
+        WHERE id > @after AND id <= @upto AND (announced_state IS NOT ${STATE_SQL} OR announced_level IS NOT ${LEVEL_SQL}
+          OR announced_attrs IS NULL) ORDER BY id`),
       // The certificate the device held is remembered, so that it stays refused after an admin re-admits it.
       revokeDevice: db.prepare(`UPDATE devices SET revoked_at = ?, revoked_reason = ?, revoked_serial = json_extract(cert, '$.serial')
         WHERE id = ? AND revoked_at IS NULL`),
@@ -353,19 +436,26 @@ export class SqliteStorage implements Storage {
       readmitDevice: db.prepare(`UPDATE devices SET revoked_at = NULL, revoked_reason = NULL, reenroll_allowed = 1, last_seen = NULL,
         access_level = NULL, last_seq = NULL, prev_seq = NULL, latest_report_id = NULL, cert = NULL, posture = NULL WHERE id = ? AND revoked_at IS NOT NULL`),
       allowReenroll: db.prepare('UPDATE devices SET reenroll_allowed = 1 WHERE id = ?'),
-      deleteReports: db.prepare('DELETE FROM reports WHERE device_id = ?'),
+      deleteSomeReports: db.prepare<[string, number]>('DELETE FROM reports WHERE rowid IN (SELECT rowid FROM reports WHERE device_id = ? LIMIT ?)'),
       deleteDevice: db.prepare('DELETE FROM devices WHERE id = ?'),
       insertEvent: db.prepare<[number, string], { id: number }>('INSERT INTO events (at, body) VALUES (?, ?) RETURNING id'),
       eventsSince: db.prepare<[number, number], { id: number; body: string }>('SELECT id, body FROM events WHERE id > ? ORDER BY id LIMIT ?'),
       eventBounds: db.prepare<[], { oldest: number | null; newest: number | null }>('SELECT MIN(id) AS oldest, MAX(id) AS newest FROM events'),
       // AUTOINCREMENT's counter survives deletion, so ids are never reused and a consumer's Last-Event-ID stays meaningful.
       eventCounter: db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'events'"),
-      pruneEvents: db.prepare('DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ? OR at < ?'),
+      // Only the oldest `limit` events are looked at: ids and times grow together, so once one of those is kept,
+      // every later one is too, and a prune with nothing to do reads one page.
+      pruneEvents: db.prepare<{ keepAbove: number; olderThan: number; limit: number }>(`DELETE FROM events WHERE id IN (
+        SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT @limit) WHERE id <= @keepAbove OR at < @olderThan)`),
+      maxEventId: db.prepare<[], number | null>('SELECT MAX(id) FROM events').pluck(),
       setLevel: db.prepare('UPDATE devices SET access_level = ? WHERE id = ?'),
       announce: db.prepare('UPDATE devices SET announced_level = ?, announced_state = ?, announced_attrs = ? WHERE id = ?'),
+      announceIf: db.prepare<Record<string, string | number | null>>(`UPDATE devices SET announced_level = @level, announced_state = @state,
+        announced_attrs = @attrs WHERE id = @id AND last_seen IS @lastSeen AND revoked_at IS @revokedAt
+        AND announced_level IS @announcedLevel AND announced_state IS @announcedState`),
       setRecheck: db.prepare('UPDATE devices SET recheck_id = ?, recheck_at = ? WHERE id = ?'),
-      insertReport: db.prepare(`INSERT INTO reports (report_id, device_id, seq, generated_at, received_at, access_level, body)
-        VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq, report_id) DO NOTHING`),
+      insertReport: db.prepare(`INSERT INTO reports (report_id, device_id, seq, generated_at, received_at, access_level, body, body_size)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq, report_id) DO NOTHING`),
       // One statement for everything a new report changes on its device. The newest report received is the
       // device's posture whatever its seq: a seq is the agent's claim, and trusting its order let one report
       // with a seq far ahead freeze the verdict. A seq that goes back, or jumps past what the reports the agent
@@ -374,7 +464,8 @@ export class SqliteStorage implements Storage {
           last_seen = MAX(COALESCE(last_seen, 0), @now), dropped = dropped + @dropped, cert = @cert, posture = @posture,
           recheck_id = CASE WHEN recheck_id = @answers THEN NULL ELSE recheck_id END,
           recheck_at = CASE WHEN recheck_id = @answers THEN NULL ELSE recheck_at END,
-          access_level = @level, latest_report_id = @reportId, prev_seq = last_seq, last_seq = @seq,
+          access_level = @level, latest_report_id = @reportId, prev_seq = last_seq, last_seq = @seq, failing_checks = @failing,
+          report_count = report_count + 1, report_bytes = report_bytes + @size,
           seq_anomalies = seq_anomalies + (last_seq IS NOT NULL AND (@seq <= last_seq OR @seq > last_seq + 1 + @dropped))
         WHERE id = @id RETURNING last_seen, dropped, recheck_id, recheck_at, access_level, last_seq, prev_seq, seq_anomalies,
           (prev_seq IS NOT NULL AND (@seq <= prev_seq OR @seq > prev_seq + 1 + @dropped)) AS anomaly`),
@@ -382,17 +473,29 @@ export class SqliteStorage implements Storage {
         'SELECT r.* FROM devices d JOIN reports r ON r.device_id = d.id AND r.seq = d.last_seq AND r.report_id = d.latest_report_id WHERE d.id = ?',
       ),
       // History is in the order reports arrived (rowid), for the same reason the posture is.
-      listReports: db.prepare<[string, number], ReportRow>(
-        'SELECT report_id, seq, generated_at, received_at, access_level, \'\' AS body FROM reports WHERE device_id = ? ORDER BY rowid DESC LIMIT ?',
-      ),
-      prune: db.prepare(`DELETE FROM reports WHERE rowid IN (
-        SELECT rowid FROM reports WHERE device_id = ? ORDER BY rowid DESC LIMIT -1 OFFSET ?)`),
-      deviceIds: db.prepare<[], { id: string }>('SELECT id FROM devices'),
+      listReports: db.prepare<[string, number, number], ReportRow>(`SELECT rowid, report_id, seq, generated_at, received_at, access_level,
+        body_size, '' AS body FROM reports WHERE device_id = ? AND rowid < ? ORDER BY rowid DESC LIMIT ?`),
+      // Age: the oldest reports by arrival after a position in that order, and whether each is its device's latest.
+      oldReports: db.prepare<{ olderThan: number; at: number; rowid: number; limit: number }, OldReportRow>(`SELECT r.rowid, r.received_at,
+          r.device_id, r.body_size, (d.latest_report_id IS r.report_id AND d.last_seq IS r.seq) AS latest
+        FROM reports r LEFT JOIN devices d ON d.id = r.device_id
+        WHERE r.received_at < @olderThan AND (r.received_at, r.rowid) > (@at, @rowid) ORDER BY r.received_at, r.rowid LIMIT @limit`),
+      deleteReport: db.prepare<[number]>('DELETE FROM reports WHERE rowid = ?'),
+      // Counters follow what pruning deleted, so the next prune does not visit the device again.
+      uncount: db.prepare<[number, number, string]>('UPDATE devices SET report_count = report_count - ?, report_bytes = report_bytes - ? WHERE id = ?'),
+      overLimit: db.prepare<{ after: string; upto: string; keep: number; maxBytes: number }, string>(`SELECT id FROM devices
+        WHERE id > @after AND id <= @upto AND (report_count > @keep OR report_bytes > @maxBytes) ORDER BY id`).pluck(),
+      // A device's reports past the newest `keep`, or past `maxBytes` counted from the newest; never the newest.
+      excessReports: db.prepare<{ id: string; keep: number; maxBytes: number; limit: number }, { rowid: number; body_size: number }>(`
+        SELECT rowid, body_size FROM (SELECT rowid, body_size, ROW_NUMBER() OVER w AS n, SUM(body_size) OVER w AS total
+          FROM reports WHERE device_id = @id WINDOW w AS (ORDER BY rowid DESC))
+        WHERE n > 1 AND (n > @keep OR total > @maxBytes) LIMIT @limit`),
       getPolicy: db.prepare<[], { body: string }>('SELECT body FROM policies ORDER BY id DESC LIMIT 1'),
       setPolicy: db.prepare('INSERT INTO policies (version, body, set_at) VALUES (?, ?, ?)'),
       insertApiToken: db.prepare('INSERT INTO api_tokens (id, hash, scope, name, created_at) VALUES (?, ?, ?, ?, ?)'),
       getApiToken: db.prepare<[string], ApiTokenRow>('SELECT * FROM api_tokens WHERE id = ?'),
-      listApiTokens: db.prepare<[], ApiTokenRow>('SELECT * FROM api_tokens ORDER BY created_at DESC, id'),
+      listApiTokens: db.prepare<{ at: number | null; id: string; limit: number }, ApiTokenRow>(`SELECT * FROM api_tokens
+        WHERE @at IS NULL OR created_at < @at OR (created_at = @at AND id > @id) ORDER BY created_at DESC, id LIMIT @limit`),
       revokeApiToken: db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
     };
     this.ingestTx = db.transaction((reports: NewReport[]) => reports.map((r) => this.ingestOne(r)));
@@ -404,7 +507,7 @@ export class SqliteStorage implements Storage {
       db.exec(MIGRATIONS);
       const ver = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema'").get();
       if (!ver) {
-        db.exec(`CREATE TABLE reports ${REPORTS_TABLE}; ${REPORTS_INDEX};`);
+        db.exec(`CREATE TABLE reports ${REPORTS_TABLE}; ${REPORTS_INDEX}; ${REPORTS_BY_RECEIVED};`);
         db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
         return;
       }
@@ -424,6 +527,17 @@ export class SqliteStorage implements Storage {
         // (the stale sweep reaches all of them) tells gateways its certificate, OS and management.
         const have = new Set(db.prepare<[], { name: string }>('SELECT name FROM pragma_table_info(\'devices\')').all().map((c) => c.name));
         for (const [col, type] of Object.entries(DEVICE_COLUMNS_V5)) if (!have.has(col)) db.exec(`ALTER TABLE devices ADD COLUMN ${col} ${type}`);
+      }
+      if (from < 6) {
+        // One pass over the history: slow on a big database, but once, inside the upgrade's transaction.
+        const columns = (table: string): Set<string> =>
+          new Set(db.prepare<[string], { name: string }>('SELECT name FROM pragma_table_info(?)').all(table).map((c) => c.name));
+        if (!columns('reports').has('body_size')) db.exec('ALTER TABLE reports ADD COLUMN body_size INTEGER NOT NULL DEFAULT 0');
+        db.exec(`UPDATE reports SET body_size = length(CAST(body AS BLOB)); ${REPORTS_BY_RECEIVED};`);
+        const have = columns('devices');
+        for (const [col, type] of Object.entries(DEVICE_COLUMNS_V6)) if (!have.has(col)) db.exec(`ALTER TABLE devices ADD COLUMN ${col} ${type}`);
+        db.exec(`UPDATE devices SET report_count = (SELECT COUNT(*) FROM reports WHERE device_id = devices.id),
+          report_bytes = (SELECT COALESCE(SUM(body_size), 0) FROM reports WHERE device_id = devices.id)`);
       }
       db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(String(SCHEMA_VERSION));
     }).immediate();
@@ -585,8 +699,12 @@ export class SqliteStorage implements Storage {
     return this.writeDevice(deviceId, () => tx.immediate()).then((ok) => (ok ? this.getDevice(deviceId) : null));
   }
 
-  listSecrets(): Promise<StoredSecret[]> {
-    return Promise.resolve(this.st.listSecrets.all().map(toSecret));
+  listSecrets(page: PageQuery): Promise<Page<StoredSecret>> {
+    const c = timeCursor(page.after);
+    const rows = this.st.listSecrets.all({ at: c?.at ?? null, id: c?.id ?? '', limit: page.limit + 1 });
+    const items = rows.slice(0, page.limit).map(toSecret);
+    const last = items.at(-1);
+    return Promise.resolve({ items, next: rows.length > page.limit && last ? `${last.createdAt}:${last.id}` : null });
   }
 
   revokeSecret(id: string): Promise<boolean> {
@@ -638,8 +756,52 @@ export class SqliteStorage implements Storage {
     return Promise.resolve(row ? this.cacheDevice(toDevice(row)) : null);
   }
 
-  listDevices(): Promise<StoredDevice[]> {
-    return Promise.resolve(this.st.listDevices.all().map(toDevice));
+  /** The last id of the scan step that starts after `after`, or null when the rest of the table is one step. */
+  private stepEnd(after: string): string | null {
+    return this.st.stepEnd.get(after, SCAN_STEP - 1) ?? null;
+  }
+
+  /** One prepared statement per combination of filters given (at most 2^7), made when first used. */
+  private readonly filterStatements = new Map<string, Database.Statement<Record<string, string | number>, DeviceRow>>();
+
+  private filterStatement(keys: (keyof DeviceFilter)[]): Database.Statement<Record<string, string | number>, DeviceRow> {
+    const key = keys.join(',');
+    let st = this.filterStatements.get(key);
+    if (!st) {
+      const where = ['id > @after', 'id <= @upto', ...keys.map((k) => FILTER_SQL[k])].join(' AND ');
+      st = this.db.prepare<Record<string, string | number>, DeviceRow>(`SELECT * FROM devices WHERE ${where} ORDER BY id LIMIT @limit`);
+      this.filterStatements.set(key, st);
+    }
+    return st;
+  }
+
+  async listDevicesPage(q: DevicePageQuery): Promise<{ devices: StoredDevice[]; next: string | null }> {
+    const keys = (Object.keys(FILTER_SQL) as (keyof DeviceFilter)[]).filter((k) => q.filter[k] !== undefined);
+    const st = this.filterStatement(keys);
+    const params: Record<string, string | number> = { staleBefore: q.staleBefore };
+    for (const k of keys) {
+      const v = q.filter[k];
+      if (v !== undefined) params[k] = k === 'q' && typeof v === 'string' ? v.toLowerCase() : v;
+    }
+    const devices: StoredDevice[] = [];
+    let after = q.after ?? '';
+    // A sparse filter may have to look at every device: one bounded step at a time, serving others between.
+    for (;;) {
+      const upto = this.stepEnd(after);
+      // U+FFFF sorts after every device id (lower-case ASCII), so the last step reaches the end of the table.
+      for (const row of st.all({ ...params, after, upto: upto ?? '\uffff', limit: q.limit - devices.length })) devices.push(toDevice(row));
+      if (devices.length >= q.limit) return { devices, next: devices.at(-1)?.id ?? null };
+      if (upto === null) return { devices, next: null };
+      after = upto;
+      await yieldToLoop();
+    }
+  }
+
+  devicesNeedingAnnouncement(q: { after: string | null; limit: number; staleBefore: number }): Promise<{ devices: StoredDevice[]; next: string | null }> {
+    const after = q.after ?? '';
+    const upto = this.st.stepEnd.get(after, q.limit - 1) ?? null;
+    const rows = this.st.unannounced.all({ after, upto: upto ?? '\uffff', staleBefore: q.staleBefore });
+    return Promise.resolve({ devices: rows.map(toDevice), next: upto });
   }
 
   /** Runs a write that changes one device row, which is then read afresh. */
@@ -662,9 +824,13 @@ export class SqliteStorage implements Storage {
     return this.writeDevice(id, () => this.st.allowReenroll.run(id).changes === 1);
   }
 
-  deleteDevice(id: string): Promise<boolean> {
+  async deleteDevice(id: string): Promise<boolean> {
+    // The history goes in batches, each its own transaction, so that a device with a long one stalls nobody;
+    // the device row goes last, with whatever arrived meanwhile, so a crash half-way leaves a device to delete
+    // again rather than reports without a device.
+    while ((await this.write(() => this.st.deleteSomeReports.run(id, DELETE_BATCH).changes)) === DELETE_BATCH) await yieldToLoop();
     const tx = this.db.transaction(() => {
-      this.st.deleteReports.run(id);
+      while (this.st.deleteSomeReports.run(id, DELETE_BATCH).changes > 0);
       return this.st.deleteDevice.run(id).changes === 1;
     });
     return this.writeDevice(id, () => tx.immediate());
@@ -676,14 +842,25 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  announce(id: string, lvl: AccessLevel, state: string, attrs: string, event: AccessLevelEvent): Promise<number> {
-    const tx = this.db.transaction(() => {
-      this.st.announce.run(lvl, state, attrs, id);
-      const row = this.st.insertEvent.get(Date.parse(event.at), JSON.stringify(event));
-      if (!row) throw new Error('INSERT ... RETURNING gave no row');
-      return row.id;
+  announceMany(items: readonly Announcement[]): Promise<(number | null)[]> {
+    const tx = this.db.transaction(() =>
+      items.map((a) => {
+        if (a.ifUnchanged) {
+          const seen = a.ifUnchanged;
+          const params = { id: a.id, level: a.level, state: a.state, attrs: a.attrs, ...seen };
+          if (this.st.announceIf.run(params).changes === 0) return null;
+        } else {
+          this.st.announce.run(a.level, a.state, a.attrs, a.id);
+        }
+        const row = this.st.insertEvent.get(Date.parse(a.event.at), JSON.stringify(a.event));
+        if (!row) throw new Error('INSERT ... RETURNING gave no row');
+        return row.id;
+      }),
+    );
+    return this.write(() => {
+      for (const a of items) this.devices.delete(a.id);
+      return tx.immediate();
     });
-    return this.writeDevice(id, () => tx.immediate());
   }
 
   eventsSince(afterId: number, limit: number): Promise<StoredEvent[]> {
@@ -696,8 +873,15 @@ export class SqliteStorage implements Storage {
     return Promise.resolve({ oldest: b?.oldest ?? null, newest: b?.newest ?? this.st.eventCounter.get()?.seq ?? 0 });
   }
 
-  pruneEvents(keep: number, olderThan: number): Promise<number> {
-    return this.write(() => this.st.pruneEvents.run(keep, olderThan).changes);
+  async pruneEvents(keep: number, olderThan: number, batchLimit: number): Promise<number> {
+    const keepAbove = (this.st.maxEventId.get() ?? 0) - keep;
+    let removed = 0;
+    for (;;) {
+      const n = await this.write(() => this.st.pruneEvents.run({ keepAbove, olderThan, limit: batchLimit }).changes);
+      removed += n;
+      if (n < batchLimit) return removed;
+      await yieldToLoop();
+    }
   }
 
   setRecheck(id: string, recheck: { requestId: string; requestedAt: number } | null): Promise<void> {
@@ -775,7 +959,8 @@ export class SqliteStorage implements Storage {
   }
 
   private ingestOne(r: NewReport): Ingested {
-    const ins = this.st.insertReport.run(r.reportId, r.deviceId, r.seq, r.generatedAt, r.receivedAt, r.accessLevel, r.body);
+    const size = typeof r.body === 'string' ? Buffer.byteLength(r.body) : r.body.length;
+    const ins = this.st.insertReport.run(r.reportId, r.deviceId, r.seq, r.generatedAt, r.receivedAt, r.accessLevel, r.body, size);
     if (ins.changes === 0) return NOT_INSERTED;
     let cert = this.certJson.get(r.cert);
     if (cert === undefined) {
@@ -792,6 +977,8 @@ export class SqliteStorage implements Storage {
       seq: r.seq,
       level: r.accessLevel,
       reportId: r.reportId,
+      failing: failingChecksColumn(r.failingChecks),
+      size,
     });
     // No row: the device was removed under the report; there is nothing to cache.
     if (!row) return { inserted: true, becameLatest: false, previousSeq: null, seqAnomaly: false };
@@ -804,16 +991,78 @@ export class SqliteStorage implements Storage {
     return Promise.resolve({ ...toMeta(row), report: postureReportSchema.parse(envelopeReport(row.body)) });
   }
 
-  listReports(deviceId: string, limit: number): Promise<StoredReportMeta[]> {
-    return Promise.resolve(this.st.listReports.all(deviceId, limit).map(toMeta));
+  listReports(deviceId: string, page: PageQuery): Promise<Page<StoredReportMeta>> {
+    let before = Number.MAX_SAFE_INTEGER;
+    if (page.after !== null) {
+      if (!/^\d{1,16}$/.test(page.after)) throw new InvalidCursorError('cursor: not one this list handed out');
+      before = Number(page.after);
+    }
+    const rows = this.st.listReports.all(deviceId, before, page.limit + 1);
+    const more = rows.length > page.limit;
+    const kept = rows.slice(0, page.limit);
+    const last = kept.at(-1);
+    return Promise.resolve({ items: kept.map(toMeta), next: more && last?.rowid !== undefined ? String(last.rowid) : null });
   }
 
-  pruneReports(keep: number): Promise<number> {
-    return this.write(() => {
-      let removed = 0;
-      for (const { id } of this.st.deviceIds.all()) removed += this.st.prune.run(id, keep).changes;
-      return removed;
-    });
+  async pruneReports(rules: RetentionRules, batchLimit: number): Promise<number> {
+    let removed = 0;
+    if (rules.olderThan !== null) removed += await this.pruneByAge(rules.olderThan, batchLimit);
+    removed += await this.pruneByCountAndSize(rules.keep, rules.maxBytesPerDevice ?? Number.MAX_SAFE_INTEGER, batchLimit);
+    return removed;
+  }
+
+  /** Walks the arrival-time index from the oldest report, a batch per transaction, skipping devices' latest. */
+  private async pruneByAge(olderThan: number, batchLimit: number): Promise<number> {
+    let removed = 0;
+    let at = Number.MIN_SAFE_INTEGER;
+    let rowid = 0;
+    for (;;) {
+      const rows = this.st.oldReports.all({ olderThan, at, rowid, limit: batchLimit });
+      const last = rows.at(-1);
+      if (!last) return removed;
+      removed += await this.write(() => this.deleteReports(rows.filter((r) => r.latest !== 1)));
+      if (rows.length < batchLimit) return removed;
+      ({ received_at: at, rowid } = last);
+      await yieldToLoop();
+    }
+  }
+
+  /** Finds the devices over a limit by their counters, a scan step at a time, and trims each. */
+  private async pruneByCountAndSize(keep: number, maxBytes: number, batchLimit: number): Promise<number> {
+    let removed = 0;
+    let after = '';
+    for (;;) {
+      const upto = this.stepEnd(after);
+      for (const id of this.st.overLimit.all({ after, upto: upto ?? '\uffff', keep, maxBytes })) {
+        for (;;) {
+          const rows = this.st.excessReports.all({ id, keep, maxBytes, limit: batchLimit });
+          if (rows.length > 0) removed += await this.write(() => this.deleteReports(rows.map((r) => ({ ...r, device_id: id }))));
+          if (rows.length < batchLimit) break;
+          await yieldToLoop();
+        }
+      }
+      if (upto === null) return removed;
+      after = upto;
+      await yieldToLoop();
+    }
+  }
+
+  /** Deletes these reports and takes them off their devices' counters, in one transaction. */
+  private deleteReports(rows: readonly { rowid: number; device_id: string; body_size: number }[]): number {
+    const perDevice = new Map<string, { n: number; bytes: number }>();
+    this.db.transaction(() => {
+      for (const r of rows) {
+        if (this.st.deleteReport.run(r.rowid).changes === 0) continue;
+        const d = perDevice.get(r.device_id) ?? { n: 0, bytes: 0 };
+        d.n += 1;
+        d.bytes += r.body_size;
+        perDevice.set(r.device_id, d);
+      }
+      for (const [id, d] of perDevice) this.st.uncount.run(d.n, d.bytes, id);
+    }).immediate();
+    let n = 0;
+    for (const d of perDevice.values()) n += d.n;
+    return n;
   }
 
   getPolicy(): Promise<Policy | null> {
@@ -838,8 +1087,12 @@ export class SqliteStorage implements Storage {
     return Promise.resolve(row ? toApiToken(row) : null);
   }
 
-  listApiTokens(): Promise<StoredApiToken[]> {
-    return Promise.resolve(this.st.listApiTokens.all().map(toApiToken));
+  listApiTokens(page: PageQuery): Promise<Page<StoredApiToken>> {
+    const c = timeCursor(page.after);
+    const rows = this.st.listApiTokens.all({ at: c?.at ?? null, id: c?.id ?? '', limit: page.limit + 1 });
+    const items = rows.slice(0, page.limit).map(toApiToken);
+    const last = items.at(-1);
+    return Promise.resolve({ items, next: rows.length > page.limit && last ? `${last.createdAt}:${last.id}` : null });
   }
 
   revokeApiToken(id: string, now: number): Promise<boolean> {

@@ -1,5 +1,5 @@
 import type { AccessLevel, Policy } from '../policy/schema.js';
-import type { AccessLevelEvent, ApiTokenScope, CertInfo, DevicePosture } from '../protocol/admin.js';
+import type { AccessLevelEvent, ApiTokenScope, CertInfo, DevicePosture, DeviceState } from '../protocol/admin.js';
 import type { DeviceFacts, PostureReport } from '../protocol/report.js';
 
 /**
@@ -24,7 +24,8 @@ export interface Storage {
    * reservation matches; then nothing changes.
    */
   confirmEnrollment(deviceId: string, cert: CertInfo, certValidFrom: number, now: number): Promise<StoredDevice | null>;
-  listSecrets(): Promise<StoredSecret[]>;
+  /** Newest first (created_at, then id), a page at a time. */
+  listSecrets(page: PageQuery): Promise<Page<StoredSecret>>;
   revokeSecret(id: string): Promise<boolean>;
 
   /**
@@ -33,29 +34,47 @@ export interface Storage {
    */
   enrollDevice(device: { id: string; facts: DeviceFacts; secretId: string; now: number; refuseSerial?: string | null }): Promise<void>;
   getDevice(id: string): Promise<StoredDevice | null>;
-  listDevices(): Promise<StoredDevice[]>;
+  /**
+   * Devices in id order after `q.after` (an id; null for the first page) that match every filter given, at
+   * most `q.limit` of them. `next` is the last id returned when the page is full (there may be more), null
+   * when the end was reached. A backend that must scan many rows to fill a sparse page does so in bounded
+   * chunks that yield to the event loop.
+   */
+  listDevicesPage(q: DevicePageQuery): Promise<{ devices: StoredDevice[]; next: string | null }>;
   /** Marks the device revoked and remembers its current certificate's serial, which stays refused. */
   revokeDevice(id: string, now: number, reason: string): Promise<boolean>;
   /** Lifts a revocation: the device is back to `enrolled`, allowed to enroll once more, with no posture. */
   readmitDevice(id: string): Promise<boolean>;
   /** Lets the next enrollment of this ID replace the device without proof of its key. */
   allowReenroll(id: string): Promise<boolean>;
-  /** Removes the device and its report history. */
+  /** Removes the device and its report history (in bounded batches, the device row last). */
   deleteDevice(id: string): Promise<boolean>;
   /** The server's evaluation of the latest report, after the policy changed. */
   setDeviceLevel(id: string, level: AccessLevel): Promise<void>;
   /**
-   * Records what the device's effective level, state and gateway attributes (`attrs`: an opaque digest of its
-   * certificate, OS and managed flag) are announced as, so that changes are emitted once, and appends the
-   * event in the same transaction. Returns the event's id, which is never reused.
+   * One step of the stale sweep: examines at most `q.limit` devices after `q.after` (id order) and returns
+   * those whose announced state or level differs from their effective one (see effectiveOf: stale when
+   * `last_seen < q.staleBefore`), or whose attrs were never announced; `next` continues the scan (null at the
+   * end). Cheap enough per step to run on the event loop; the caller yields between steps.
    */
-  announce(id: string, level: AccessLevel, state: string, attrs: string, event: AccessLevelEvent): Promise<number>;
+  devicesNeedingAnnouncement(q: { after: string | null; limit: number; staleBefore: number }): Promise<{ devices: StoredDevice[]; next: string | null }>;
+  /**
+   * Records what each device's effective level, state and gateway attributes (`attrs`: an opaque digest of its
+   * certificate, OS and managed flag) are announced as, so that changes are emitted once, and appends their
+   * events, all in one transaction (one flush for the batch). An item with `ifUnchanged` is skipped (its entry
+   * is null, no event) when the device row no longer has those values: a report or revocation got there
+   * first. Returns each item's event id, which is never reused.
+   */
+  announceMany(items: readonly Announcement[]): Promise<(number | null)[]>;
   /** Events after `afterId`, oldest first, at most `limit`. */
   eventsSince(afterId: number, limit: number): Promise<StoredEvent[]>;
   /** The oldest event kept (null when none is) and the newest id ever handed out (0 when none). */
   eventBounds(): Promise<{ oldest: number | null; newest: number }>;
-  /** Keeps the newest `keep` events and none older than `olderThan`; returns how many went. */
-  pruneEvents(keep: number, olderThan: number): Promise<number>;
+  /**
+   * Keeps the newest `keep` events and none older than `olderThan`, deleting from the oldest at most
+   * `batchLimit` per transaction and yielding between them; returns how many went.
+   */
+  pruneEvents(keep: number, olderThan: number, batchLimit: number): Promise<number>;
   setRecheck(id: string, recheck: { requestId: string; requestedAt: number } | null): Promise<void>;
 
   /**
@@ -64,9 +83,14 @@ export interface Storage {
    */
   ingestReport(report: NewReport): Promise<Ingested>;
   getLatestReport(deviceId: string): Promise<StoredReport | null>;
-  listReports(deviceId: string, limit: number): Promise<StoredReportMeta[]>;
-  /** Keeps the newest `keep` reports per device, newest by arrival. */
-  pruneReports(keep: number): Promise<number>;
+  /** The device's reports, newest arrival first, a page at a time. */
+  listReports(deviceId: string, page: PageQuery): Promise<Page<StoredReportMeta>>;
+  /**
+   * Applies the retention rules to every device's history, deleting at most `batchLimit` reports per
+   * transaction and yielding to the event loop between transactions; returns how many went. A device's latest
+   * report (its current posture) is never deleted, whatever the rules say.
+   */
+  pruneReports(rules: RetentionRules, batchLimit: number): Promise<number>;
 
   getPolicy(): Promise<Policy | null>;
   setPolicy(policy: Policy, now: number): Promise<void>;
@@ -74,10 +98,72 @@ export interface Storage {
   /** Bearer tokens (schema 5). Only the SHA-256 of a token is stored; `id` is its public part. */
   createApiToken(token: NewApiToken): Promise<void>;
   getApiToken(id: string): Promise<StoredApiToken | null>;
-  /** Newest first, revoked ones included. */
-  listApiTokens(): Promise<StoredApiToken[]>;
+  /** Newest first (created_at, then id), revoked ones included, a page at a time. */
+  listApiTokens(page: PageQuery): Promise<Page<StoredApiToken>>;
   /** False when there is no such token or it was already revoked. */
   revokeApiToken(id: string, now: number): Promise<boolean>;
+}
+
+/**
+ * A page request. `after` is the `next` of the previous page (null for the first); it is a backend-specific
+ * string that the HTTP layer wraps into an opaque cursor.
+ */
+export interface PageQuery {
+  after: string | null;
+  limit: number;
+}
+
+/** A cursor that is not one the list handed out; the HTTP layer answers 400. */
+export class InvalidCursorError extends Error {}
+
+export interface Page<T> {
+  items: T[];
+  /** Null on the last page. */
+  next: string | null;
+}
+
+/** Every filter given must match. Times are epoch ms. */
+export interface DeviceFilter {
+  /** Effective state, as effectiveOf computes it with the query's `staleBefore`. */
+  state?: DeviceState;
+  /** Effective level (blocked unless active). */
+  level?: AccessLevel;
+  /** The OS id (`ubuntu`, `macos`, `windows`) or platform (`linux`, `darwin`, `win32`) of the latest report, else of the enrollment. */
+  os?: string;
+  /** A check that failed in the device's latest report. */
+  failingCheck?: string;
+  /** Last report received before this time (devices that never reported do not match). */
+  seenBefore?: number;
+  /** Last report received at or after this time. */
+  seenAfter?: number;
+  /** Case-insensitive substring of the device id or hostname. */
+  q?: string;
+}
+
+export interface DevicePageQuery extends PageQuery {
+  /** now - maxReportAge: a device last seen before this is stale. */
+  staleBefore: number;
+  filter: DeviceFilter;
+}
+
+/** Report retention; every rule applies, and each device keeps its latest report regardless. */
+export interface RetentionRules {
+  /** The newest this many reports of a device (by arrival) are kept. */
+  keep: number;
+  /** Reports received before this time (epoch ms) go; null: no age limit. */
+  olderThan: number | null;
+  /** A device's newest reports are kept while their stored bodies add up to at most this; null: no limit. */
+  maxBytesPerDevice: number | null;
+}
+
+export interface Announcement {
+  id: string;
+  level: AccessLevel;
+  state: DeviceState;
+  attrs: string;
+  event: AccessLevelEvent;
+  /** The device row as the caller saw it; the announcement is skipped when any of these changed since. */
+  ifUnchanged?: { lastSeen: number | null; revokedAt: number | null; announcedLevel: AccessLevel | null; announcedState: string | null };
 }
 
 export interface NewApiToken {
@@ -174,6 +260,8 @@ export interface NewReport {
   generatedAt: string;
   /** What the report says of the device's OS and management, kept for gateways. */
   posture: DevicePosture;
+  /** Ids of the checks whose status is `fail` in this report, for the device list's `failingCheck` filter. */
+  failingChecks: string[];
   /**
    * The envelope exactly as the agent sent it (gzip bytes, or JSON text), kept as the stored copy so the
    * server does not re-serialise what it just parsed.
@@ -183,6 +271,8 @@ export interface NewReport {
 
 export interface StoredReportMeta {
   reportId: string;
+  /** The stored body's size in bytes (what the per-device size limit counts). */
+  bodySize: number;
   seq: number;
   generatedAt: string;
   receivedAt: number;

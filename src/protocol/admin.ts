@@ -110,7 +110,14 @@ export const deviceSummarySchema = z.object({
 });
 export type DeviceSummary = z.infer<typeof deviceSummarySchema>;
 
-export const deviceListSchema = z.object({ devices: z.array(deviceSummarySchema) });
+/**
+ * Where the next page starts: pass it back as `?cursor=`. Opaque; null on the last page. A full page of the
+ * device list has one even when nothing follows (the next page is then empty).
+ */
+const nextCursorSchema = z.string().nullable().default(null).describe('Cursor of the next page (?cursor=), null at the end');
+
+/** GET /v1/admin/devices: a page in device-id order. */
+export const deviceListSchema = z.object({ devices: z.array(deviceSummarySchema), next: nextCursorSchema });
 
 export const deviceDetailSchema = z.object({
   device: deviceSummarySchema,
@@ -127,8 +134,10 @@ export const reportHistorySchema = z.object({
       generatedAt: z.iso.datetime(),
       receivedAt: z.iso.datetime(),
       accessLevel: z.enum(ACCESS_LEVELS),
+      bodySize: z.number().int().nonnegative().optional().describe('Bytes stored for the report (what history.maxBytesPerDevice counts)'),
     }),
   ),
+  next: nextCursorSchema,
 });
 
 export const secretCreateRequestSchema = z.strictObject({
@@ -153,7 +162,7 @@ export const secretCreateResponseSchema = secretInfoSchema.extend({
   secret: z.string().describe('Shown once; only its hash is stored'),
 });
 
-export const secretListSchema = z.object({ secrets: z.array(secretInfoSchema) });
+export const secretListSchema = z.object({ secrets: z.array(secretInfoSchema), next: nextCursorSchema });
 
 export const recheckResponseSchema = z.object({ requestId: z.string() });
 
@@ -184,4 +193,4 @@ export const apiTokenCreateResponseSchema = apiTokenInfoSchema.extend({
   token: z.string().describe('Shown once; only its SHA-256 is stored'),
 });
 
-export const apiTokenListSchema = z.object({ tokens: z.array(apiTokenInfoSchema) });
+export const apiTokenListSchema = z.object({ tokens: z.array(apiTokenInfoSchema), next: nextCursorSchema });

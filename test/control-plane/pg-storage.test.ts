@@ -3,6 +3,7 @@ import pg from 'pg';
 import { PgStorage } from '../../src/control-plane/pg-storage.js';
 import { sampleReport } from '../helpers/report.js';
 import { startPostgres, type PgServer } from '../harness/postgres.js';
+import { storageScaleContract } from './storage-scale-contract.js';
 import { report, storageContract } from './storage-contract.js';
 
 let server: PgServer;
@@ -21,6 +22,8 @@ storageContract({
   },
 });
 
+storageScaleContract('PgStorage', async () => PgStorage.open(await server.createDatabase()));
+
 describe('PgStorage', () => {
   it('migrates once when several instances start at once, and refuses a database from a newer control plane', async () => {
     const url = await server.createDatabase();
@@ -32,7 +35,7 @@ describe('PgStorage', () => {
     await c.connect();
     await c.query("UPDATE meta SET value = '99' WHERE key = 'schema'");
     await c.end();
-    await expect(PgStorage.open(url)).rejects.toThrow('database schema 99 is newer than this control plane understands (5)');
+    await expect(PgStorage.open(url)).rejects.toThrow('database schema 99 is newer than this control plane understands (6)');
   });
 
   it('fails a report while the server is down, and recovers by itself once it is back', async () => {
@@ -45,7 +48,7 @@ describe('PgStorage', () => {
     await expect(s.ingestReport(report(2))).rejects.toThrow();
     await server.start();
     expect((await s.ingestReport(report(3))).inserted).toBe(true);
-    expect((await s.listReports('dev-s1', 10)).map((r) => r.seq)).toEqual([3, 1]);
+    expect((await s.listReports('dev-s1', { after: null, limit: 10 })).items.map((r) => r.seq)).toEqual([3, 1]);
     await s.close();
   });
 });

@@ -33,7 +33,7 @@ describe('SqliteStorage', () => {
       { inserted: true, becameLatest: true, previousSeq: 1, seqAnomaly: false },
     ]);
     expect(await s.ingestReport({ ...r1 })).toEqual({ inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false });
-    expect((await s.listReports('dev-s1', 10)).map((r) => r.seq)).toEqual([2, 1]);
+    expect((await s.listReports('dev-s1', { after: null, limit: 10 })).items.map((r) => r.seq)).toEqual([2, 1]);
     await s.close();
   });
 
@@ -84,7 +84,7 @@ describe('SqliteStorage', () => {
     expect(await s.ingestReport(report(5))).toEqual({ inserted: true, becameLatest: true, previousSeq: 4, seqAnomaly: false });
     await s.close();
     const after = new Database(join(dir, 'control-plane.sqlite'), { readonly: true });
-    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('5');
+    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('6');
     expect(after.prepare("SELECT sql FROM sqlite_master WHERE name = 'reports_by_device'").pluck().get()).toContain('(device_id, seq, report_id)');
     after.close();
   });
@@ -94,7 +94,7 @@ describe('SqliteStorage', () => {
     const s4 = new SqliteStorage(dir);
     await s4.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
     await s4.ingestReport(report(1));
-    await s4.announce('dev-s1', 'full', 'active', 'attrs', { device: 'dev-s1', previous: null, current: 'full', compliant: true, state: 'active', cause: 'report', at: new Date(1000).toISOString() });
+    await s4.announceMany([{ id: 'dev-s1', level: 'full', state: 'active', attrs: 'attrs', event: { device: 'dev-s1', previous: null, current: 'full', compliant: true, state: 'active', cause: 'report', at: new Date(1000).toISOString() } }]);
     await s4.close();
     // What schema 4 had: no api_tokens, no posture or announced_attrs on devices.
     const db = new Database(join(dir, 'control-plane.sqlite'));
@@ -109,10 +109,10 @@ describe('SqliteStorage', () => {
     await s.createApiToken({ id: '0123456789abcdef', hash: Buffer.alloc(32, 1), scope: 'gateway', name: 'gw', createdAt: 5 });
     expect(await s.revokeApiToken('0123456789abcdef', 6)).toBe(true);
     expect(await s.revokeApiToken('0123456789abcdef', 7)).toBe(false);
-    expect(await s.listApiTokens()).toEqual([{ id: '0123456789abcdef', hash: Buffer.alloc(32, 1), scope: 'gateway', name: 'gw', createdAt: 5, revokedAt: 6 }]);
+    expect((await s.listApiTokens({ after: null, limit: 10 })).items).toEqual([{ id: '0123456789abcdef', hash: Buffer.alloc(32, 1), scope: 'gateway', name: 'gw', createdAt: 5, revokedAt: 6 }]);
     await s.close();
     const after = new Database(join(dir, 'control-plane.sqlite'), { readonly: true });
-    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('5');
+    expect(after.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('6');
     after.close();
   });
 
@@ -122,7 +122,7 @@ describe('SqliteStorage', () => {
     const db = new Database(join(dir, 'control-plane.sqlite'));
     db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema'").run();
     db.close();
-    expect(() => new SqliteStorage(dir)).toThrow('database schema 99 is newer than this control plane understands (5)');
+    expect(() => new SqliteStorage(dir)).toThrow('database schema 99 is newer than this control plane understands (6)');
   });
 
   it('serves devices from memory, kept current by its own writes and by commits from other connections', async () => {
@@ -181,7 +181,7 @@ describe('SqliteStorage', () => {
     await s.ingestReport(report(++seq));
     expect(await restarts()).toBeGreaterThan(before);
     expect((await stat(wal)).size).toBeLessThan(16_000 * 4096);
-    expect((await s.listReports('dev-s1', 1))[0]?.seq).toBe(seq);
+    expect((await s.listReports('dev-s1', { after: null, limit: 1 })).items[0]?.seq).toBe(seq);
     await s.close();
     expect(errors).toEqual([]);
     // Closed cleanly: the last connection checkpointed and removed the WAL.

@@ -31,6 +31,7 @@ export function report(seq: number, over: Partial<NewReport> = {}, posture: Post
     answersRecheck: null,
     generatedAt: posture.generatedAt,
     posture: { os: { platform: posture.device.platform, id: posture.device.os.id, name: posture.device.os.name, version: posture.device.os.version }, managed: false },
+    failingChecks: [],
     body: gzip ? gzipSync(text) : text,
     ...over,
     sent: posture,
@@ -61,9 +62,9 @@ export function storageContract(backend: StorageBackend): void {
       // Gaps the agent accounts for with `dropped` are not anomalies.
       expect((await s.ingestReport(report(9, { dropped: 2 }))).seqAnomaly).toBe(false);
       for (let i = 10; i < 13; i++) await s.ingestReport(report(i));
-      expect(await s.pruneReports(3)).toBe(4);
+      expect(await s.pruneReports({ keep: 3, olderThan: null, maxBytesPerDevice: null }, 100)).toBe(4);
       // History in the order received.
-      expect((await s.listReports('dev-s1', 100)).map((r) => r.seq)).toEqual([12, 11, 10]);
+      expect((await s.listReports('dev-s1', { after: null, limit: 100 })).items.map((r) => r.seq)).toEqual([12, 11, 10]);
       // Re-enrollment (a reinstalled agent) starts afresh: no posture until it reports.
       await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'y', now: 2, refuseSerial: cert.serial });
       expect(await s.getDevice('dev-s1')).toMatchObject({ lastSeq: null, accessLevel: null, lastSeen: null, cert: null, revokedSerial: cert.serial });
@@ -82,7 +83,7 @@ export function storageContract(backend: StorageBackend): void {
       expect(await s.getDevice('dev-s1')).toMatchObject({ revokedAt: null, reenrollAllowed: true, revokedSerial: cert.serial, cert: null, accessLevel: null });
       expect(await s.deleteDevice('dev-s1')).toBe(true);
       expect(await s.getDevice('dev-s1')).toBeNull();
-      expect(await s.listReports('dev-s1', 10)).toEqual([]);
+      expect((await s.listReports('dev-s1', { after: null, limit: 10 })).items).toEqual([]);
       await s.close();
     });
 
@@ -92,19 +93,19 @@ export function storageContract(backend: StorageBackend): void {
       await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
       const ev = (i: number) => ({ device: 'dev-s1', previous: null, current: 'full' as const, compliant: true, state: 'active' as const, cause: 'report' as const, at: new Date(i * 1000).toISOString() });
       const ids = [];
-      for (let i = 1; i <= 5; i++) ids.push(await s.announce('dev-s1', 'full', 'active', '', ev(i)));
+      for (let i = 1; i <= 5; i++) ids.push((await s.announceMany([{ id: 'dev-s1', level: 'full', state: 'active', attrs: '', event: ev(i) }]))[0]);
       expect(ids).toEqual([1, 2, 3, 4, 5]);
       expect((await s.eventsSince(3, 10)).map((e) => e.id)).toEqual([4, 5]);
       expect((await s.eventsSince(0, 10))[0]?.event).toEqual(ev(1));
       // Keep 3 and none older than t=2 s.
-      expect(await s.pruneEvents(3, 2000)).toBe(2);
+      expect(await s.pruneEvents(3, 2000, 100)).toBe(2);
       expect(await s.eventBounds()).toEqual({ oldest: 3, newest: 5 });
-      expect(await s.pruneEvents(0, 10_000)).toBe(3);
+      expect(await s.pruneEvents(0, 10_000, 100)).toBe(3);
       await s.close();
       s = await fresh.reopen();
       // Across a restart, with every event pruned, the next id still follows the last one handed out.
       expect(await s.eventBounds()).toEqual({ oldest: null, newest: 5 });
-      expect(await s.announce('dev-s1', 'blocked', 'active', '', ev(6))).toBe(6);
+      expect(await s.announceMany([{ id: 'dev-s1', level: 'blocked', state: 'active', attrs: '', event: ev(6) }])).toEqual([6]);
       await s.close();
     });
 
@@ -154,7 +155,7 @@ export function storageContract(backend: StorageBackend): void {
       expect(results).toContainEqual({ inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false });
       expect(await s.ingestReport(report(2))).toEqual({ inserted: true, becameLatest: true, previousSeq: 1, seqAnomaly: false });
       expect(await s.ingestReport({ ...r1 })).toEqual({ inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false });
-      expect((await s.listReports('dev-s1', 10)).map((r) => r.seq)).toEqual([2, 1]);
+      expect((await s.listReports('dev-s1', { after: null, limit: 10 })).items.map((r) => r.seq)).toEqual([2, 1]);
       await s.close();
     });
 
@@ -184,7 +185,7 @@ export function storageContract(backend: StorageBackend): void {
       expect(await s.getApiToken('tok1')).toEqual({ ...t, revokedAt: null });
       expect(await s.revokeApiToken('tok1', 9)).toBe(true);
       expect(await s.revokeApiToken('tok1', 10)).toBe(false);
-      expect(await s.listApiTokens()).toEqual([{ ...t, revokedAt: 9 }]);
+      expect((await s.listApiTokens({ after: null, limit: 10 })).items).toEqual([{ ...t, revokedAt: 9 }]);
       await s.close();
     });
   });
