@@ -448,7 +448,9 @@ export class PgStorage implements Storage {
   }
 
   async getDevice(id: string): Promise<StoredDevice | null> {
-    const [row] = await this.rows<DeviceRow>('SELECT * FROM devices WHERE id = $1', [id]);
+    // Named: parsed and planned once per connection; every report reads its device.
+    const res = await this.pool.query<DeviceRow>({ name: 'get-device', text: 'SELECT * FROM devices WHERE id = $1', values: [id] });
+    const row = res.rows[0];
     return row ? toDevice(row) : null;
   }
 
@@ -603,7 +605,8 @@ export class PgStorage implements Storage {
    */
   async ingestReport(r: NewReport): Promise<Ingested> {
     const body = typeof r.body === 'string' ? Buffer.from(r.body, 'utf8') : r.body;
-    const res = await this.pool.query<{ inserted: boolean; prev_seq: number | null; anomaly: boolean | null }>(INGEST, [
+    // Named: the statement is parsed and planned once per connection, not once per report.
+    const res = await this.pool.query<{ inserted: boolean; prev_seq: number | null; anomaly: boolean | null }>({ name: 'ingest', text: INGEST, values: [
       r.reportId,
       r.deviceId,
       r.seq,
@@ -617,7 +620,7 @@ export class PgStorage implements Storage {
       r.answersRecheck,
       r.failingChecks,
       body.length,
-    ]);
+    ] });
     const row = res.rows[0];
     if (!row?.inserted) return { inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false };
     // No device row: it was removed under the report.
