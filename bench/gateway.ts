@@ -96,7 +96,15 @@ try {
 
   // ---- decide() in process ----
   {
-    const list = (await api('/v1/admin/devices', { token: ADMIN_TOKEN })).json as { devices: { id: string; accessLevel: 'full'; state: 'active'; compliant: boolean; cert: { fingerprint_sha256: string; serial: string; not_after: string } | null; os: null; managed: boolean }[] };
+    type Listed = { id: string; accessLevel: 'full'; state: 'active'; compliant: boolean; cert: { fingerprint_sha256: string; serial: string; not_after: string } | null; os: null; managed: boolean };
+    // The device list comes a page at a time.
+    const list: { devices: Listed[] } = { devices: [] };
+    let cursor: string | null = null;
+    do {
+      const page = (await api(`/v1/admin/devices?limit=1000${cursor === null ? '' : `&cursor=${cursor}`}`, { token: ADMIN_TOKEN })).json as { devices: Listed[]; next: string | null };
+      list.devices.push(...page.devices);
+      cursor = page.next;
+    } while (cursor !== null);
     const table = new DeviceTable();
     table.replaceAll(
       list.devices.map((d) => ({ id: d.id, level: d.accessLevel, state: d.state, compliant: d.compliant, fingerprint: d.cert?.fingerprint_sha256 ?? null, serial: d.cert?.serial ?? null, notAfter: d.cert?.not_after ?? null, os: d.os, managed: d.managed, updatedAt: '' })),

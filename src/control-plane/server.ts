@@ -28,6 +28,8 @@ export interface StartOptions {
   certificateSource?: CertificateSource;
   storage?: Storage;
   ssePingMs?: number;
+  /** False: no periodic stale sweep or pruning; the caller runs service.sweep() and prune() (the scale benchmark). */
+  housekeeping?: boolean;
   /** Instead of step-ca's revoke API, for tests of the server alone. */
   revokeAtCa?: (serialHex: string, reason: string) => Promise<'revoked' | 'already-revoked'>;
 }
@@ -141,7 +143,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
   // With several instances each job runs on one of them at a time (an advisory lock); the others skip that turn.
   let sweeping = false;
   const sweeper = setInterval(() => {
-    if (sweeping) return;
+    if (sweeping || opts.housekeeping === false) return;
     sweeping = true;
     cluster
       .exclusive('sweep', async () => {
@@ -150,13 +152,18 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
       .catch((err: unknown) => opts.logger.error('stale sweep failed', { component: 'control-plane', err }))
       .finally(() => (sweeping = false));
   }, sweepMs);
+  let pruning = false;
   const pruner = setInterval(() => {
+    // A prune of a big fleet runs in batches for a while; the next hour's waits for it to end.
+    if (pruning || opts.housekeeping === false) return;
+    pruning = true;
     cluster
       .exclusive('prune', async () => {
         await service.prune();
         await cluster.prune(Date.now());
       })
-      .catch((err: unknown) => opts.logger.error('history prune failed', { component: 'control-plane', err }));
+      .catch((err: unknown) => opts.logger.error('history prune failed', { component: 'control-plane', err }))
+      .finally(() => (pruning = false));
   }, 3_600_000);
   sweeper.unref();
   pruner.unref();

@@ -96,9 +96,9 @@ export interface HistoryRetention {
 }
 
 /** Devices examined per sweep step, and announced per transaction: a few ms of the event loop each. */
-const SWEEP_STEP = 500;
+const SWEEP_STEP = 250;
 /** Reports and events deleted per pruning transaction. */
-const PRUNE_BATCH = 1000;
+const PRUNE_BATCH = 200;
 /** Devices re-evaluated per step when the policy changes. */
 const POLICY_STEP = 200;
 /** Per-device "access level changed" lines one sweep logs; past that, one summary line says how many. */

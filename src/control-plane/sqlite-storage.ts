@@ -30,7 +30,7 @@ import {
   type StoredSecret,
 } from './storage.js';
 import { spawnWorker } from './spawn-worker.js';
-import type { CheckpointerData, CheckpointerRequest } from './wal-checkpointer-worker.js';
+import type { CheckpointerData, CheckpointerReply, CheckpointerRequest } from './wal-checkpointer-worker.js';
 
 /**
  * 2: `reports.body` holds the envelope as the agent sent it (gzip BLOB or JSON text), not the bare report.
@@ -281,13 +281,16 @@ function failingChecksColumn(ids: readonly string[]): string {
 }
 
 /**
- * Rows examined per synchronous step of a scan over devices (listing, sweeping, pruning). About 1-3 ms each
- * at 100,000 devices, so that other requests are served between steps.
+ * Rows examined per synchronous step of a scan over devices (listing, pruning): a dense page reads and parses
+ * at most this many devices at once (about 2-3 ms), and a sparse filter yields to other requests this often.
  */
-const SCAN_STEP = 1000;
+const SCAN_STEP = 250;
+
+/** Announcements in one call from which the call is paced like other bulk writes (see afterBulkWrite). */
+const BULK_ANNOUNCEMENTS = 50;
 
 /** Reports deleted per transaction when a device is removed. */
-const DELETE_BATCH = 500;
+const DELETE_BATCH = 200;
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -371,6 +374,10 @@ export class SqliteStorage implements Storage {
   private versionCheckedThisTurn = false;
   private readonly maxCachedDevices: number;
   private checkpointer: Worker | null = null;
+  /** Checkpoint requests sent to the worker and replies received; replies come in order. */
+  private checkpointsAsked = 0;
+  private checkpointsDone = 0;
+  private checkpointWaiters: { upTo: number; resolve: () => void }[] = [];
   private checkpointTimer: NodeJS.Timeout | null = null;
 
   constructor(dataDir: string, opts: SqliteStorageOptions = {}) {
@@ -550,12 +557,22 @@ export class SqliteStorage implements Storage {
     const fallBack = (err: unknown): void => {
       if (this.checkpointer !== worker) return;
       this.checkpointer = null;
+      for (const w of this.checkpointWaiters.splice(0)) w.resolve();
       this.db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
       onError?.(err);
     };
     worker.on('error', fallBack);
     worker.on('exit', (code) => {
       fallBack(new Error(`the WAL checkpoint worker exited with code ${code}`));
+    });
+    worker.on('message', (m: unknown) => {
+      if (m !== ('checkpointed' satisfies CheckpointerReply)) return;
+      this.checkpointsDone += 1;
+      this.checkpointWaiters = this.checkpointWaiters.filter((w) => {
+        if (w.upTo > this.checkpointsDone) return true;
+        w.resolve();
+        return false;
+      });
     });
     this.db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
     this.checkpointer = worker;
@@ -566,9 +583,28 @@ export class SqliteStorage implements Storage {
     if (!this.checkpointer || this.checkpointTimer) return;
     this.checkpointTimer = setTimeout(() => {
       this.checkpointTimer = null;
-      this.checkpointer?.postMessage('checkpoint' satisfies CheckpointerRequest);
+      this.askCheckpoint();
     }, CHECKPOINT_EVERY_MS);
     this.checkpointTimer.unref();
+  }
+
+  private askCheckpoint(): number {
+    this.checkpointer?.postMessage('checkpoint' satisfies CheckpointerRequest);
+    return ++this.checkpointsAsked;
+  }
+
+  /**
+   * Paces bulk work (pruning, deleting a history, a sweep's announcements): after each batch, waits for the
+   * checkpoint worker to copy the WAL into the database. Unpaced, 50,000 deletions outran it, the WAL passed
+   * the 16,000 pages at which a commit checkpoints by itself, and that checkpoint held the event loop for
+   * 300-750 ms. Without a worker (the CLI), SQLite checkpoints every 1,000 pages inside commits anyway.
+   */
+  private afterBulkWrite(): Promise<void> {
+    if (!this.checkpointer) return yieldToLoop();
+    const upTo = this.askCheckpoint();
+    return new Promise((resolve) => {
+      this.checkpointWaiters.push({ upTo, resolve });
+    });
   }
 
   private async stopCheckpointer(): Promise<void> {
@@ -577,6 +613,7 @@ export class SqliteStorage implements Storage {
     this.checkpointTimer = null;
     if (!worker) return;
     this.checkpointer = null;
+    for (const w of this.checkpointWaiters.splice(0)) w.resolve();
     const exited = new Promise((resolve) => worker.once('exit', resolve));
     // Unref'd, it would not keep the process alive until it has closed its connection, and ours must be last.
     worker.ref();
@@ -828,7 +865,7 @@ export class SqliteStorage implements Storage {
     // The history goes in batches, each its own transaction, so that a device with a long one stalls nobody;
     // the device row goes last, with whatever arrived meanwhile, so a crash half-way leaves a device to delete
     // again rather than reports without a device.
-    while ((await this.write(() => this.st.deleteSomeReports.run(id, DELETE_BATCH).changes)) === DELETE_BATCH) await yieldToLoop();
+    while ((await this.write(() => this.st.deleteSomeReports.run(id, DELETE_BATCH).changes)) === DELETE_BATCH) await this.afterBulkWrite();
     const tx = this.db.transaction(() => {
       while (this.st.deleteSomeReports.run(id, DELETE_BATCH).changes > 0);
       return this.st.deleteDevice.run(id).changes === 1;
@@ -860,6 +897,10 @@ export class SqliteStorage implements Storage {
     return this.write(() => {
       for (const a of items) this.devices.delete(a.id);
       return tx.immediate();
+    }).then(async (ids) => {
+      // A report's announcement is one row; a sweep's batch is hundreds, and many batches follow.
+      if (items.length >= BULK_ANNOUNCEMENTS) await this.afterBulkWrite();
+      return ids;
     });
   }
 
@@ -880,7 +921,7 @@ export class SqliteStorage implements Storage {
       const n = await this.write(() => this.st.pruneEvents.run({ keepAbove, olderThan, limit: batchLimit }).changes);
       removed += n;
       if (n < batchLimit) return removed;
-      await yieldToLoop();
+      await this.afterBulkWrite();
     }
   }
 
@@ -1023,7 +1064,7 @@ export class SqliteStorage implements Storage {
       removed += await this.write(() => this.deleteReports(rows.filter((r) => r.latest !== 1)));
       if (rows.length < batchLimit) return removed;
       ({ received_at: at, rowid } = last);
-      await yieldToLoop();
+      await this.afterBulkWrite();
     }
   }
 
@@ -1036,9 +1077,11 @@ export class SqliteStorage implements Storage {
       for (const id of this.st.overLimit.all({ after, upto: upto ?? '\uffff', keep, maxBytes })) {
         for (;;) {
           const rows = this.st.excessReports.all({ id, keep, maxBytes, limit: batchLimit });
-          if (rows.length > 0) removed += await this.write(() => this.deleteReports(rows.map((r) => ({ ...r, device_id: id }))));
+          if (rows.length > 0) {
+            removed += await this.write(() => this.deleteReports(rows.map((r) => ({ ...r, device_id: id }))));
+            await this.afterBulkWrite();
+          }
           if (rows.length < batchLimit) break;
-          await yieldToLoop();
         }
       }
       if (upto === null) return removed;

@@ -7,6 +7,8 @@ export interface CheckpointerData {
 
 /** From the storage: 'checkpoint' (the WAL has grown) or 'close'. */
 export type CheckpointerRequest = 'checkpoint' | 'close';
+/** To the storage, after each 'checkpoint' request, in order: its passes are over. */
+export type CheckpointerReply = 'checkpointed';
 
 interface CheckpointRow {
   busy: number;
@@ -35,5 +37,6 @@ if (port) {
       if (!r || r.busy !== 0 || (r.checkpointed === r.log && r.log === previous)) break;
       previous = r.log;
     }
+    port.postMessage('checkpointed' satisfies CheckpointerReply);
   });
 }

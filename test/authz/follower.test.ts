@@ -20,7 +20,7 @@ let url = '';
 let stream: ServerResponse | null = null;
 let listReads = 0;
 let devices: DeviceSummary[] = [];
-let listBody: (() => string) | null = null;
+let listBody: ((url: string) => string) | null = null;
 
 const cert = (fp: string) => ({ serial: '01', subject: 'CN=device-x', issuer: 'CN=ca', not_after: '2099-01-01T00:00:00.000Z', fingerprint_sha256: fp });
 const summary = (id: string, fp: string): DeviceSummary => ({
@@ -46,7 +46,7 @@ beforeAll(async () => {
       return;
     }
     listReads++;
-    res.writeHead(200, { 'content-type': 'application/json' }).end(listBody ? listBody() : JSON.stringify({ devices }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(listBody ? listBody(req.url ?? '') : JSON.stringify({ devices }));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   url = `https://localhost:${(server.address() as AddressInfo).port}`;
@@ -111,6 +111,28 @@ describe('Follower', () => {
       f.stop();
       for (const s of sockets) s.destroy();
       await new Promise((r) => mute.close(r));
+    }
+  });
+
+  it('reads the device list page by page, following next until it is null', async () => {
+    const urls: string[] = [];
+    const all = Array.from({ length: 1500 }, (_, i) => summary(`dev-p${String(i).padStart(4, '0')}`, `f${i}`));
+    listBody = (u) => {
+      urls.push(u);
+      const cursor = new URL(u, 'https://x').searchParams.get('cursor');
+      return JSON.stringify(cursor === null ? { devices: all.slice(0, 1000), next: 'cGFnZTI' } : { devices: all.slice(1000), next: null });
+    };
+    const table = new DeviceTable();
+    const f = new Follower({ controlPlaneUrl: url, caRootPem: pki.rootPem, token: 'vgt_x', logger: silentLogger(), table, idleMs: 10_000 });
+    f.start();
+    try {
+      await waitFor(() => (f.status.synced ? true : undefined), 5000, 'the sync');
+      expect(urls).toEqual(['/v1/admin/devices?limit=1000', '/v1/admin/devices?limit=1000&cursor=cGFnZTI']);
+      expect(table.size).toBe(1500);
+      expect(table.get('dev-p1499')?.fingerprint).toBe('f1499');
+    } finally {
+      f.stop();
+      listBody = null;
     }
   });
 
