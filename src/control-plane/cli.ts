@@ -11,8 +11,10 @@ import { formatZodError, loadConfigFile, parseListen, serveCommandSchema } from 
 import { parseDurationSeconds } from './duration.js';
 import { startControlPlane } from './server.js';
 import { apiTokenInfo, createApiToken, createEnrollmentSecret, ControlPlaneService } from './service.js';
+import { PgStorage } from './pg-storage.js';
 import { SqliteStorage } from './sqlite-storage.js';
 import { addAdmin, adminInfo, adminNameSchema, generatePassword, setAdminPassword } from './accounts.js';
+import type { Storage } from './storage.js';
 import type { Page, PageQuery } from './storage.js';
 
 /** Commander gives camelCase keys for flags that were set; those override the config file. */
@@ -40,11 +42,22 @@ async function allPages<T>(list: (page: PageQuery) => Promise<Page<T>>): Promise
   return out;
 }
 
-async function dataDirFrom(flags: { dataDir?: string; config?: string }): Promise<string> {
+/** --database, else `database` in --config, else VIGIL_DATABASE_URL (which keeps a password out of `ps`). */
+function databaseFrom(flags: { database?: string }, file: Record<string, unknown>): string | undefined {
+  const url = flags.database ?? file.database ?? process.env.VIGIL_DATABASE_URL;
+  if (url === undefined || url === '') return undefined;
+  if (typeof url !== 'string' || !/^postgres(ql)?:\/\/\S+$/.test(url)) throw new Error('--database: expected a postgres:// URL');
+  return url;
+}
+
+/** The storage the server uses: PostgreSQL when a database is configured, else SQLite in the data dir. */
+async function storageFrom(flags: { dataDir?: string; database?: string; config?: string }): Promise<Storage> {
   const file = await loadConfigFile(flags.config);
+  const url = databaseFrom(flags, file);
+  if (url !== undefined) return PgStorage.open(url);
   const dir = flags.dataDir ?? file.dataDir;
   if (typeof dir !== 'string' || dir === '') throw new Error('--data-dir (or dataDir in --config) is required');
-  return dir;
+  return new SqliteStorage(dir);
 }
 
 const program = new Command('vigil-control-plane')
@@ -57,6 +70,7 @@ program
   .option('--config <file>', 'JSON file whose keys are these flags in camelCase')
   .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8443)')
   .option('--data-dir <dir>', 'where the SQLite database lives')
+  .option('--database <url>', 'PostgreSQL URL, shared by several instances (default: VIGIL_DATABASE_URL; else SQLite in --data-dir)')
   .option('--ca-url <url>', 'step-ca URL handed to enrolling devices')
   .option('--ca-root <file>', 'step-ca root certificate: the only CA client certificates may chain to')
   .option('--provisioner <name>', 'step-ca JWK provisioner name')
@@ -72,7 +86,8 @@ program
   .addOption(new Option('--log-level <level>').choices(['error', 'warn', 'info', 'debug']))
   .action(async (flags: Record<string, unknown>) => {
     const file = await loadConfigFile(typeof flags.config === 'string' ? flags.config : undefined);
-    const parsed = serveCommandSchema.safeParse(merged(file, flags));
+    const database = databaseFrom(flags, file);
+    const parsed = serveCommandSchema.safeParse({ ...merged(file, flags), ...(database === undefined ? {} : { database }) });
     if (!parsed.success) throw new Error(`invalid configuration: ${formatZodError(parsed.error)}`);
     const logger = createLogger({ level: parsed.data.logLevel, console: true });
     const running = await startControlPlane(parsed.data, { logger });
@@ -162,6 +177,7 @@ secret
   .description('create an enrollment secret and print it (only its hash is kept)')
   .option('--config <file>')
   .option('--data-dir <dir>')
+  .option('--database <url>', 'PostgreSQL URL (default: VIGIL_DATABASE_URL; else SQLite in --data-dir)')
   .option('--uses <n>', 'how many devices may enroll with it', '1')
   .option('--expires <duration>', 'lifetime, e.g. 90m, 12h, 7d', '7d')
   .option('--label <text>')
@@ -171,7 +187,7 @@ secret
     if (expiresInSeconds === null) throw new Error(`--expires ${flags.expires}: expected e.g. 90m, 12h, 7d`);
     const req = secretCreateRequestSchema.safeParse({ uses: Number(flags.uses), expiresInSeconds, label: flags.label });
     if (!req.success) throw new Error(formatZodError(req.error));
-    const storage = new SqliteStorage(await dataDirFrom(flags));
+    const storage = await storageFrom(flags);
     try {
       const created = await createEnrollmentSecret(storage, req.data, Date.now());
       if (flags.json) process.stdout.write(`${JSON.stringify(created)}\n`);
@@ -188,8 +204,9 @@ secret
   .command('revoke <id>')
   .option('--config <file>')
   .option('--data-dir <dir>')
+  .option('--database <url>', 'PostgreSQL URL (default: VIGIL_DATABASE_URL; else SQLite in --data-dir)')
   .action(async (id: string, flags: { config?: string; dataDir?: string }) => {
-    const storage = new SqliteStorage(await dataDirFrom(flags));
+    const storage = await storageFrom(flags);
     try {
       if (!(await storage.revokeSecret(id))) throw new Error(`no enrollment secret ${id}`);
     } finally {
@@ -206,13 +223,14 @@ token
   .description('create an API token and print it (only its hash is kept)')
   .option('--config <file>')
   .option('--data-dir <dir>')
+  .option('--database <url>', 'PostgreSQL URL (default: VIGIL_DATABASE_URL; else SQLite in --data-dir)')
   .addOption(new Option('--scope <scope>', 'what the token may do').choices([...API_TOKEN_SCOPES]).makeOptionMandatory())
   .requiredOption('--name <text>', 'who or what uses it, e.g. the gateway host')
   .option('--json', 'print JSON')
   .action(async (flags: { config?: string; dataDir?: string; scope: string; name: string; json?: boolean }) => {
     const req = apiTokenCreateRequestSchema.safeParse({ scope: flags.scope, name: flags.name });
     if (!req.success) throw new Error(formatZodError(req.error));
-    const storage = new SqliteStorage(await dataDirFrom(flags));
+    const storage = await storageFrom(flags);
     try {
       const created = await createApiToken(storage, req.data, Date.now());
       if (flags.json) process.stdout.write(`${JSON.stringify(created)}\n`);
@@ -230,9 +248,10 @@ token
   .description('list API tokens (never their values)')
   .option('--config <file>')
   .option('--data-dir <dir>')
+  .option('--database <url>', 'PostgreSQL URL (default: VIGIL_DATABASE_URL; else SQLite in --data-dir)')
   .option('--json', 'print JSON')
   .action(async (flags: { config?: string; dataDir?: string; json?: boolean }) => {
-    const storage = new SqliteStorage(await dataDirFrom(flags));
+    const storage = await storageFrom(flags);
     try {
       const tokens = (await allPages((p) => storage.listApiTokens(p))).map(apiTokenInfo);
       if (flags.json) {
@@ -252,9 +271,10 @@ token
   .description('revoke an API token: refused at once; a running server also ends its event streams within a minute')
   .option('--config <file>')
   .option('--data-dir <dir>')
+  .option('--database <url>', 'PostgreSQL URL (default: VIGIL_DATABASE_URL; else SQLite in --data-dir)')
   .action(async (id: string, flags: { config?: string; dataDir?: string }) => {
     if (!/^[0-9a-f]{16}$/.test(id)) throw new Error(`token revoke ${id}: expected the 16-hex-digit ID that token list shows`);
-    const storage = new SqliteStorage(await dataDirFrom(flags));
+    const storage = await storageFrom(flags);
     try {
       if (!(await storage.revokeApiToken(id, Date.now()))) throw new Error(`no API token ${id} that is not already revoked`);
       process.stdout.write(`token ${id}: revoked\n`);
@@ -268,11 +288,12 @@ program
   .description('list enrolled devices')
   .option('--config <file>')
   .option('--data-dir <dir>')
+  .option('--database <url>', 'PostgreSQL URL (default: VIGIL_DATABASE_URL; else SQLite in --data-dir)')
   .addOption(new Option('--max-report-age-seconds <n>', 'as the server is configured (for the stale column)').argParser(int))
   .option('--json', 'print JSON')
   .action(async (flags: { config?: string; dataDir?: string; maxReportAgeSeconds?: number; json?: boolean }) => {
     const file = await loadConfigFile(flags.config);
-    const storage = new SqliteStorage(await dataDirFrom(flags));
+    const storage = await storageFrom(flags);
     try {
       const maxAge = flags.maxReportAgeSeconds ?? (typeof file.maxReportAgeSeconds === 'number' ? file.maxReportAgeSeconds : 900);
       const now = Date.now();
@@ -412,8 +433,8 @@ async function readPassword(): Promise<string> {
 /** Account changes made on the host are audited like those made through the API, as the OS user who made them. */
 const cliActor = (): string => `cli:${userInfo().username}`;
 
-async function withStorageOf<T>(flags: { config?: string; dataDir?: string }, fn: (s: SqliteStorage) => Promise<T>): Promise<T> {
-  const storage = new SqliteStorage(await dataDirFrom(flags));
+async function withStorageOf<T>(flags: { config?: string; dataDir?: string; database?: string }, fn: (s: Storage) => Promise<T>): Promise<T> {
+  const storage = await storageFrom(flags);
   try {
     return await fn(storage);
   } finally {
@@ -434,6 +455,7 @@ adminCmd
   .description('create an account; the password is read from stdin (or typed, without echo), or generated and printed once')
   .option('--config <file>')
   .option('--data-dir <dir>')
+  .option('--database <url>', 'PostgreSQL URL (default: VIGIL_DATABASE_URL; else SQLite in --data-dir)')
   .requiredOption('--name <name>', 'the account name, e.g. alice')
   .option('--generate', 'generate a random password and print it once')
   .action(async (flags: { config?: string; dataDir?: string; name: string; generate?: boolean }) => {
@@ -454,6 +476,7 @@ adminCmd
   .description('list accounts (never their passwords)')
   .option('--config <file>')
   .option('--data-dir <dir>')
+  .option('--database <url>', 'PostgreSQL URL (default: VIGIL_DATABASE_URL; else SQLite in --data-dir)')
   .option('--json', 'print JSON')
   .action(async (flags: { config?: string; dataDir?: string; json?: boolean }) => {
     const admins = (await withStorageOf(flags, (s) => s.listAdmins())).map(adminInfo);
@@ -471,6 +494,7 @@ adminCmd
   .description('delete an account and end its sessions')
   .option('--config <file>')
   .option('--data-dir <dir>')
+  .option('--database <url>', 'PostgreSQL URL (default: VIGIL_DATABASE_URL; else SQLite in --data-dir)')
   .requiredOption('--name <name>')
   .action(async (flags: { config?: string; dataDir?: string; name: string }) => {
     const name = nameOf(flags.name);
@@ -486,6 +510,7 @@ adminCmd
   .description('set an account\'s password (from stdin, typed, or --generate) and end its sessions')
   .option('--config <file>')
   .option('--data-dir <dir>')
+  .option('--database <url>', 'PostgreSQL URL (default: VIGIL_DATABASE_URL; else SQLite in --data-dir)')
   .requiredOption('--name <name>')
   .option('--generate', 'generate a random password and print it once')
   .action(async (flags: { config?: string; dataDir?: string; name: string; generate?: boolean }) => {

@@ -15,6 +15,14 @@ const listenSchema = z.string().refine((s) => parseListen(s) !== null, 'host:por
 const serveKeys = {
   listen: listenSchema.default('127.0.0.1:8443'),
   dataDir: z.string().min(1),
+  /**
+   * A PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=verify-full): storage goes there instead of
+   * SQLite in dataDir, and several instances may share it. Its password is never logged.
+   */
+  database: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/\S+$/, 'a postgres:// URL, e.g. postgres://vigil@db.example.com:5432/vigil')
+    .optional(),
   caUrl: z.url(),
   caRoot: z.string().min(1).describe('step-ca root certificate (PEM): the only trust anchor for client certificates'),
   provisioner: z.string().min(1).describe('Name of the JWK provisioner in step-ca'),

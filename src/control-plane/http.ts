@@ -11,7 +11,7 @@ import { enrollRequestSchema, identityRevokedSchema, PROTOCOL_VERSION, type Erro
 import { certInfo, deviceIdFromCertificate } from './cert-identity.js';
 import type { ServerCredentials } from './cert-source.js';
 import type { EventHub } from './events.js';
-import type { RateLimiter } from './rate-limit.js';
+import type { RateLimit, RateLimiter } from './rate-limit.js';
 import { inflateBody, issuesMessage, type ReportSummary } from './report-decoder.js';
 import { ReportDecoderPool } from './report-decoder-pool.js';
 import { apiTokenId, secretMatches, tokensEqual } from './secrets.js';
@@ -84,7 +84,7 @@ export interface HttpOptions {
   credentials: ServerCredentials;
   bodyLimitBytes: number;
   /** Taken once per failed enrollment from an address; while it is empty, that address is refused outright. */
-  enrollLimiter: RateLimiter;
+  enrollLimiter: RateLimit;
   /** Taken once per wrong admin token from an address; while it is empty, that address is refused outright. */
   adminFailureLimiter: RateLimiter;
   console: ConsoleService;
@@ -494,13 +494,13 @@ export function buildApp(o: HttpOptions) {
   app.get('/health', { config: { auth: 'none' } }, () => ({ status: 'ok' }));
 
   app.post('/v1/enroll', { config: { auth: 'none' } }, async (req) => {
-    const wait = o.enrollLimiter.wait(req.ip);
+    const wait = await o.enrollLimiter.wait(req.ip);
     if (wait > 0) throw new ControlPlaneError(429, 'rate-limited', `too many failed enrollment attempts from ${req.ip}; retry in ${wait} s`, wait);
     try {
       return await o.service.enroll(parse(enrollRequestSchema, req.body), enrollProof(req));
     } catch (err) {
       // Only failures count against an address: an office behind one NAT enrolls hundreds of laptops at once.
-      if (err instanceof ControlPlaneError && err.status >= 400 && err.status < 500 && err.status !== 429) o.enrollLimiter.take(req.ip);
+      if (err instanceof ControlPlaneError && err.status >= 400 && err.status < 500 && err.status !== 429) await o.enrollLimiter.take(req.ip);
       throw err;
     }
   });

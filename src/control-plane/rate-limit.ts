@@ -1,4 +1,20 @@
 /**
+ * An enrollment limit as the service and HTTP layer use it: `take` spends a token (0 when allowed, else the
+ * seconds until one is available), `wait` only looks. Async, because with several instances the buckets live
+ * in PostgreSQL (pg-cluster.ts); one instance keeps them in memory (`localRateLimit`).
+ */
+export interface RateLimit {
+  take(key: string): Promise<number>;
+  wait(key: string): Promise<number>;
+}
+
+/** A RateLimiter behind the RateLimit shape. */
+export function localRateLimit(burst: number, perMinute: number): RateLimit {
+  const l = new RateLimiter(burst, perMinute);
+  return { take: (key) => Promise.resolve(l.take(key)), wait: (key) => Promise.resolve(l.wait(key)) };
+}
+
+/**
  * Token bucket per key (the client IP). Memory is bounded: past `maxKeys` the least recently refilled
  * bucket is forgotten, which at worst hands an attacker rotating through that many addresses a fresh
  * burst; the secret's entropy, not this limiter, is what makes guessing hopeless.

@@ -4,9 +4,11 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../logging/logger.js';
 import { FileCertificateSource, type CertificateSource } from './cert-source.js';
 import { parseListen, type ServeCommandConfig } from './config.js';
-import { EventHub } from './events.js';
+import { localCluster, type Cluster } from './cluster.js';
 import { buildApp, tlsOptions, type ControlPlaneApp } from './http.js';
 import { loadProvisionerKey, rootFingerprint, type ProvisionerKey } from './ott.js';
+import { pgCluster, redactDatabaseUrl } from './pg-cluster.js';
+import { PgStorage } from './pg-storage.js';
 import { RateLimiter } from './rate-limit.js';
 import { ConsoleService } from './console.js';
 import { ControlPlaneService } from './service.js';
@@ -65,6 +67,30 @@ function serverCertificateSource(config: ServeCommandConfig, host: string, caRoo
   });
 }
 
+/**
+ * PostgreSQL when `database` is configured (several instances may share it), else SQLite in the data dir. A
+ * storage handed in by a test runs as one instance.
+ */
+async function openBackend(config: ServeCommandConfig, opts: StartOptions): Promise<{ storage: Storage; cluster: Cluster }> {
+  if (opts.storage) return { storage: opts.storage, cluster: localCluster() };
+  if (config.database !== undefined) {
+    const url = config.database;
+    const storage = await PgStorage.open(url, {
+      // The pool replaces the connection; the next query that fails is what a caller sees.
+      onIdleError: (err) => opts.logger.warn('an idle PostgreSQL connection failed', { component: 'control-plane', err }),
+    });
+    opts.logger.info('storage: PostgreSQL', { component: 'control-plane', database: redactDatabaseUrl(url) });
+    return { storage, cluster: pgCluster(storage, url, opts.logger) };
+  }
+  const storage = new SqliteStorage(config.dataDir, {
+    backgroundCheckpoints: true,
+    onCheckpointerError: (err: unknown) => {
+      opts.logger.warn('the WAL checkpoint worker failed; SQLite checkpoints inside commits again', { component: 'control-plane', err });
+    },
+  });
+  return { storage, cluster: localCluster() };
+}
+
 /** Loads keys and files, opens storage, listens, and runs the stale sweeper and history pruning. */
 export async function startControlPlane(config: ServeCommandConfig, opts: StartOptions): Promise<RunningControlPlane> {
   const listen = parseListen(config.listen);
@@ -78,15 +104,8 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
   if (adminToken.length < 16) throw new Error(`${config.adminTokenFile}: the admin token must be at least 16 characters`);
   const certificateSource = opts.certificateSource ?? serverCertificateSource(config, listen.host, caRootPem, provisionerKey, opts.logger);
   const credentials = await certificateSource.load();
-  const storage =
-    opts.storage ??
-    new SqliteStorage(config.dataDir, {
-      backgroundCheckpoints: true,
-      onCheckpointerError: (err: unknown) => {
-        opts.logger.warn('the WAL checkpoint worker failed; SQLite checkpoints inside commits again', { component: 'control-plane', err });
-      },
-    });
-  const hub = new EventHub();
+  const { storage, cluster } = await openBackend(config, opts);
+  const hub = cluster.hub;
   const service = await ControlPlaneService.create({
     storage,
     hub,
@@ -101,8 +120,8 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     history: config.history,
     eventRetentionCount: config.eventRetentionCount,
     eventRetentionDays: config.eventRetentionDays,
-    enrollPerSecret: new RateLimiter(config.enrollPerSecretPerMinute, config.enrollPerSecretPerMinute),
-    enrollPerDevice: new RateLimiter(config.enrollPerDevicePerMinute, config.enrollPerDevicePerMinute),
+    enrollPerSecret: cluster.rateLimit('enroll-secret', config.enrollPerSecretPerMinute, config.enrollPerSecretPerMinute),
+    enrollPerDevice: cluster.rateLimit('enroll-device', config.enrollPerDevicePerMinute, config.enrollPerDevicePerMinute),
     ...(config.deviceDnsSuffix === undefined ? {} : { deviceDnsSuffix: config.deviceDnsSuffix }),
     ...(config.deviceCertDuration === undefined ? {} : { deviceCertDuration: config.deviceCertDuration }),
     ...(opts.revokeAtCa === undefined ? {} : { revokeAtCa: opts.revokeAtCa }),
@@ -117,6 +136,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     signinPerName: new RateLimiter(config.console.signinFailuresPerMinutePerName, config.console.signinFailuresPerMinutePerName),
     signinPerIp: new RateLimiter(config.console.signinFailuresPerMinutePerIp, config.console.signinFailuresPerMinutePerIp),
   });
+  await hub.start(service);
   const app = buildApp({
     service,
     hub,
@@ -125,7 +145,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     caRootPem,
     credentials,
     bodyLimitBytes: config.bodyLimitBytes,
-    enrollLimiter: new RateLimiter(config.enrollBurst, config.enrollPerMinute),
+    enrollLimiter: cluster.rateLimit('enroll-address', config.enrollBurst, config.enrollPerMinute),
     adminFailureLimiter: new RateLimiter(config.adminAuthFailuresPerMinute, config.adminAuthFailuresPerMinute),
     console: consoleService,
     consoleDir: opts.consoleDir ?? defaultConsoleDir(),
@@ -148,12 +168,15 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
 
   // Staleness is a fact about time passing, so something must look even when no request comes in.
   const sweepMs = Math.max(250, Math.min(30_000, (config.maxReportAgeSeconds * 1000) / 4));
+  // With several instances each job runs on one of them at a time (an advisory lock); the others skip that turn.
   let sweeping = false;
   const sweeper = setInterval(() => {
     if (sweeping || opts.housekeeping === false) return;
     sweeping = true;
-    service
-      .sweep()
+    cluster
+      .exclusive('sweep', async () => {
+        await service.sweep();
+      })
       .catch((err: unknown) => opts.logger.error('stale sweep failed', { component: 'control-plane', err }))
       .finally(() => (sweeping = false));
   }, sweepMs);
@@ -170,8 +193,11 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     // A prune of a big fleet runs in batches for a while; the next hour's waits for it to end.
     if (pruning || opts.housekeeping === false) return;
     pruning = true;
-    service
-      .prune()
+    cluster
+      .exclusive('prune', async () => {
+        await service.prune();
+        await cluster.prune(Date.now());
+      })
       .catch((err: unknown) => opts.logger.error('history prune failed', { component: 'control-plane', err }))
       .finally(() => (pruning = false));
   }, 3_600_000);
@@ -192,6 +218,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
       unwatch();
       certificateSource.close();
       await app.close();
+      await cluster.close();
       await storage.close();
     },
   };

@@ -35,7 +35,7 @@ import type { PostureReport } from '../protocol/report.js';
 import type { EventHub } from './events.js';
 import type { ReportSummary } from './report-decoder.js';
 import { mintOtt, type ProvisionerKey } from './ott.js';
-import type { RateLimiter } from './rate-limit.js';
+import type { RateLimit } from './rate-limit.js';
 import { generateApiToken, generateSecret, secretId, secretMatches } from './secrets.js';
 import type {
   Announcement,
@@ -79,8 +79,8 @@ export interface ServiceOptions {
   eventRetentionCount: number;
   eventRetentionDays: number;
   /** Enrollments per valid secret and per device ID (see config.ts). */
-  enrollPerSecret: RateLimiter;
-  enrollPerDevice: RateLimiter;
+  enrollPerSecret: RateLimit;
+  enrollPerDevice: RateLimit;
   deviceDnsSuffix?: string;
   /** Told to enrolling agents as `notAfter`: the lifetime they ask step-ca for. */
   deviceCertDuration?: string;
@@ -191,6 +191,22 @@ export class ControlPlaneService {
     return this.policy;
   }
 
+  // ---- another instance changed something (see ClusterPeer) ----
+
+  async directivesOf(deviceId: string): Promise<Directives | null> {
+    const d = await this.o.storage.getDevice(deviceId);
+    return d && d.revokedAt === null ? this.directivesFor(d) : null;
+  }
+
+  /** Another instance stored a new policy: serve it from now on. Versions are unique per content (setPolicy). */
+  async reloadPolicy(): Promise<boolean> {
+    const stored = await this.o.storage.getPolicy();
+    if (!stored || stored.version === this.policy.version) return false;
+    this.policy = stored;
+    this.o.logger.info('policy changed by another instance', { component: 'control-plane', name: stored.name, version: stored.version });
+    return true;
+  }
+
   // ---- enrollment ----
 
   /**
@@ -209,7 +225,7 @@ export class ControlPlaneService {
       [this.o.enrollPerSecret, id, 'with this enrollment secret'],
       [this.o.enrollPerDevice, req.deviceId, `for device ${req.deviceId}`],
     ] as const) {
-      const wait = limiter.take(key);
+      const wait = await limiter.take(key);
       if (wait > 0) throw new ControlPlaneError(429, 'rate-limited', `too many enrollments ${what}; retry in ${wait} s`, wait);
     }
     const existing = await this.o.storage.getDevice(req.deviceId);

@@ -1,3 +1,4 @@
+import { PgStorage } from './pg-storage.js';
 import { SqliteStorage, type SqliteStorageOptions } from './sqlite-storage.js';
 import type { Storage } from './storage.js';
 
@@ -19,5 +20,6 @@ export function openStorage(c: StorageConfig): Promise<Storage> {
     if (c.dataDir === undefined || c.dataDir === '') return Promise.reject(new Error('storage: the sqlite backend needs dataDir'));
     return Promise.resolve(new SqliteStorage(c.dataDir, c.sqlite));
   }
-  return Promise.reject(new Error('storage: the postgres backend is not in this build yet (branch pg)'));
+  if (c.database === undefined || c.database === '') return Promise.reject(new Error('storage: the postgres backend needs database (a postgres:// URL)'));
+  return PgStorage.open(c.database);
 }

@@ -5,9 +5,9 @@ import type { AccessLevelEvent, ApiTokenScope, CertInfo, DevicePosture, DeviceSt
 import type { DeviceFacts, PostureReport } from '../protocol/report.js';
 
 /**
- * The one storage seam of the control plane. SQLite implements it today; a Postgres backend implements the
- * same methods (docs/control-plane.md). Every method is async so a networked backend fits without changing
- * callers. Times are epoch milliseconds.
+ * The one storage seam of the control plane: SqliteStorage (one instance, the default) and PgStorage (several
+ * instances on one database; docs/control-plane.md). Every method is async so a networked backend fits without
+ * changing callers. Times are epoch milliseconds.
  */
 export interface Storage {
   close(): Promise<void>;

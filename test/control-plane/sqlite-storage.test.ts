@@ -1,111 +1,26 @@
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SqliteStorage } from '../../src/control-plane/sqlite-storage.js';
-import { generateSecret } from '../../src/control-plane/secrets.js';
-import type { NewReport } from '../../src/control-plane/storage.js';
-import type { PostureReport } from '../../src/protocol/report.js';
 import { sampleReport } from '../helpers/report.js';
+import { cert, report, storageContract } from './storage-contract.js';
 
 const run = promisify(execFile);
 
-const cert = { serial: '01', subject: 'CN=device-dev-s1', issuer: 'CN=int', not_after: new Date(0).toISOString(), fingerprint_sha256: 'ab' };
-
-/** A report as the HTTP layer hands it over, its body the envelope as JSON text unless `gzip`. */
-function report(seq: number, over: Partial<NewReport> = {}, posture: PostureReport = sampleReport(), gzip = false): NewReport & { sent: PostureReport } {
-  const reportId = over.reportId ?? randomUUID();
-  const text = JSON.stringify({ protocolVersion: 1, reportId, seq, dropped: over.dropped ?? 0, report: posture });
-  return {
-    reportId,
-    deviceId: 'dev-s1',
-    seq,
-    receivedAt: 1000 + seq,
-    accessLevel: 'full',
-    dropped: 0,
-    cert,
-    answersRecheck: null,
-    generatedAt: posture.generatedAt,
-    posture: { os: { platform: posture.device.platform, id: posture.device.os.id, name: posture.device.os.name, version: posture.device.os.version }, managed: false },
-    failingChecks: [],
-    body: gzip ? gzipSync(text) : text,
-    ...over,
-    sent: posture,
-  };
-}
+storageContract({
+  name: 'SQLite',
+  async fresh() {
+    const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
+    return { storage: new SqliteStorage(dir), reopen: () => Promise.resolve(new SqliteStorage(dir)) };
+  },
+});
 
 describe('SqliteStorage', () => {
-  it('keeps the newest report received as the latest posture whatever its seq, counts seq anomalies, dedupes, and prunes', async () => {
-    const s = new SqliteStorage(await mkdtemp(join(tmpdir(), 'vigil-sq-')));
-    await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
-    const r5 = report(5, { accessLevel: 'blocked' });
-    expect(await s.ingestReport(r5)).toEqual({ inserted: true, becameLatest: true, previousSeq: null, seqAnomaly: false });
-    expect(await s.ingestReport(r5)).toEqual({ inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false });
-    // A seq far ahead (forged, or an agent that lost count) is the posture while it is the newest, and counted.
-    const jump = report(1_000_000, { accessLevel: 'full', receivedAt: 1005 });
-    expect(await s.ingestReport(jump)).toEqual({ inserted: true, becameLatest: true, previousSeq: 5, seqAnomaly: true });
-    expect((await s.getLatestReport('dev-s1'))?.reportId).toBe(jump.reportId);
-    // ...and the real report after it takes over: the verdict follows what was received last.
-    const r6 = report(6, { accessLevel: 'blocked', dropped: 2 });
-    expect(await s.ingestReport(r6)).toEqual({ inserted: true, becameLatest: true, previousSeq: 1_000_000, seqAnomaly: true });
-    expect(await s.getDevice('dev-s1')).toMatchObject({ lastSeq: 6, accessLevel: 'blocked', lastSeen: 1006, droppedReports: 2, seqAnomalies: 2 });
-    expect((await s.getLatestReport('dev-s1'))?.reportId).toBe(r6.reportId);
-    // Gaps the agent accounts for with `dropped` are not anomalies.
-    expect((await s.ingestReport(report(9, { dropped: 2 }))).seqAnomaly).toBe(false);
-    for (let i = 10; i < 13; i++) await s.ingestReport(report(i));
-    expect(await s.pruneReports({ keep: 3, olderThan: null, maxBytesPerDevice: null }, 100)).toBe(4);
-    // History in the order received.
-    expect((await s.listReports('dev-s1', { after: null, limit: 100 })).items.map((r) => r.seq)).toEqual([12, 11, 10]);
-    // Re-enrollment (a reinstalled agent) starts afresh: no posture until it reports.
-    await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'y', now: 2, refuseSerial: cert.serial });
-    expect(await s.getDevice('dev-s1')).toMatchObject({ lastSeq: null, accessLevel: null, lastSeen: null, cert: null, revokedSerial: cert.serial });
-    expect(await s.ingestReport(report(0))).toEqual({ inserted: true, becameLatest: true, previousSeq: null, seqAnomaly: false });
-    await s.close();
-  });
-
-  it('revokes, re-admits and removes a device, remembering the revoked certificate', async () => {
-    const s = new SqliteStorage(await mkdtemp(join(tmpdir(), 'vigil-sq-')));
-    await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
-    await s.ingestReport(report(1));
-    expect(await s.revokeDevice('dev-s1', 50, 'lost laptop')).toBe(true);
-    expect(await s.revokeDevice('dev-s1', 60, 'again')).toBe(false);
-    expect(await s.getDevice('dev-s1')).toMatchObject({ revokedAt: 50, revokedReason: 'lost laptop', revokedSerial: cert.serial });
-    expect(await s.readmitDevice('dev-s1')).toBe(true);
-    expect(await s.getDevice('dev-s1')).toMatchObject({ revokedAt: null, reenrollAllowed: true, revokedSerial: cert.serial, cert: null, accessLevel: null });
-    expect(await s.deleteDevice('dev-s1')).toBe(true);
-    expect(await s.getDevice('dev-s1')).toBeNull();
-    expect((await s.listReports('dev-s1', { after: null, limit: 10 })).items).toEqual([]);
-    await s.close();
-  });
-
-  it('keeps access-level events with ids that are never reused, and prunes them by count and age', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'vigil-sq-'));
-    let s = new SqliteStorage(dir);
-    await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
-    const ev = (i: number) => ({ device: 'dev-s1', previous: null, current: 'full' as const, compliant: true, state: 'active' as const, cause: 'report' as const, at: new Date(i * 1000).toISOString() });
-    const ids = [];
-    for (let i = 1; i <= 5; i++) ids.push((await s.announceMany([{ id: 'dev-s1', level: 'full', state: 'active', attrs: '', event: ev(i) }]))[0]);
-    expect(ids).toEqual([1, 2, 3, 4, 5]);
-    expect((await s.eventsSince(3, 10)).map((e) => e.id)).toEqual([4, 5]);
-    expect((await s.eventsSince(0, 10))[0]?.event).toEqual(ev(1));
-    // Keep 3 and none older than t=2 s.
-    expect(await s.pruneEvents(3, 2000, 100)).toBe(2);
-    expect(await s.eventBounds()).toEqual({ oldest: 3, newest: 5 });
-    expect(await s.pruneEvents(0, 10_000, 100)).toBe(3);
-    await s.close();
-    s = new SqliteStorage(dir);
-    // Across a restart, with every event pruned, the next id still follows the last one handed out.
-    expect(await s.eventBounds()).toEqual({ oldest: null, newest: 5 });
-    expect(await s.announceMany([{ id: 'dev-s1', level: 'blocked', state: 'active', attrs: '', event: ev(6) }])).toEqual([6]);
-    await s.close();
-  });
-
   it('stores a report ID sent twice in one batch once, and both callers learn the same outcome as a retry would', async () => {
     const s = new SqliteStorage(await mkdtemp(join(tmpdir(), 'vigil-sq-')));
     await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
@@ -119,18 +34,6 @@ describe('SqliteStorage', () => {
     ]);
     expect(await s.ingestReport({ ...r1 })).toEqual({ inserted: false, becameLatest: false, previousSeq: null, seqAnomaly: false });
     expect((await s.listReports('dev-s1', { after: null, limit: 10 })).items.map((r) => r.seq)).toEqual([2, 1]);
-    await s.close();
-  });
-
-  it('keeps the envelope as received (gzip or text) and reads the report back from it', async () => {
-    const s = new SqliteStorage(await mkdtemp(join(tmpdir(), 'vigil-sq-')));
-    await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
-    const gz = report(1, {}, sampleReport({ failing: ['firewall'] }), true);
-    await s.ingestReport(gz);
-    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(gz.sent);
-    const text = report(2);
-    await s.ingestReport(text);
-    expect((await s.getLatestReport('dev-s1'))?.report).toEqual(text.sent);
     await s.close();
   });
 
@@ -328,30 +231,4 @@ describe('SqliteStorage', () => {
     expect(r.stdout.trim()).toBe('closed');
     await expect(stat(join(dir, 'control-plane.sqlite-wal'))).rejects.toThrow('ENOENT');
   }, 30_000);
-
-  it('holds a use of a secret per enrollment, spends it when the device confirms, and says why a secret cannot be used', async () => {
-    const s = new SqliteStorage(await mkdtemp(join(tmpdir(), 'vigil-sq-')));
-    const g = generateSecret();
-    await s.createSecret({ id: g.id, hash: g.hash, label: null, createdAt: 0, expiresAt: 10_000, usesTotal: 2 });
-    const reserve = (deviceId: string, now: number, secretId = g.id) =>
-      s.reserveEnrollment({ deviceId, secretId, facts: sampleReport().device, now, expiresAt: now + 1000, refuseSerial: null });
-    expect([await reserve('dev-a', 1), await reserve('dev-b', 2), await reserve('dev-c', 3)]).toEqual(['ok', 'ok', 'used-up']);
-    // A retry by the same device replaces its own reservation.
-    expect(await reserve('dev-a', 4)).toBe('ok');
-    // Expired reservations give their use back.
-    expect(await reserve('dev-c', 2000)).toBe('ok');
-    expect((await s.getSecret(g.id))?.usesLeft).toBe(2);
-    // Confirming spends the use and registers the device with its certificate; a certificate from before the
-    // reservation cannot confirm it, and a confirmed reservation is gone.
-    expect(await s.confirmEnrollment('dev-c', cert, 2000 - 10 * 60_000, 2100)).toBeNull();
-    expect(await s.confirmEnrollment('dev-c', cert, 2000, 2100)).toMatchObject({ id: 'dev-c', cert, enrolledAt: 2100 });
-    expect(await s.confirmEnrollment('dev-c', cert, 2000, 2100)).toBeNull();
-    expect((await s.getSecret(g.id))?.usesLeft).toBe(1);
-    expect(await s.getDevice('dev-a')).toBeNull();
-    expect(await reserve('dev-d', 20_000)).toBe('expired');
-    expect(await reserve('dev-d', 1, 'nope')).toBe('unknown');
-    expect(await s.revokeSecret(g.id)).toBe(true);
-    expect(await reserve('dev-d', 2100)).toBe('revoked');
-    await s.close();
-  });
 });
