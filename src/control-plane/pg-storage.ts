@@ -1,9 +1,9 @@
 import { gunzipSync } from 'node:zlib';
 import pg from 'pg';
-import { ACCESS_LEVELS, policySchema, type AccessLevel, type Policy } from '../policy/schema.js';
+import { policySchema, type AccessLevel, type Policy } from '../policy/schema.js';
 import type { EvaluatedResult } from '../policy/evaluate.js';
 import type { Platform } from '../posture/types.js';
-import { DEVICE_STATES, type AccessLevelEvent, type ApiTokenScope, type CertInfo, type DevicePosture, type DeviceState } from '../protocol/admin.js';
+import { DEVICE_STATES, type AccessLevelEvent, type CertInfo, type DeviceState } from '../protocol/admin.js';
 import { postureReportSchema, type DeviceFacts } from '../protocol/report.js';
 import {
   InvalidCursorError,
@@ -36,6 +36,8 @@ import {
   type StoredReportMeta,
   type StoredSecret,
 } from './storage.js';
+import { level, toAdmin, toApiToken, toAudit, toDevice, toMeta, toSecret, toSession } from './storage-rows.js';
+import type { AdminRow, ApiTokenRow, AuditRow, DeviceRow, ReportMetaRow, SecretRow, SessionRow } from './storage-rows.js';
 
 /**
  * Same numbering as SQLite's: what both backends hold. PostgreSQL starts at 6 (no older PostgreSQL databases
@@ -121,166 +123,10 @@ CREATE TABLE IF NOT EXISTS rate_buckets (
 const types = new pg.TypeOverrides();
 types.setTypeParser(pg.types.builtins.INT8, Number);
 
-interface SecretRow {
-  id: string;
-  hash: Buffer;
-  label: string | null;
-  created_at: number;
-  expires_at: number;
-  uses_total: number;
-  uses_left: number;
-  revoked: boolean;
-}
-
-interface DeviceRow {
-  id: string;
-  facts: string;
-  enrolled_at: number;
-  secret_id: string | null;
-  revoked_at: number | null;
-  last_seen: number | null;
-  last_seq: number | null;
-  access_level: string | null;
-  cert: string | null;
-  dropped: number;
-  announced_level: string | null;
-  announced_state: string | null;
-  recheck_id: string | null;
-  recheck_at: number | null;
-  seq_anomalies: number;
-  revoked_reason: string | null;
-  revoked_serial: string | null;
-  reenroll_allowed: boolean;
-  posture: string | null;
-  announced_attrs: string | null;
-}
-
-interface ReportRow {
+/** A report history row: `arrival` orders it, as SQLite's rowid does. */
+interface ReportRow extends ReportMetaRow {
   arrival: number;
-  body_size: number;
-  report_id: string;
-  seq: number;
-  generated_at: string;
-  received_at: number;
-  access_level: string;
 }
-
-interface ApiTokenRow {
-  id: string;
-  hash: Buffer;
-  scope: string;
-  name: string;
-  created_at: number;
-  revoked_at: number | null;
-}
-
-function level(v: string | null): AccessLevel | null {
-  return v !== null && (ACCESS_LEVELS as readonly string[]).includes(v) ? (v as AccessLevel) : null;
-}
-
-function toSecret(r: SecretRow): StoredSecret {
-  return {
-    id: r.id,
-    hash: r.hash,
-    label: r.label,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-    usesTotal: r.uses_total,
-    usesLeft: r.uses_left,
-    revoked: r.revoked,
-  };
-}
-
-function toDevice(r: DeviceRow): StoredDevice {
-  return {
-    id: r.id,
-    // Our own rows, written from validated values.
-    facts: JSON.parse(r.facts) as DeviceFacts,
-    enrolledAt: r.enrolled_at,
-    secretId: r.secret_id,
-    revokedAt: r.revoked_at,
-    lastSeen: r.last_seen,
-    lastSeq: r.last_seq,
-    accessLevel: level(r.access_level),
-    cert: r.cert === null ? null : (JSON.parse(r.cert) as CertInfo),
-    droppedReports: r.dropped,
-    announcedLevel: level(r.announced_level),
-    announcedState: r.announced_state,
-    recheck: r.recheck_id !== null && r.recheck_at !== null ? { requestId: r.recheck_id, requestedAt: r.recheck_at } : null,
-    seqAnomalies: r.seq_anomalies,
-    revokedReason: r.revoked_reason,
-    revokedSerial: r.revoked_serial,
-    reenrollAllowed: r.reenroll_allowed,
-    posture: r.posture === null ? null : (JSON.parse(r.posture) as DevicePosture),
-    announcedAttrs: r.announced_attrs,
-  };
-}
-
-function toMeta(r: ReportRow): StoredReportMeta {
-  return {
-    reportId: r.report_id,
-    seq: r.seq,
-    generatedAt: r.generated_at,
-    receivedAt: r.received_at,
-    accessLevel: level(r.access_level) ?? 'blocked',
-    bodySize: r.body_size,
-  };
-}
-
-function toApiToken(r: ApiTokenRow): StoredApiToken {
-  // Written only by createApiToken from a validated scope; anything else grants the least.
-  const scope: ApiTokenScope = r.scope === 'admin' ? 'admin' : 'gateway';
-  return { id: r.id, hash: r.hash, scope, name: r.name, createdAt: r.created_at, revokedAt: r.revoked_at };
-}
-
-interface AdminRow {
-  name: string;
-  password_hash: string;
-  created_at: number;
-  disabled: boolean;
-}
-
-interface SessionRow {
-  id_hash: Buffer;
-  admin: string;
-  csrf: string;
-  created_at: number;
-  last_seen: number;
-  ip: string;
-  user_agent: string | null;
-}
-
-interface AuditRow {
-  id: number;
-  at: number;
-  actor: string;
-  action: string;
-  target: string | null;
-  ip: string | null;
-  detail: string | null;
-}
-
-const toAdmin = (r: AdminRow): StoredAdmin => ({ name: r.name, passwordHash: r.password_hash, createdAt: r.created_at, disabled: r.disabled });
-
-const toSession = (r: SessionRow): StoredSession => ({
-  idHash: r.id_hash,
-  admin: r.admin,
-  csrf: r.csrf,
-  createdAt: r.created_at,
-  lastSeen: r.last_seen,
-  ip: r.ip,
-  userAgent: r.user_agent,
-});
-
-const toAudit = (r: AuditRow): StoredAuditEntry => ({
-  id: r.id,
-  at: r.at,
-  actor: r.actor,
-  action: r.action,
-  target: r.target,
-  ip: r.ip,
-  detail: r.detail === null ? null : (JSON.parse(r.detail) as Record<string, unknown>),
-});
 
 /** A stored body: a gzip stream (magic 1f 8b) or the envelope's JSON text. */
 function envelopeReport(body: Buffer): unknown {
