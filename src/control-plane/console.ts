@@ -3,9 +3,8 @@ import { checkPolicy } from '../policy/load.js';
 import { evaluate } from '../policy/evaluate.js';
 import type { AccessLevel, Policy } from '../policy/schema.js';
 import { CHECKS } from '../posture/catalog.js';
-import { DEVICE_STATES, type DeviceState } from '../protocol/admin.js';
+import { DEVICE_STATES, type DeviceState, type FleetOverview as Overview, type PolicyPreviewErrors, type PolicyPreviewResult, type SessionInfo } from '../protocol/admin.js';
 import type { Logger } from '../logging/logger.js';
-import type { KeyedIssue } from '../config/errors.js';
 import { newSessionValue, sessionIdHash, verifyPassword } from './accounts.js';
 import type { RateLimiter } from './rate-limit.js';
 import { tokensEqual } from './secrets.js';
@@ -28,32 +27,7 @@ export interface ConsoleOptions {
   now?: () => number;
 }
 
-/** What the console is told of its session (`POST`/`GET /console/api/session`). */
-export interface SessionInfo {
-  name: string;
-  csrf: string;
-  idleTimeoutSeconds: number;
-}
-
-export interface Overview {
-  total: number;
-  byLevel: Record<AccessLevel, number>;
-  stale: number;
-  needsEnrollment: number;
-  revoked: number;
-  byOs: { os: string; count: number }[];
-  topFailing: { check: string; title: string; count: number }[];
-  history: FleetSnapshot[];
-}
-
-export type PolicyPreview =
-  | {
-      valid: true;
-      current: Policy;
-      changes: { total: number; unchanged: number; toFull: number; toLimited: number; toBlocked: number };
-      examples: { id: string; hostname: string; from: AccessLevel; to: AccessLevel }[];
-    }
-  | { valid: false; errors: KeyedIssue[] };
+export type PolicyPreview = PolicyPreviewResult | PolicyPreviewErrors;
 
 /** Devices read per query when the whole fleet is re-evaluated, or counted (yielding between pages). */
 const PAGE = 200;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ACCESS_LEVELS, POLICY_SEVERITIES } from '../policy/schema.js';
+import { ACCESS_LEVELS, POLICY_SEVERITIES, type AccessLevel, type Policy } from '../policy/schema.js';
 import { PLATFORMS } from '../posture/types.js';
 import { postureReportSchema } from './report.js';
 import { deviceIdSchema, directivesSchema } from './wire.js';
@@ -194,3 +194,39 @@ export const apiTokenCreateResponseSchema = apiTokenInfoSchema.extend({
 });
 
 export const apiTokenListSchema = z.object({ tokens: z.array(apiTokenInfoSchema), next: nextCursorSchema });
+
+// ---- admin console (issue #20): what its own routes answer; types only, shared with the browser app ----
+
+/** What the console is told of its session (`POST`/`GET /console/api/session`). */
+export interface SessionInfo {
+  name: string;
+  csrf: string;
+  idleTimeoutSeconds: number;
+}
+
+/** `GET /v1/admin/overview`. `history` holds the hourly snapshots, oldest first (epoch ms). */
+export interface FleetOverview {
+  total: number;
+  byLevel: Record<AccessLevel, number>;
+  stale: number;
+  needsEnrollment: number;
+  revoked: number;
+  byOs: { os: string; count: number }[];
+  topFailing: { check: string; title: string; count: number }[];
+  history: { at: number; full: number; limited: number; blocked: number; stale: number }[];
+}
+
+/** `POST /v1/admin/policy/preview` of a valid draft. */
+export interface PolicyPreviewResult {
+  valid: true;
+  current: Policy;
+  changes: { total: number; unchanged: number; toFull: number; toLimited: number; toBlocked: number };
+  examples: { id: string; hostname: string; from: AccessLevel; to: AccessLevel }[];
+}
+
+/** ... and of a draft the policy parser refuses (400). */
+export interface PolicyPreviewErrors {
+  valid: false;
+  errors: { path: string; message: string }[];
+}
+
