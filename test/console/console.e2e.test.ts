@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -6,12 +6,11 @@ import { createRequire } from 'node:module';
 import { createServer, type Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Policy } from '../../src/policy/schema.js';
 import type { PostureReport } from '../../src/protocol/report.js';
-import { AGENT_CLI, CONTROL_PLANE_CLI, httpsCall, startControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { AGENT_CLI, CONTROL_PLANE_CLI, httpsCall, issueDeviceCert, startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { startStepCa, type StepCa } from '../harness/stepca.js';
 import { isolatedEnv, ROOT, runCliProcess, tempDir, waitFor, type RunResult } from '../helpers.js';
 import { sampleReport } from '../helpers/report.js';
@@ -23,7 +22,6 @@ import { sampleReport } from '../helpers/report.js';
  * VIGIL_UPDATE_SCREENSHOTS=1 writes the screenshots into docs/screenshots.
  */
 
-const execFileP = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
 const CONSOLE_BUILT = join(ROOT, 'dist', 'console', 'index.html');
 const built = existsSync(AGENT_CLI) && existsSync(CONTROL_PLANE_CLI) && existsSync(CONSOLE_BUILT) && existsSync(CHROMIUM);
@@ -83,21 +81,8 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
       body: JSON.stringify({ protocolVersion: 1, enrollmentSecret: secret, deviceId: d.id, facts }),
     });
     expect(r.status, r.body).toBe(200);
-    const { ott, subject, sans } = JSON.parse(r.body) as { ott: string; subject: string; sans: string[] };
-    const key = join(dir, `${d.id}.key`);
-    const csr = join(dir, `${d.id}.csr`);
-    await execFileP('openssl', [
-      'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key,
-      '-subj', `/CN=${subject}`, '-addext', `subjectAltName=${sans.map((s) => `URI:${s}`).join(',')}`, '-out', csr,
-    ]);
-    const signed = await httpsCall(`${ca.url}/1.0/sign`, {
-      method: 'POST',
-      ca: ca.rootPem,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ csr: await readFile(csr, 'utf8'), ott }),
-    });
-    expect(signed.status, signed.body).toBe(201);
-    const tls = { cert: (JSON.parse(signed.body) as { certChain: string[] }).certChain.join(''), key: await readFile(key, 'utf8') };
+    const issued = await issueDeviceCert(ca, dir, d.id, JSON.parse(r.body) as { ott: string; subject: string; sans: string[] });
+    const tls = { cert: issued.certPem, key: issued.keyPem };
     const report = { protocolVersion: 1, reportId: randomUUID(), seq: 0, dropped: 0, report: { ...base, device: facts } };
     const sent = await httpsCall(`${cp.url}/v1/reports`, {
       method: 'POST',

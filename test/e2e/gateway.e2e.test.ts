@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUTHZ_CLI, startAuthzProcess, type AuthzProcess } from '../harness/authz.js';
-import { AGENT_CLI, CONTROL_PLANE_CLI, httpsCall, startControlPlane, type ControlPlane } from '../harness/control-plane.js';
+import { AGENT_CLI, CONTROL_PLANE_CLI, httpsCall, issueDeviceCert, startControlPlane, type ControlPlane } from '../harness/control-plane.js';
 import { NGINX, startNginx, type Nginx } from '../harness/nginx.js';
 import { startStepCa, type StepCa } from '../harness/stepca.js';
 import { freePort, isolatedEnv, runCliProcess, startCliProcess, waitFor, type RunResult } from '../helpers.js';
@@ -96,20 +96,8 @@ describe.skipIf(!built || NGINX === null)('gateway enforcement (step-ca, control
       body: JSON.stringify({ protocolVersion: 1, enrollmentSecret: secret.secret, deviceId: id, facts: sampleReport().device }),
     });
     expect(r.status, r.body).toBe(200);
-    const { ott, subject, sans } = JSON.parse(r.body) as { ott: string; subject: string; sans: string[] };
-    const key = join(dir, `${id}.key`);
-    await execFileP('openssl', [
-      'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key,
-      '-subj', `/CN=${subject}`, '-addext', `subjectAltName=${sans.map((s) => `URI:${s}`).join(',')}`, '-out', join(dir, `${id}.csr`),
-    ]);
-    const signed = await httpsCall(`${ca.url}/1.0/sign`, {
-      method: 'POST',
-      ca: ca.rootPem,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ csr: await readFile(join(dir, `${id}.csr`), 'utf8'), ott }),
-    });
-    expect(signed.status, signed.body).toBe(201);
-    const tls = { id, cert: (JSON.parse(signed.body) as { certChain: string[] }).certChain.join(''), key: await readFile(key, 'utf8') };
+    const issued = await issueDeviceCert(ca, dir, id, JSON.parse(r.body) as { ott: string; subject: string; sans: string[] });
+    const tls = { id, cert: issued.certPem, key: issued.keyPem };
     const rep = await httpsCall(`${cp.url}/v1/reports`, {
       method: 'POST',
       ca: ca.rootPem,

@@ -1,13 +1,13 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_CLI, CONTROL_PLANE_CLI, httpsCall, startControlPlane, type ControlPlane, type HttpResult } from '../harness/control-plane.js';
+import { AGENT_CLI, CONTROL_PLANE_CLI, httpsCall, issueDeviceCert, startControlPlane, type ControlPlane, type HttpResult } from '../harness/control-plane.js';
 import { startStepCa, type StepCa } from '../harness/stepca.js';
 import { isolatedEnv, runCliProcess, type RunResult } from '../helpers.js';
 import { sampleReport } from '../helpers/report.js';
@@ -68,21 +68,7 @@ describe.skipIf(!built)('the verdict never fails open (step-ca, control plane an
       body: JSON.stringify({ protocolVersion: 1, enrollmentSecret: (await newSecret()).secret, deviceId: id, facts: { ...sampleReport().device, hostname: `host-${id}` } }),
     });
     expect(r.status, r.body).toBe(200);
-    const { ott, subject, sans } = JSON.parse(r.body) as { ott: string; subject: string; sans: string[] };
-    const key = join(dir, `${id}.key`);
-    const csr = join(dir, `${id}.csr`);
-    await execFileP('openssl', [
-      'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key,
-      '-subj', `/CN=${subject}`, '-addext', `subjectAltName=${sans.map((s) => `URI:${s}`).join(',')}`, '-out', csr,
-    ]);
-    const signed = await httpsCall(`${ca.url}/1.0/sign`, {
-      method: 'POST',
-      ca: ca.rootPem,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ csr: await readFile(csr, 'utf8'), ott }),
-    });
-    expect(signed.status, signed.body).toBe(201);
-    return { id, certPem: (JSON.parse(signed.body) as { certChain: string[] }).certChain.join(''), keyPem: await readFile(key, 'utf8') };
+    return { id, ...(await issueDeviceCert(ca, dir, id, JSON.parse(r.body) as { ott: string; subject: string; sans: string[] })) };
   };
 
   const report = (seq: number, posture = sampleReport()) => ({ protocolVersion: 1, reportId: randomUUID(), seq, dropped: 0, report: posture });

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { request, type RequestOptions } from 'node:https';
 import { join, resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,6 +34,32 @@ export function httpsCall(url: string, opts: RequestOptions & { body?: string })
     req.on('error', rej);
     req.end(opts.body);
   });
+}
+
+/**
+ * What a device does with the one-time token its enrollment returned: a P-256 key and a CSR for the subject and
+ * URI SANs, made by openssl in `dir` as `<name>.key`/`<name>.csr`, signed by step-ca.
+ */
+export async function issueDeviceCert(
+  ca: StepCa,
+  dir: string,
+  name: string,
+  t: { ott: string; subject: string; sans: string[] },
+): Promise<{ certPem: string; keyPem: string }> {
+  const key = join(dir, `${name}.key`);
+  const csr = join(dir, `${name}.csr`);
+  await execFileP('openssl', [
+    'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key,
+    '-subj', `/CN=${t.subject}`, '-addext', `subjectAltName=${t.sans.map((s) => `URI:${s}`).join(',')}`, '-out', csr,
+  ]);
+  const signed = await httpsCall(`${ca.url}/1.0/sign`, {
+    method: 'POST',
+    ca: ca.rootPem,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ csr: await readFile(csr, 'utf8'), ott: t.ott }),
+  });
+  if (signed.status !== 201) throw new Error(`step-ca /1.0/sign: ${String(signed.status)} ${signed.body}`);
+  return { certPem: (JSON.parse(signed.body) as { certChain: string[] }).certChain.join(''), keyPem: await readFile(key, 'utf8') };
 }
 
 export interface ControlPlane {
