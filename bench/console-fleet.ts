@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
-import { RateLimiter } from '../src/control-plane/rate-limit.js';
+import { localRateLimit } from '../src/control-plane/rate-limit.js';
 import { ConsoleService } from '../src/control-plane/console.js';
 import { SqliteStorage } from '../src/control-plane/sqlite-storage.js';
 import { silentLogger } from '../src/logging/logger.js';
@@ -59,8 +59,8 @@ const svc = new ConsoleService({
   idleTimeoutMinutes: 30,
   absoluteLifetimeHours: 12,
   maxReportAgeSeconds: 3600,
-  signinPerName: new RateLimiter(5, 5),
-  signinPerIp: new RateLimiter(5, 5),
+  signinPerName: localRateLimit(5, 5),
+  signinPerIp: localRateLimit(5, 5),
 });
 
 async function measure<T>(label: string, fn: () => Promise<T>): Promise<T> {

@@ -34,6 +34,7 @@ import { openStorage, STORAGE_BACKENDS, type StorageBackend } from '../src/contr
 import type { Storage } from '../src/control-plane/storage.js';
 import { postureReportSchema, type PostureReport } from '../src/protocol/report.js';
 import { ADMIN_TOKEN, prepare } from '../test/helpers/control-plane.js';
+import { startPostgres, type PgServer } from '../test/harness/postgres.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -53,7 +54,6 @@ function positive(name: string, v: string): number {
 
 if (!(STORAGE_BACKENDS as readonly string[]).includes(args.backend)) throw new Error(`--backend ${args.backend}: expected one of ${STORAGE_BACKENDS.join(', ')}`);
 const BACKEND = args.backend as StorageBackend;
-if (BACKEND === 'postgres' && args.database === undefined) throw new Error('--backend postgres needs --database postgres://...');
 const DEVICES = positive('devices', args.devices);
 const HISTORY_DEVICES = Math.min(DEVICES, positive('history-devices', args['history-devices']));
 const HISTORY_DEPTH = positive('history-depth', args['history-depth']);
@@ -149,8 +149,16 @@ async function main(): Promise<void> {
     `backend ${BACKEND}; ${availableParallelism()} CPUs, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}; ${DEVICES} devices, ${HISTORY_DEVICES} of them with ${HISTORY_DEPTH} older reports; report ${Buffer.byteLength(JSON.stringify(report))} B, gzipped envelope ${body.length} B; ${failing.length} failing checks\n`,
   );
 
+  // PostgreSQL without --database: a throwaway PostgreSQL 15 from Debian's packages, as the tests start it.
+  let pgServer: PgServer | null = null;
+  let database = args.database;
+  if (BACKEND === 'postgres' && database === undefined) {
+    pgServer = await startPostgres();
+    database = await pgServer.createDatabase('bench');
+    process.stdout.write(`throwaway PostgreSQL 15 on port ${pgServer.port}\n`);
+  }
   const p = await prepare({ maxReportAgeSeconds: MAX_AGE_S, history: RETENTION, listen: '127.0.0.1:0' });
-  const storage: Storage = await openStorage({ backend: BACKEND, dataDir: p.config.dataDir, ...(args.database === undefined ? {} : { database: args.database }), sqlite: { backgroundCheckpoints: true } });
+  const storage: Storage = await openStorage({ backend: BACKEND, dataDir: p.config.dataDir, ...(database === undefined ? {} : { database }), sqlite: { backgroundCheckpoints: true } });
   const cert = { serial: '0b', subject: 'CN=bench', issuer: 'CN=int', not_after: new Date(Date.now() + 86_400_000).toISOString(), fingerprint_sha256: 'ef' };
   const posture = { os: { platform: report.device.platform, id: report.device.os.id, name: report.device.os.name, version: report.device.os.version }, managed: false };
   const newReport = (i: number, seq: number, receivedAt: number) => ({
@@ -197,10 +205,14 @@ async function main(): Promise<void> {
   // Closed and opened again, so that the measurements do not share the machine with checkpointing the
   // insert's write-ahead log.
   await storage.close();
-  const served: Storage = await openStorage({ backend: BACKEND, dataDir: p.config.dataDir, ...(args.database === undefined ? {} : { database: args.database }), sqlite: { backgroundCheckpoints: true } });
 
   // ---- server ----
-  const cp = await startControlPlane(p.config, { logger: silentLogger(), storage: served, housekeeping: false, revokeAtCa: () => Promise.resolve('revoked') });
+  // Opened by the server itself, as `vigil-control-plane serve` opens it: on PostgreSQL that brings the
+  // cluster's event hub (LISTEN/NOTIFY) and advisory locks into what is measured.
+  const cp = await startControlPlane(
+    { ...p.config, ...(database === undefined ? {} : { database }) },
+    { logger: silentLogger(), housekeeping: false, revokeAtCa: () => Promise.resolve('revoked') },
+  );
   const agent = new Agent({ keepAlive: true, maxSockets: 4, ca: p.pki.rootPem });
   const get = (path: string, method = 'GET'): Promise<{ status: number; json: unknown; bytes: number }> =>
     new Promise((resolve, reject) => {
@@ -304,6 +316,7 @@ async function main(): Promise<void> {
   const worstCpu = rows.reduce((m, r) => Math.max(m, r.cpuStallMs), 0);
   process.stdout.write(`worst event-loop stall ${worst.toFixed(1)} ms by the clock, ${worstCpu.toFixed(1)} ms of CPU; probe requests ${probe.count}; load ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
   await rm(p.dir, { recursive: true, force: true });
+  await pgServer?.cleanup();
 }
 
 main().catch((err: unknown) => {

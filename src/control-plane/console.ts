@@ -6,7 +6,7 @@ import { CHECKS } from '../posture/catalog.js';
 import { DEVICE_STATES, type DeviceState, type FleetOverview as Overview, type PolicyPreviewErrors, type PolicyPreviewResult, type SessionInfo } from '../protocol/admin.js';
 import type { Logger } from '../logging/logger.js';
 import { newSessionValue, sessionIdHash, verifyPassword } from './accounts.js';
-import type { RateLimiter } from './rate-limit.js';
+import type { RateLimit } from './rate-limit.js';
 import { tokensEqual } from './secrets.js';
 import { ControlPlaneError, effectiveOf, platformsOf } from './service.js';
 import type { FleetSnapshot, NewAuditEntry, Storage, StoredAuditEntry, StoredDevice, StoredSession } from './storage.js';
@@ -22,8 +22,8 @@ export interface ConsoleOptions {
   absoluteLifetimeHours: number;
   maxReportAgeSeconds: number;
   /** Taken once per failed sign-in, per name and per client address. */
-  signinPerName: RateLimiter;
-  signinPerIp: RateLimiter;
+  signinPerName: RateLimit;
+  signinPerIp: RateLimit;
   now?: () => number;
 }
 
@@ -100,13 +100,12 @@ export class ConsoleService {
    * An unknown name and a wrong password take the same time and get the same answer.
    */
   async signIn(name: string, password: string, ip: string, userAgent: string | null): Promise<{ cookie: string; session: SessionInfo }> {
-    const wait = Math.max(this.o.signinPerIp.wait(ip), this.o.signinPerName.wait(name));
+    const wait = Math.max(await this.o.signinPerIp.wait(ip), await this.o.signinPerName.wait(name));
     if (wait > 0) throw new ControlPlaneError(429, 'rate-limited', `too many failed sign-ins for this name or from ${ip}; retry in ${wait} s`, wait);
     const admin = await this.o.storage.getAdmin(name);
     const ok = await verifyPassword(password, admin?.passwordHash ?? null);
     if (!ok || !admin || admin.disabled) {
-      this.o.signinPerIp.take(ip);
-      this.o.signinPerName.take(name);
+      await Promise.all([this.o.signinPerIp.take(ip), this.o.signinPerName.take(name)]);
       await this.audit({ actor: 'anonymous', action: 'session.signin-failed', target: name, ip, detail: null });
       this.o.logger.warn('console sign-in failed', { component: 'control-plane', name, ip });
       throw new SignInError();

@@ -11,7 +11,7 @@ import { enrollRequestSchema, identityRevokedSchema, PROTOCOL_VERSION, type Erro
 import { certInfo, deviceIdFromCertificate } from './cert-identity.js';
 import type { ServerCredentials } from './cert-source.js';
 import type { EventHub } from './events.js';
-import type { RateLimit, RateLimiter } from './rate-limit.js';
+import type { RateLimit } from './rate-limit.js';
 import { inflateBody, issuesMessage, type ReportSummary } from './report-decoder.js';
 import { ReportDecoderPool } from './report-decoder-pool.js';
 import { apiTokenId, secretMatches, tokensEqual } from './secrets.js';
@@ -86,7 +86,7 @@ export interface HttpOptions {
   /** Taken once per failed enrollment from an address; while it is empty, that address is refused outright. */
   enrollLimiter: RateLimit;
   /** Taken once per wrong admin token from an address; while it is empty, that address is refused outright. */
-  adminFailureLimiter: RateLimiter;
+  adminFailureLimiter: RateLimit;
   console: ConsoleService;
   /** Where the console's built files are (index.html, app.js, app.css). */
   consoleDir: string;
@@ -255,7 +255,7 @@ export function buildApp(o: HttpOptions) {
     const h = req.headers.authorization;
     if (h?.startsWith('Bearer ') !== true) return null;
     // Checked before the token, so that an address guessing tokens learns nothing while it waits.
-    const wait = o.adminFailureLimiter.wait(req.ip);
+    const wait = await o.adminFailureLimiter.wait(req.ip);
     if (wait > 0) {
       void reply.header('retry-after', String(wait));
       throw fail(429, 'rate-limited', `too many wrong admin tokens from ${req.ip}; retry in ${wait} s`);
@@ -268,7 +268,7 @@ export function buildApp(o: HttpOptions) {
       const actor = `token:${stored.name}`;
       return stored.scope === 'admin' ? { kind: 'admin', tokenId: stored.id, actor, session: null } : { kind: 'gateway', tokenId: stored.id, actor };
     }
-    o.adminFailureLimiter.take(req.ip);
+    await o.adminFailureLimiter.take(req.ip);
     // The token itself is never logged; its public id is, when it has one.
     o.logger.warn(stored?.revokedAt != null ? 'revoked API token' : 'wrong admin token', { component: 'control-plane', ip: req.ip, url: req.url, tokenId: id });
     throw fail(401, 'unauthorized', stored?.revokedAt != null ? 'the API token was revoked' : 'the admin token is not valid');

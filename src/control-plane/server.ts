@@ -9,7 +9,6 @@ import { buildApp, tlsOptions, type ControlPlaneApp } from './http.js';
 import { loadProvisionerKey, rootFingerprint, type ProvisionerKey } from './ott.js';
 import { pgCluster, redactDatabaseUrl } from './pg-cluster.js';
 import { PgStorage } from './pg-storage.js';
-import { RateLimiter } from './rate-limit.js';
 import { ConsoleService } from './console.js';
 import { ControlPlaneService } from './service.js';
 import { SqliteStorage } from './sqlite-storage.js';
@@ -133,8 +132,8 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     idleTimeoutMinutes: config.console.idleTimeoutMinutes,
     absoluteLifetimeHours: config.console.absoluteLifetimeHours,
     maxReportAgeSeconds: config.maxReportAgeSeconds,
-    signinPerName: new RateLimiter(config.console.signinFailuresPerMinutePerName, config.console.signinFailuresPerMinutePerName),
-    signinPerIp: new RateLimiter(config.console.signinFailuresPerMinutePerIp, config.console.signinFailuresPerMinutePerIp),
+    signinPerName: cluster.rateLimit('signin-name', config.console.signinFailuresPerMinutePerName, config.console.signinFailuresPerMinutePerName),
+    signinPerIp: cluster.rateLimit('signin-address', config.console.signinFailuresPerMinutePerIp, config.console.signinFailuresPerMinutePerIp),
   });
   await hub.start(service);
   const app = buildApp({
@@ -146,7 +145,7 @@ export async function startControlPlane(config: ServeCommandConfig, opts: StartO
     credentials,
     bodyLimitBytes: config.bodyLimitBytes,
     enrollLimiter: cluster.rateLimit('enroll-address', config.enrollBurst, config.enrollPerMinute),
-    adminFailureLimiter: new RateLimiter(config.adminAuthFailuresPerMinute, config.adminAuthFailuresPerMinute),
+    adminFailureLimiter: cluster.rateLimit('admin-token-address', config.adminAuthFailuresPerMinute, config.adminAuthFailuresPerMinute),
     console: consoleService,
     consoleDir: opts.consoleDir ?? defaultConsoleDir(),
     trustProxy: config.trustProxy,

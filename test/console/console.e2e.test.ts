@@ -240,6 +240,7 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
     await page.getByLabel('Operating system').selectOption('ubuntu');
     await expect.poll(() => page.locator('tbody tr th').allTextContents()).toEqual(['ws-paris-03']);
     await page.getByRole('link', { name: 'Clear' }).click();
+    await expect.poll(() => page.locator('tbody tr').count()).toBe(RECORDED.length + 1);
     await page.getByLabel('Search').fill('berlin');
     await page.getByLabel('Search').press('Enter');
     await expect.poll(async () => (await page.locator('tbody tr th').allTextContents()).sort()).toEqual(['ws-berlin-01', 'ws-berlin-02']);
@@ -509,7 +510,9 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
     await p.getByRole('heading', { name: 'Devices' }).waitFor();
     await tabTo(/^select#f-level/);
     await p.keyboard.press('ArrowDown');
+    await expect.poll(() => new URL(p.url()).hash).toBe('#/devices?level=full');
     await p.keyboard.press('ArrowDown');
+    await expect.poll(() => new URL(p.url()).hash).toBe('#/devices?level=limited');
     await expect.poll(() => p.locator('tbody tr th').allTextContents()).toEqual(['ws-paris-03']);
     await tabTo(/^a:ws-paris-03$/);
     await p.keyboard.press('Enter');

@@ -8,6 +8,7 @@ import { gzipSync } from 'node:zlib';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import defaultPolicyJson from '../../src/policy/default-policy.json' with { type: 'json' };
+import { addAdmin } from '../../src/control-plane/accounts.js';
 import { pgCluster } from '../../src/control-plane/pg-cluster.js';
 import { PgStorage } from '../../src/control-plane/pg-storage.js';
 import type { ServeConfig } from '../../src/control-plane/config.js';
@@ -199,6 +200,31 @@ describe('several control-plane instances on one PostgreSQL database', () => {
     expect((await enroll(b.url, 'dev-rl', more.secret)).status).toBe(200);
     const third = await enroll(a.url, 'dev-rl', more.secret);
     expect([third.status, errorBodySchema.parse(third.json).error]).toEqual([429, 'rate-limited']);
+  });
+
+  it('counts wrong admin tokens and failed console sign-ins across instances, so spreading guesses over them gains nothing', async () => {
+    const url = await server.createDatabase();
+    const limits: Partial<ServeConfig> = {
+      adminAuthFailuresPerMinute: 3,
+      console: { idleTimeoutMinutes: 30, absoluteLifetimeHours: 12, signinFailuresPerMinutePerName: 3, signinFailuresPerMinutePerIp: 100 },
+    };
+    const [a, b] = [await instance(url, limits), await instance(url, limits)];
+    const s = await db(url);
+    await addAdmin(s, 'alice', 'correct horse battery staple', Date.now());
+    const bases = [a.url, b.url];
+
+    const wrongToken = (i: number) => call(pki.rootPem, `${bases[i % 2] ?? ''}/v1/admin/devices`, { token: `wrong-token-${String(i).padStart(20, '0')}` });
+    const tokenAnswers = [];
+    for (let i = 0; i < 4; i++) tokenAnswers.push((await wrongToken(i)).status);
+    expect(tokenAnswers).toEqual([401, 401, 401, 429]);
+    // The address is refused on both instances now, even with the right token.
+    expect((await admin(b.url, '/v1/admin/devices')).status).toBe(429);
+
+    const signIn = (i: number, password: string) => call(pki.rootPem, `${bases[i % 2] ?? ''}/console/api/session`, { body: { name: 'alice', password } });
+    const signInAnswers = [];
+    for (let i = 0; i < 4; i++) signInAnswers.push((await signIn(i, `not the password ${i}`)).status);
+    expect(signInAnswers).toEqual([401, 401, 401, 429]);
+    expect((await signIn(1, 'correct horse battery staple')).status).toBe(429);
   });
 
   it('runs the stale sweep on one instance at a time: each device goes stale once, with one event', async () => {

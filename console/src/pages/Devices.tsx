@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, query } from '../api.js';
 import { events } from '../events.js';
-import { href, navigate } from '../router.js';
+import { currentRoute, href, navigate } from '../router.js';
 import type { DevicePage, DeviceSummary, Overview } from '../types.js';
 import { ago, LevelBadge, PageTitle, Status, useLoad } from '../ui.js';
 
@@ -90,8 +90,12 @@ export function DevicesPage(props: { params: URLSearchParams }): preact.JSX.Elem
   );
   useEffect(() => {
     setCursors([null]);
-    setDraft(filters.q);
   }, [key]);
+  // The search box follows the address only when the search itself changed there (Back, a link): another
+  // filter changing must not wipe what the admin is typing.
+  useEffect(() => {
+    setDraft(filters.q);
+  }, [filters.q]);
   useEffect(() => {
     if (data) {
       setRows(data.devices);
@@ -122,7 +126,9 @@ export function DevicesPage(props: { params: URLSearchParams }): preact.JSX.Elem
   );
 
   const set = (patch: Partial<Filters>): void => {
-    const next = { ...filters, ...patch };
+    // From the address, not this render's `filters`: two changes in quick succession (before the hashchange
+    // re-renders the page) must both stick.
+    const next = { ...filtersOf(currentRoute().params), ...patch };
     navigate('/devices', next);
   };
 
