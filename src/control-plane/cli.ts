@@ -69,7 +69,7 @@ program
   .description('run the HTTPS (mTLS) server')
   .option('--config <file>', 'JSON file whose keys are these flags in camelCase')
   .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8443)')
-  .option('--data-dir <dir>', 'where the SQLite database lives')
+  .option('--data-dir <dir>', 'where the SQLite database lives (not used with --database)')
   .option('--database <url>', 'PostgreSQL URL, shared by several instances (default: VIGIL_DATABASE_URL; else SQLite in --data-dir)')
   .option('--ca-url <url>', 'step-ca URL handed to enrolling devices')
   .option('--ca-root <file>', 'step-ca root certificate: the only CA client certificates may chain to')

@@ -14,7 +14,8 @@ const listenSchema = z.string().refine((s) => parseListen(s) !== null, 'host:por
 /** Keys match the CLI flags in camelCase, so a config file and flags mean the same thing. */
 const serveKeys = {
   listen: listenSchema.default('127.0.0.1:8443'),
-  dataDir: z.string().min(1),
+  /** Where SQLite keeps the database: required unless `database` (PostgreSQL) is set, when nothing is kept on disk. */
+  dataDir: z.string().min(1).optional(),
   /**
    * A PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=verify-full): storage goes there instead of
    * SQLite in dataDir, and several instances may share it. Its password is never logged.
@@ -98,7 +99,12 @@ const serveKeys = {
 };
 
 /** With a configured server certificate. */
-export const serveConfigSchema = z.strictObject(serveKeys);
+const storageChosen: [(c: { dataDir?: string | undefined; database?: string | undefined }) => boolean, { message: string; path: string[] }] = [
+  (c) => c.dataDir !== undefined || c.database !== undefined,
+  { message: 'required unless database is set: SQLite keeps the data there', path: ['dataDir'] },
+];
+
+export const serveConfigSchema = z.strictObject(serveKeys).refine(...storageChosen);
 export type ServeConfig = z.infer<typeof serveConfigSchema>;
 
 /** What `serve` accepts: without --tls-cert/--tls-key the server gets its certificate from step-ca. */
@@ -109,7 +115,8 @@ export const serveCommandSchema = z
     tlsKey: serveKeys.tlsKey.optional(),
     serverName: z.string().min(1).optional().describe('Name (IP or DNS) in the step-ca-issued server certificate; defaults to the listen host'),
   })
-  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'tlsCert and tlsKey go together', path: ['tlsKey'] });
+  .refine((c) => (c.tlsCert === undefined) === (c.tlsKey === undefined), { message: 'tlsCert and tlsKey go together', path: ['tlsKey'] })
+  .refine(...storageChosen);
 export type ServeCommandConfig = z.infer<typeof serveCommandSchema>;
 
 /** Reads a JSON config file; flags given on the command line win over its keys. */

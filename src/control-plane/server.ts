@@ -81,6 +81,7 @@ async function openBackend(config: ServeCommandConfig, opts: StartOptions): Prom
     opts.logger.info('storage: PostgreSQL', { component: 'control-plane', database: redactDatabaseUrl(url) });
     return { storage, cluster: pgCluster(storage, url, opts.logger) };
   }
+  if (config.dataDir === undefined) throw new Error('dataDir: required unless database is set: SQLite keeps the data there');
   const storage = new SqliteStorage(config.dataDir, {
     backgroundCheckpoints: true,
     onCheckpointerError: (err: unknown) => {

@@ -258,7 +258,9 @@ describe('several control-plane instances on one PostgreSQL database', () => {
     const b = await instance(url);
     const p = await prepare({ database: url, listen: `127.0.0.1:${await freePort()}` }, pki);
     const configFile = join(p.dir, 'serve.json');
-    await writeFile(configFile, JSON.stringify(p.config));
+    // No dataDir: on PostgreSQL the server keeps nothing on its own disk.
+    const { dataDir: _unused, ...onPostgres } = p.config;
+    await writeFile(configFile, JSON.stringify(onPostgres));
     const child: ChildProcess = spawn(process.execPath, [CONTROL_PLANE_CLI, 'serve', '--config', configFile], { stdio: 'ignore' });
     cleanups.push(() => Promise.resolve(child.kill('SIGKILL')));
     const aUrl = `https://${p.config.listen}`;

@@ -64,6 +64,16 @@ describe('history config', () => {
   });
 });
 
+describe('storage config', () => {
+  const { dataDir: _sqlite, ...rest } = { dataDir: '/d', caUrl: 'https://ca:9000', caRoot: 'r', provisioner: 'p', provisionerKey: 'k', adminTokenFile: 'a', tlsCert: 'c', tlsKey: 'k' };
+
+  it('needs dataDir for SQLite, and nothing on disk with a PostgreSQL database', () => {
+    const none = serveConfigSchema.safeParse(rest);
+    expect(none.success ? '' : formatZodError(none.error)).toBe('dataDir: required unless database is set: SQLite keeps the data there');
+    expect(serveConfigSchema.parse({ ...rest, database: 'postgres://vigil@db.example.com/vigil' }).dataDir).toBeUndefined();
+  });
+});
+
 describe('admin lists at scale', () => {
   let h: Harness;
   let db: SqliteStorage;

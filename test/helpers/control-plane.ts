@@ -13,7 +13,7 @@ export interface Harness {
   /** Serials (hex) the control plane asked the CA to revoke. */
   caRevoked: string[];
   dir: string;
-  config: ServeConfig;
+  config: ServeConfig & { dataDir: string };
   provisionerPublicJwk: JsonWebKeyLike;
   cp: RunningControlPlane;
 }
@@ -42,7 +42,8 @@ export async function prepare(overrides: Partial<ServeConfig> = {}, pki?: TestPk
     enrollPerMinute: 600,
     ...overrides,
   });
-  return { dir, pki: thePki, config, provisionerPublicJwk: prov.publicJwk };
+  // Tests read the SQLite files in the data dir, so it is always set here (PostgreSQL tests just don't use it).
+  return { dir, pki: thePki, config: { ...config, dataDir: config.dataDir ?? join(dir, 'data') }, provisionerPublicJwk: prov.publicJwk };
 }
 
 /** `consoleDir`: where the admin console's built files are (default: dist/console). */
