@@ -5,7 +5,9 @@
  *
  *   the admin device list: first page, every page in turn (what an authorizer reads), filtered pages
  *   decision latency (GET /v1/decision/:id, which reads and evaluates the latest report)
- *   the stale sweep: every device announced once (the first sweep), nothing to do, all going stale at once
+ *   the stale sweep: every device announced once (the first sweep), nothing to do
+ *   a policy change that moves every device to another level, and back (each re-evaluates the whole fleet)
+ *   the stale sweep when all devices go stale at once
  *   the prune: with reports to delete (count and age), then with nothing to delete
  *   deleting a device with its history
  *
@@ -14,7 +16,7 @@
  * probe and the server share this process's event loop, so a stall of the server is a stall of the probe.
  *
  * Run: `npm run bench:scale -- [--backend sqlite|postgres] [--database URL] [--devices 100000]
- * [--history-devices 1000] [--history-depth 50] [--max-age-seconds 60]` (the built JS: it runs dist/src/cli/main.js for the report).
+ * [--history-devices 1000] [--history-depth 50] [--max-age-seconds 120]` (the built JS: it runs dist/src/cli/main.js for the report).
  * Takes a few minutes at 100,000 devices, most of it inserting; the database lives in a temporary directory
  * that is removed at the end.
  */
@@ -63,7 +65,7 @@ const HISTORY_DEPTH = positive('history-depth', args['history-depth']);
  * the phases before the stale sweep take (inserting the latest reports, the lists, the first sweep), or the
  * fleet goes stale a little at a time during them. Those take longer on PostgreSQL.
  */
-const MAX_AGE_S = positive('max-age-seconds', args['max-age-seconds'] ?? (BACKEND === 'postgres' ? '180' : '60'));
+const MAX_AGE_S = positive('max-age-seconds', args['max-age-seconds'] ?? (BACKEND === 'postgres' ? '300' : '120'));
 const RETENTION = { maxReports: 10, maxAgeDays: 30 };
 
 const id = (i: number): string => `dev-${String(i).padStart(6, '0')}`;
@@ -219,9 +221,10 @@ async function main(): Promise<void> {
     { logger: silentLogger(), housekeeping: false, revokeAtCa: () => Promise.resolve('revoked') },
   );
   const agent = new Agent({ keepAlive: true, maxSockets: 4, ca: p.pki.rootPem });
-  const get = (path: string, method = 'GET'): Promise<{ status: number; json: unknown; bytes: number }> =>
+  const get = (path: string, method = 'GET', body?: unknown): Promise<{ status: number; json: unknown; bytes: number }> =>
     new Promise((resolve, reject) => {
-      const req = request(new URL(path, cp.url), { method, agent, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }, (res) => {
+      const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
+      const req = request(new URL(path, cp.url), { method, agent, headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
@@ -232,7 +235,7 @@ async function main(): Promise<void> {
         res.on('error', reject);
       });
       req.on('error', reject);
-      req.end();
+      req.end(body === undefined ? undefined : JSON.stringify(body));
     });
   await get('/health');
   const probing = (async () => {
@@ -298,6 +301,20 @@ async function main(): Promise<void> {
     if (n > 0) process.stdout.write(`WARNING: ${n} devices went stale before the stale phase; rerun with a larger --max-age-seconds\n`);
     return `${n} announced`;
   });
+  // A policy change re-evaluates every device's latest report: relaxing the checks this report fails moves
+  // the whole fleet to another level (an event each), and putting them back moves it again.
+  type Doc = { version: string; checks: Record<string, string> };
+  const inForce = (await get('/v1/policy')).json as Doc;
+  const relaxed: Doc = { ...inForce, version: `${inForce.version}-bench-relaxed`, checks: { ...inForce.checks, ...Object.fromEntries(failing.map((c) => [c, 'info'])) } };
+  await phase(`PUT /v1/admin/policy: relax the ${failing.length} failing checks (re-evaluates all)`, async (timed) => {
+    await timed(() => get('/v1/admin/policy', 'PUT', relaxed));
+    return '';
+  });
+  await phase('PUT /v1/admin/policy: put them back (re-evaluates all)', async (timed) => {
+    await timed(() => get('/v1/admin/policy', 'PUT', { ...inForce, version: `${inForce.version}-bench-restored` }));
+    return '';
+  });
+
   const wait = seenAt + MAX_AGE_S * 1000 + 1000 - Date.now();
   if (wait > 0) {
     process.stdout.write(`(waiting ${(wait / 1000).toFixed(0)} s for the fleet to go stale)\n`);

@@ -439,8 +439,16 @@ export class PgStorage implements Storage {
     });
   }
 
-  async setDeviceLevel(id: string, lvl: AccessLevel): Promise<void> {
-    await this.pool.query('UPDATE devices SET access_level = $1 WHERE id = $2', [lvl, id]);
+  async setDeviceLevels(items: readonly { id: string; level: AccessLevel; reportId: string }[]): Promise<boolean[]> {
+    if (items.length === 0) return [];
+    // One statement for the batch: the rows it updated come back, the others had a newer report meanwhile.
+    const res = await this.pool.query<{ id: string }>(
+      `UPDATE devices d SET access_level = v.level FROM unnest($1::text[], $2::text[], $3::text[]) AS v(id, level, report_id)
+       WHERE d.id = v.id AND d.latest_report_id = v.report_id RETURNING d.id`,
+      [items.map((i) => i.id), items.map((i) => i.level), items.map((i) => i.reportId)],
+    );
+    const applied = new Set(res.rows.map((r) => r.id));
+    return items.map((i) => applied.has(i.id));
   }
 
   announceMany(items: readonly Announcement[]): Promise<(number | null)[]> {
@@ -450,32 +458,25 @@ export class PgStorage implements Storage {
       // them (a sweep on one instance, a report's announcement on another) cannot deadlock, and ids become
       // visible in commit order.
       const counter = await c.query<{ value: number }>("SELECT value FROM counters WHERE name = 'events' FOR UPDATE");
-      let next = counter.rows[0]?.value;
-      if (next === undefined) throw new Error('the events counter row is missing');
+      const last = counter.rows[0]?.value;
+      if (last === undefined) throw new Error('the events counter row is missing');
+      let next = last;
+      const updated = await this.announceRows(c, items);
       const ids: (number | null)[] = [];
       const eventIds: number[] = [];
       const ats: number[] = [];
       const bodies: string[] = [];
-      for (const a of items) {
-        const seen = a.ifUnchanged;
-        const res = seen
-          ? await c.query(
-              `UPDATE devices SET announced_level = $1, announced_state = $2, announced_attrs = $3 WHERE id = $4
-                AND last_seen IS NOT DISTINCT FROM $5 AND revoked_at IS NOT DISTINCT FROM $6
-                AND announced_level IS NOT DISTINCT FROM $7 AND announced_state IS NOT DISTINCT FROM $8`,
-              [a.level, a.state, a.attrs, a.id, seen.lastSeen, seen.revokedAt, seen.announcedLevel, seen.announcedState],
-            )
-          : await c.query('UPDATE devices SET announced_level = $1, announced_state = $2, announced_attrs = $3 WHERE id = $4', [a.level, a.state, a.attrs, a.id]);
-        if (seen && res.rowCount === 0) {
+      items.forEach((a, i) => {
+        if (updated[i] !== true) {
           ids.push(null);
-          continue;
+          return;
         }
         next += 1;
         ids.push(next);
         eventIds.push(next);
         ats.push(Date.parse(a.event.at));
         bodies.push(JSON.stringify(a.event));
-      }
+      });
       if (eventIds.length > 0) {
         await c.query('INSERT INTO events (id, at, body) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[])', [eventIds, ats, bodies]);
         await c.query("UPDATE counters SET value = $1 WHERE name = 'events'", [next]);
@@ -484,6 +485,48 @@ export class PgStorage implements Storage {
       }
       return ids;
     });
+  }
+
+  /**
+   * The announced columns of the items' devices, in one statement for the batch (a sweep step is hundreds of
+   * devices: one round trip each made 100,000 devices going stale take 40 s). An item with `ifUnchanged`
+   * applies only while the row still shows what the caller read; returns whether each applied. A device
+   * twice in one batch (not something the service does) takes the statement-per-item path, whose later item
+   * sees the earlier one's write.
+   */
+  private async announceRows(c: pg.PoolClient, items: readonly Announcement[]): Promise<boolean[]> {
+    if (new Set(items.map((a) => a.id)).size !== items.length) {
+      const out: boolean[] = [];
+      for (const a of items) out.push(((await this.announceRowsBatch(c, [a])).size) === 1);
+      return out;
+    }
+    const updated = await this.announceRowsBatch(c, items);
+    return items.map((a) => updated.has(a.id));
+  }
+
+  private async announceRowsBatch(c: pg.PoolClient, items: readonly Announcement[]): Promise<Set<string>> {
+    const col = <T>(f: (a: Announcement) => T): T[] => items.map(f);
+    const res = await c.query<{ id: string }>(
+      `UPDATE devices d SET announced_level = v.level, announced_state = v.state, announced_attrs = v.attrs
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::bigint[], $7::bigint[], $8::text[], $9::text[])
+         AS v(id, level, state, attrs, checked, seen_last_seen, seen_revoked_at, seen_level, seen_state)
+       WHERE d.id = v.id AND (NOT v.checked OR (d.last_seen IS NOT DISTINCT FROM v.seen_last_seen
+         AND d.revoked_at IS NOT DISTINCT FROM v.seen_revoked_at AND d.announced_level IS NOT DISTINCT FROM v.seen_level
+         AND d.announced_state IS NOT DISTINCT FROM v.seen_state))
+       RETURNING d.id`,
+      [
+        col((a) => a.id),
+        col((a) => a.level),
+        col((a) => a.state),
+        col((a) => a.attrs),
+        col((a) => a.ifUnchanged !== undefined),
+        col((a) => a.ifUnchanged?.lastSeen ?? null),
+        col((a) => a.ifUnchanged?.revokedAt ?? null),
+        col((a) => a.ifUnchanged?.announcedLevel ?? null),
+        col((a) => a.ifUnchanged?.announcedState ?? null),
+      ],
+    );
+    return new Set(res.rows.map((r) => r.id));
   }
 
   async eventsSince(afterId: number, limit: number): Promise<StoredEvent[]> {

@@ -761,32 +761,52 @@ export class ControlPlaneService {
     await this.o.storage.setPolicy(policy, this.now());
     this.policy = policy;
     this.o.logger.info('policy changed', { component: 'control-plane', name: policy.name, version: policy.version });
-    // A page of devices at a time, yielding between pages, so that the fleet's re-evaluation does not hold
-    // the event loop; it still reads every device's latest report (see docs/control-plane.md).
-    let after: string | null = null;
-    do {
-      const page: { devices: StoredDevice[]; next: string | null } = await this.o.storage.listDevicesPage({
-        after,
-        limit: POLICY_STEP,
-        staleBefore: this.now() - this.o.maxReportAgeSeconds * 1000,
-        filter: {},
-      });
-      for (const d of page.devices) {
-        const latest = await this.o.storage.getLatestReport(d.id);
-        if (latest) {
-          const level = evaluate(policy, latest.report.results, platformsOf(d, latest.report.device.platform)).accessLevel;
-          await this.o.storage.setDeviceLevel(d.id, level);
-          await this.announce({ ...d, accessLevel: level }, 'policy');
-        }
-      }
-      after = page.next;
-      await yieldToLoop();
-    } while (after !== null);
+    await this.reevaluate(policy);
     for (const id of this.o.hub.connectedDevices()) {
       const d = await this.o.storage.getDevice(id);
       if (d) this.o.hub.publishDirectives(id, this.directivesFor(d));
     }
     return policy;
+  }
+
+  /**
+   * Evaluates every device's latest report under the new policy, a page at a time: the page's changed levels
+   * in one transaction, its announcements in another, yielding between pages, so that 100,000 devices cost a
+   * few hundred flushes and no long stall (bench/control-plane-scale.ts measures it). A report that arrives
+   * meanwhile is evaluated under the new policy by itself; the stored level of a device whose latest report
+   * changed under the page is left alone (setDeviceLevels), and so is its announcement (ifUnchanged).
+   */
+  private async reevaluate(policy: Policy): Promise<void> {
+    let after = '';
+    let evaluated = 0;
+    let announced = 0;
+    for (;;) {
+      const page = await this.o.storage.latestResultsPage(after, POLICY_STEP);
+      const changed: { d: StoredDevice; level: AccessLevel; reportId: string }[] = [];
+      for (const { device: d, latest } of page) {
+        if (!latest) continue;
+        evaluated += 1;
+        const r = latest.read();
+        const level = evaluate(policy, r.results, platformsOf(d, r.platform)).accessLevel;
+        if (level !== d.accessLevel) changed.push({ d, level, reportId: latest.reportId });
+      }
+      if (changed.length > 0) {
+        const applied = await this.o.storage.setDeviceLevels(changed.map((c) => ({ id: c.d.id, level: c.level, reportId: c.reportId })));
+        const items: Announcement[] = [];
+        changed.forEach(({ d, level }, i) => {
+          if (applied[i] !== true) return;
+          const a = this.announcementFor({ ...d, accessLevel: level }, 'policy');
+          if (a) items.push({ ...a, ifUnchanged: { lastSeen: d.lastSeen, revokedAt: d.revokedAt, announcedLevel: d.announcedLevel, announcedState: d.announcedState } });
+        });
+        // One line per device for a handful; a fleet-wide change is the summary below.
+        if (items.length > 0) announced += await this.publish(items, announced + items.length <= SWEEP_LOG_DEVICES);
+      }
+      const last = page.at(-1);
+      if (!last || page.length < POLICY_STEP) break;
+      after = last.device.id;
+      await yieldToLoop();
+    }
+    this.o.logger.info('fleet re-evaluated under the new policy', { component: 'control-plane', version: policy.version, evaluated, changed: announced });
   }
 
   async createSecret(req: SecretCreateRequest): Promise<SecretInfo & { secret: string }> {

@@ -377,7 +377,7 @@ export class SqliteStorage implements Storage {
       pruneEvents: db.prepare<{ keepAbove: number; olderThan: number; limit: number }>(`DELETE FROM events WHERE id IN (
         SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT @limit) WHERE id <= @keepAbove OR at < @olderThan)`),
       maxEventId: db.prepare<[], number | null>('SELECT MAX(id) FROM events').pluck(),
-      setLevel: db.prepare('UPDATE devices SET access_level = ? WHERE id = ?'),
+      setLevel: db.prepare('UPDATE devices SET access_level = ? WHERE id = ? AND latest_report_id = ?'),
       announce: db.prepare('UPDATE devices SET announced_level = ?, announced_state = ?, announced_attrs = ? WHERE id = ?'),
       announceIf: db.prepare<Record<string, string | number | null>>(`UPDATE devices SET announced_level = @level, announced_state = @state,
         announced_attrs = @attrs WHERE id = @id AND last_seen IS @lastSeen AND revoked_at IS @revokedAt
@@ -830,9 +830,14 @@ export class SqliteStorage implements Storage {
     return this.writeDevice(id, () => tx.immediate());
   }
 
-  setDeviceLevel(id: string, lvl: AccessLevel): Promise<void> {
-    return this.writeDevice(id, () => {
-      this.st.setLevel.run(lvl, id);
+  setDeviceLevels(items: readonly { id: string; level: AccessLevel; reportId: string }[]): Promise<boolean[]> {
+    const tx = this.db.transaction(() => items.map((i) => this.st.setLevel.run(i.level, i.id, i.reportId).changes === 1));
+    return this.write(() => {
+      for (const i of items) this.devices.delete(i.id);
+      return tx.immediate();
+    }).then(async (applied) => {
+      if (items.length >= BULK_ANNOUNCEMENTS) await this.afterBulkWrite();
+      return applied;
     });
   }
 

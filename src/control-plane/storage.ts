@@ -51,8 +51,12 @@ export interface Storage {
   allowReenroll(id: string): Promise<boolean>;
   /** Removes the device and its report history (in bounded batches, the device row last). */
   deleteDevice(id: string): Promise<boolean>;
-  /** The server's evaluation of the latest report, after the policy changed. */
-  setDeviceLevel(id: string, level: AccessLevel): Promise<void>;
+  /**
+   * The server's evaluations of the devices' latest reports after the policy changed, in one transaction. Each
+   * applies only while `reportId` is still the device's latest report (a report that arrived meanwhile was
+   * evaluated under the new policy itself); returns, per item, whether it applied.
+   */
+  setDeviceLevels(items: readonly { id: string; level: AccessLevel; reportId: string }[]): Promise<boolean[]>;
   /**
    * One step of the stale sweep: examines at most `q.limit` devices after `q.after` (id order) and returns
    * those whose announced state or level differs from their effective one (see effectiveOf: stale when

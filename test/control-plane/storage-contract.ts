@@ -129,6 +129,36 @@ export function storageContract(backend: StorageBackend): void {
       await s.close();
     });
 
+    it('sets re-evaluated levels in a batch, only where the evaluated report is still the latest', async () => {
+      const { storage: s } = await backend.fresh();
+      for (const id of ['dev-l1', 'dev-l2', 'dev-l3']) await s.enrollDevice({ id, facts: sampleReport().device, secretId: 'x', now: 1 });
+      const r1 = report(1, { deviceId: 'dev-l1', accessLevel: 'full' });
+      const r2 = report(1, { deviceId: 'dev-l2', accessLevel: 'full' });
+      await s.ingestReport(r1);
+      await s.ingestReport(r2);
+      // dev-l2 reports again after the policy's page was read: its newer report already carries the verdict.
+      await s.ingestReport(report(2, { deviceId: 'dev-l2', accessLevel: 'limited' }));
+      const applied = await s.setDeviceLevels([
+        { id: 'dev-l1', level: 'blocked', reportId: r1.reportId },
+        { id: 'dev-l2', level: 'blocked', reportId: r2.reportId },
+        { id: 'dev-l3', level: 'blocked', reportId: 'never-reported' },
+      ]);
+      expect(applied).toEqual([true, false, false]);
+      expect((await s.getDevice('dev-l1'))?.accessLevel).toBe('blocked');
+      expect((await s.getDevice('dev-l2'))?.accessLevel).toBe('limited');
+      expect((await s.getDevice('dev-l3'))?.accessLevel).toBeNull();
+      expect(await s.setDeviceLevels([])).toEqual([]);
+      // Announced in one batch, even with a device twice (each is an event; the second write wins).
+      const event = { device: 'dev-l1', previous: null, current: 'blocked' as const, compliant: false, state: 'active' as const, cause: 'policy' as const, at: new Date(2).toISOString() };
+      const twice = await s.announceMany([
+        { id: 'dev-l1', level: 'limited', state: 'active', attrs: 'a', event },
+        { id: 'dev-l1', level: 'blocked', state: 'active', attrs: 'b', event },
+      ]);
+      expect(twice.every((id) => typeof id === 'number')).toBe(true);
+      expect(await s.getDevice('dev-l1')).toMatchObject({ announcedLevel: 'blocked', announcedAttrs: 'b' });
+      await s.close();
+    });
+
     it('revokes, re-admits and removes a device, remembering the revoked certificate', async () => {
       const { storage: s } = await backend.fresh();
       await s.enrollDevice({ id: 'dev-s1', facts: sampleReport().device, secretId: 'x', now: 1 });
