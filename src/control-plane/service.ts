@@ -100,7 +100,7 @@ const SWEEP_STEP = 250;
 /** Reports and events deleted per pruning transaction. */
 const PRUNE_BATCH = 200;
 /** Devices re-evaluated per step when the policy changes. */
-const POLICY_STEP = 200;
+const POLICY_STEP = 100;
 /** Per-device "access level changed" lines one sweep logs; past that, one summary line says how many. */
 const SWEEP_LOG_DEVICES = 20;
 

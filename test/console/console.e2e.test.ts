@@ -370,6 +370,18 @@ describe.skipIf(!built)('admin console in Chromium against a real control plane'
     await row.getByRole('button', { name: /Revoke/ }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
     await expect.poll(() => row.textContent()).toContain('revoked');
+
+    // Fifty newer secrets push it to the second page.
+    for (let i = 0; i < 50; i++) expect((await cp.admin('POST', '/v1/admin/secrets', { uses: 1, label: `batch ${i}` })).status).toBe(201);
+    await page.reload();
+    await page.getByRole('heading', { name: 'Enrollment secrets', level: 1 }).waitFor();
+    await expect.poll(() => page.locator('tbody tr').count()).toBe(50);
+    expect(await page.locator('tr', { hasText: 'Lyon laptops' }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Next' }).click();
+    await expect.poll(() => page.locator('tr', { hasText: 'Lyon laptops' }).count()).toBe(1);
+    expect(await page.getByRole('button', { name: 'Next' }).isDisabled()).toBe(true);
+    await page.getByRole('button', { name: 'Previous' }).click();
+    await expect.poll(() => page.locator('tr', { hasText: 'batch 49' }).count()).toBe(1);
   }, 60_000);
 
   it('refuses a state-changing request without the CSRF token or from another origin', async () => {

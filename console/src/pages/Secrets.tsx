@@ -1,7 +1,9 @@
 import { useState } from 'preact/hooks';
-import { api } from '../api.js';
+import { api, query } from '../api.js';
 import type { SecretCreated, SecretInfo } from '../types.js';
 import { Confirm, Dialog, errorText, PageTitle, Status, useLoad, when } from '../ui.js';
+
+const PAGE_SIZE = 50;
 
 const EXPIRY: Record<string, { label: string; seconds: number }> = {
   '1h': { label: '1 hour', seconds: 3600 },
@@ -40,7 +42,10 @@ function ShownOnce(props: { created: SecretCreated; onClose: () => void }): prea
 }
 
 export function SecretsPage(): preact.JSX.Element {
-  const list = useLoad(() => api<{ secrets: SecretInfo[] }>('GET', '/v1/admin/secrets'), []);
+  // Newest first, a page at a time: "Previous" pops a cursor, "Next" pushes the page's `next`.
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const cursor = cursors[cursors.length - 1] ?? null;
+  const list = useLoad(() => api<{ secrets: SecretInfo[]; next: string | null }>('GET', `/v1/admin/secrets${query({ limit: PAGE_SIZE, cursor })}`), [cursor]);
   const [uses, setUses] = useState('10');
   const [expiry, setExpiry] = useState('7d');
   const [label, setLabel] = useState('');
@@ -60,7 +65,9 @@ export function SecretsPage(): preact.JSX.Element {
         setCreated(s);
         setResult({ message: `Secret ${s.id} created.`, error: false });
         setLabel('');
-        list.reload();
+        // The new secret is the newest: back to the first page, where it is listed.
+        if (cursors.length === 1) list.reload();
+        else setCursors([null]);
       },
       (err: unknown) => { setResult({ message: `Could not create the secret: ${errorText(err)}`, error: true }); },
     );
@@ -111,47 +118,64 @@ export function SecretsPage(): preact.JSX.Element {
       <Status message={result?.message ?? null} error={result?.error ?? false} />
       <Status message={list.error} error />
       {list.data && (
-        <table>
-          <caption>{list.data.secrets.length === 0 ? 'No enrollment secrets.' : 'Enrollment secrets'}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Label</th>
-              <th scope="col">Created</th>
-              <th scope="col">Expires</th>
-              <th scope="col" class="n">
-                Uses left
-              </th>
-              <th scope="col">State</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.data.secrets.map((s) => {
-              const expired = Date.parse(s.expiresAt) <= Date.now();
-              const usable = !s.revoked && !expired && s.usesLeft > 0;
-              return (
-                <tr key={s.id}>
-                  <th scope="row">{s.label ?? s.id}</th>
-                  <td>{when(s.createdAt)}</td>
-                  <td>{when(s.expiresAt)}</td>
-                  <td class="n">
-                    {s.usesLeft} of {s.usesTotal}
-                  </td>
-                  <td>{s.revoked ? 'revoked' : expired ? 'expired' : s.usesLeft === 0 ? 'used up' : 'active'}</td>
-                  <td>
-                    {usable && (
-                      <button type="button" class="danger" onClick={() => { setRevoking(s); }}>
-                        Revoke<span class="sr-only"> {s.label ?? s.id}</span>
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+        <>
+          <table>
+            <caption>{list.data.secrets.length === 0 ? 'No enrollment secrets.' : 'Enrollment secrets'}</caption>
+            <thead>
+              <tr>
+                <th scope="col">Label</th>
+                <th scope="col">Created</th>
+                <th scope="col">Expires</th>
+                <th scope="col" class="n">
+                  Uses left
+                </th>
+                <th scope="col">State</th>
+                <th scope="col">
+                  <span class="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.data.secrets.map((s) => {
+                const expired = Date.parse(s.expiresAt) <= Date.now();
+                const usable = !s.revoked && !expired && s.usesLeft > 0;
+                return (
+                  <tr key={s.id}>
+                    <th scope="row">{s.label ?? s.id}</th>
+                    <td>{when(s.createdAt)}</td>
+                    <td>{when(s.expiresAt)}</td>
+                    <td class="n">
+                      {s.usesLeft} of {s.usesTotal}
+                    </td>
+                    <td>{s.revoked ? 'revoked' : expired ? 'expired' : s.usesLeft === 0 ? 'used up' : 'active'}</td>
+                    <td>
+                      {usable && (
+                        <button type="button" class="danger" onClick={() => { setRevoking(s); }}>
+                          Revoke<span class="sr-only"> {s.label ?? s.id}</span>
+                        </button>
+                      )}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+          <nav class="pager" aria-label="Pages">
+            <button type="button" disabled={cursors.length === 1} onClick={() => { setCursors((c) => c.slice(0, -1)); }}>
+              Previous
+            </button>
+            <button
+              type="button"
+              disabled={!list.data.next}
+              onClick={() => {
+                const n = list.data?.next ?? null;
+                if (n !== null) setCursors((c) => [...c, n]);
+              }}
+            >
+              Next
+            </button>
+          </nav>
+        </>
       )}
       {created && <ShownOnce created={created} onClose={() => { setCreated(null); }} />}
       {revoking && (
