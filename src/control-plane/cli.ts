@@ -9,6 +9,7 @@ import { buildLinuxPackage, pemFingerprint, type LinuxTarget } from '../packagin
 import { API_TOKEN_SCOPES, apiTokenCreateRequestSchema, secretCreateRequestSchema } from '../protocol/admin.js';
 import { formatZodError, loadConfigFile, parseListen, serveCommandSchema } from './config.js';
 import { parseDurationSeconds } from './duration.js';
+import { copyToPostgres } from './copy-to-postgres.js';
 import { startControlPlane } from './server.js';
 import { apiTokenInfo, createApiToken, createEnrollmentSecret, ControlPlaneService } from './service.js';
 import { PgStorage } from './pg-storage.js';
@@ -50,14 +51,19 @@ function databaseFrom(flags: { database?: string }, file: Record<string, unknown
   return url;
 }
 
+/** --data-dir, else `dataDir` in --config. */
+function dataDirFrom(flags: { dataDir?: string }, file: Record<string, unknown>): string {
+  const dir = flags.dataDir ?? file.dataDir;
+  if (typeof dir !== 'string' || dir === '') throw new Error('--data-dir (or dataDir in --config) is required');
+  return dir;
+}
+
 /** The storage the server uses: PostgreSQL when a database is configured, else SQLite in the data dir. */
 async function storageFrom(flags: { dataDir?: string; database?: string; config?: string }): Promise<Storage> {
   const file = await loadConfigFile(flags.config);
   const url = databaseFrom(flags, file);
   if (url !== undefined) return PgStorage.open(url);
-  const dir = flags.dataDir ?? file.dataDir;
-  if (typeof dir !== 'string' || dir === '') throw new Error('--data-dir (or dataDir in --config) is required');
-  return new SqliteStorage(dir);
+  return new SqliteStorage(dataDirFrom(flags, file));
 }
 
 const program = new Command('vigil-control-plane')
@@ -522,6 +528,32 @@ adminCmd
     });
     if (flags.generate === true) process.stdout.write(`${password}\n`);
     process.stderr.write(`admin ${name}: password changed; its sessions are ended\n`);
+  });
+
+const dbCmd = program.command('db').description('move the control plane\'s data between storage backends');
+
+dbCmd
+  .command('copy-to-postgres')
+  .description(
+    'copy the SQLite database in --data-dir into an empty PostgreSQL database, in one transaction. Stop the SQLite server first, '
+      + 'and start the control plane on PostgreSQL only once the copy has finished',
+  )
+  .option('--config <file>', 'the serve config: its dataDir and database are used')
+  .option('--data-dir <dir>', 'where the SQLite database lives (opened read-only)')
+  .option('--database <url>', 'the PostgreSQL URL to fill; its tables must be empty (default: VIGIL_DATABASE_URL)')
+  .action(async (flags: { config?: string; dataDir?: string; database?: string }) => {
+    const file = await loadConfigFile(flags.config);
+    const database = databaseFrom(flags, file);
+    if (database === undefined) throw new Error('--database (or database in --config, or VIGIL_DATABASE_URL) is required: the PostgreSQL database to fill');
+    const summary = await copyToPostgres({
+      dataDir: dataDirFrom(flags, file),
+      database,
+      onProgress: (table, done, total) => process.stderr.write(`${table} ${done}/${total}\n`),
+    });
+    const counts = summary.tables.filter((t) => t.rows > 0).map((t) => `${t.rows} ${t.table}`);
+    process.stdout.write(
+      `copied ${counts.length > 0 ? counts.join(', ') : 'nothing (the SQLite database is empty)'} in ${(summary.ms / 1000).toFixed(1)} s; events continue after id ${summary.lastEventId}\n`,
+    );
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -68,7 +68,10 @@ import type { CheckpointerData, CheckpointerReply, CheckpointerRequest } from '.
  * cookie only), the audit log (`audit`) and hourly fleet counts (`fleet_snapshots`). New tables only, so the
  * upgrade is the CREATE TABLE IF NOT EXISTS below.
  */
-const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 6;
+
+/** The database's file name in the data dir. */
+export const SQLITE_FILE = 'control-plane.sqlite';
 
 const REPORTS_TABLE = `(
   report_id TEXT NOT NULL, device_id TEXT NOT NULL, seq INTEGER NOT NULL, generated_at TEXT NOT NULL,
@@ -304,7 +307,7 @@ export class SqliteStorage implements Storage {
 
   constructor(dataDir: string, opts: SqliteStorageOptions = {}) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    const file = join(dataDir, 'control-plane.sqlite');
+    const file = join(dataDir, SQLITE_FILE);
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     // The per-commit WAL sync is ours (see the class comment); NORMAL still syncs around checkpoints.
