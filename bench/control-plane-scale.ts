@@ -30,6 +30,7 @@ import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:pe
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import pg from 'pg';
 import { silentLogger } from '../src/logging/logger.js';
 import { startControlPlane } from '../src/control-plane/server.js';
 import { openStorage, STORAGE_BACKENDS, type StorageBackend } from '../src/control-plane/storage-factory.js';
@@ -204,9 +205,19 @@ async function main(): Promise<void> {
   }
   const insertS = (performance.now() - t) / 1000;
   const fileSize = (f: string): Promise<number> => stat(join(p.config.dataDir, f)).then((s) => s.size, () => 0);
-  const dbBytes = BACKEND === 'sqlite' ? (await fileSize('control-plane.sqlite')) + (await fileSize('control-plane.sqlite-wal')) : null;
+  const pgSize = async (url: string): Promise<number> => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      return Number((await c.query<{ n: string }>('SELECT pg_database_size(current_database()) AS n')).rows[0]?.n ?? 0);
+    } finally {
+      await c.end();
+    }
+  };
+  const dbBytes =
+    database !== undefined ? await pgSize(database) : (await fileSize('control-plane.sqlite')) + (await fileSize('control-plane.sqlite-wal'));
   process.stdout.write(
-    `inserted in ${insertS.toFixed(1)} s${dbBytes === null ? '' : `; database ${(dbBytes / 1e6).toFixed(0)} MB (${(dbBytes / (DEVICES + HISTORY_DEVICES * HISTORY_DEPTH)).toFixed(0)} B per stored report)`}\n`,
+    `inserted in ${insertS.toFixed(1)} s; database ${(dbBytes / 1e6).toFixed(0)} MB (${(dbBytes / (DEVICES + HISTORY_DEVICES * HISTORY_DEPTH)).toFixed(0)} B per stored report)\n`,
   );
 
   // Closed and opened again, so that the measurements do not share the machine with checkpointing the

@@ -99,8 +99,13 @@ export interface HistoryRetention {
 const SWEEP_STEP = 250;
 /** Reports and events deleted per pruning transaction. */
 const PRUNE_BATCH = 200;
-/** Devices re-evaluated per step when the policy changes. */
-const POLICY_STEP = 100;
+/**
+ * When the policy changes, devices are read (and their new levels written and announced) 500 at a time: each
+ * write is a commit, and on PostgreSQL fewer, larger ones made 100,000 devices take a fifth of the time. They
+ * are evaluated 100 at a time, yielding in between: inflating and evaluating a report costs about 0.1 ms.
+ */
+const POLICY_READ = 500;
+const POLICY_EVALUATE = 100;
 /** Per-device "access level changed" lines one sweep logs; past that, one summary line says how many. */
 const SWEEP_LOG_DEVICES = 20;
 
@@ -771,8 +776,8 @@ export class ControlPlaneService {
 
   /**
    * Evaluates every device's latest report under the new policy, a page at a time: the page's changed levels
-   * in one transaction, its announcements in another, yielding between pages, so that 100,000 devices cost a
-   * few hundred flushes and no long stall (bench/control-plane-scale.ts measures it). A report that arrives
+   * in one transaction, its announcements in another, yielding often, so that 100,000 devices cost a few
+   * hundred commits and no long stall (bench/control-plane-scale.ts measures it). A report that arrives
    * meanwhile is evaluated under the new policy by itself; the stored level of a device whose latest report
    * changed under the page is left alone (setDeviceLevels), and so is its announcement (ifUnchanged).
    */
@@ -781,9 +786,10 @@ export class ControlPlaneService {
     let evaluated = 0;
     let announced = 0;
     for (;;) {
-      const page = await this.o.storage.latestResultsPage(after, POLICY_STEP);
+      const page = await this.o.storage.latestResultsPage(after, POLICY_READ);
       const changed: { d: StoredDevice; level: AccessLevel; reportId: string }[] = [];
-      for (const { device: d, latest } of page) {
+      for (const [i, { device: d, latest }] of page.entries()) {
+        if (i > 0 && i % POLICY_EVALUATE === 0) await yieldToLoop();
         if (!latest) continue;
         evaluated += 1;
         const r = latest.read();
@@ -802,7 +808,7 @@ export class ControlPlaneService {
         if (items.length > 0) announced += await this.publish(items, announced + items.length <= SWEEP_LOG_DEVICES);
       }
       const last = page.at(-1);
-      if (!last || page.length < POLICY_STEP) break;
+      if (!last || page.length < POLICY_READ) break;
       after = last.device.id;
       await yieldToLoop();
     }
