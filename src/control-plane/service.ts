@@ -33,6 +33,7 @@ import {
 } from '../protocol/wire.js';
 import type { PostureReport } from '../protocol/report.js';
 import type { EventHub } from './events.js';
+import { mapInSteps, yieldToLoop } from './yield.js';
 import type { ReportSummary } from './report-decoder.js';
 import { mintOtt, type ProvisionerKey } from './ott.js';
 import type { RateLimit } from './rate-limit.js';
@@ -105,11 +106,12 @@ const PRUNE_BATCH = 200;
  * are evaluated 100 at a time, yielding in between: inflating and evaluating a report costs about 0.1 ms.
  */
 const POLICY_READ = 500;
+/** Devices of a list page turned into summaries per event-loop turn. */
+const CONVERT_STEP = 250;
 const POLICY_EVALUATE = 100;
 /** Per-device "access level changed" lines one sweep logs; past that, one summary line says how many. */
 const SWEEP_LOG_DEVICES = 20;
 
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** What an enrolling client proved over TLS: a certificate from our CA (valid, or only expired) naming a device. */
 export interface EnrollProof {
@@ -625,7 +627,7 @@ export class ControlPlaneService {
   /** A page of the device list in id order; `after` is the previous page's `next`. */
   async listDevices(q: { after: string | null; limit: number; filter: DeviceFilter }): Promise<{ devices: DeviceSummary[]; next: string | null }> {
     const page = await this.o.storage.listDevicesPage({ ...q, staleBefore: this.now() - this.o.maxReportAgeSeconds * 1000 });
-    return { devices: page.devices.map((d) => this.summary(d)), next: page.next };
+    return { devices: await mapInSteps(page.devices, CONVERT_STEP, (d) => this.summary(d)), next: page.next };
   }
 
   async deviceDetail(id: string): Promise<{

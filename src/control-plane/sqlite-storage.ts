@@ -43,6 +43,7 @@ import {
 import { level, toAdmin, toApiToken, toAudit, toDevice, toMeta, toSecret, toSession } from './storage-rows.js';
 import type { AdminRow, ApiTokenRow, AuditRow, DeviceRow, ReportMetaRow, SecretRow, SessionRow } from './storage-rows.js';
 import { spawnWorker } from './spawn-worker.js';
+import { yieldToLoop } from './yield.js';
 import type { CheckpointerData, CheckpointerReply, CheckpointerRequest } from './wal-checkpointer-worker.js';
 
 /**
@@ -217,7 +218,6 @@ const BULK_ANNOUNCEMENTS = 50;
 /** Reports deleted per transaction when a device is removed. */
 const DELETE_BATCH = 200;
 
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** `created_at:id`, the position of a secret or token in its newest-first list. */
 function timeCursor(after: string | null): { at: number; id: string } | null {
