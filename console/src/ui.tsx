@@ -167,3 +167,27 @@ export function ago(at: string | null): string {
 export function evidenceText(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
+
+/**
+ * Previous/Next over cursor pages: `cursors` holds the cursor of every page up to this one (null for the first);
+ * Previous pops one, Next pushes the page's `next`.
+ */
+export function Pager(props: { cursors: (string | null)[]; next: string | null; onChange: (cursors: (string | null)[]) => void }): preact.JSX.Element {
+  const { cursors, next, onChange } = props;
+  return (
+    <nav class="pager" aria-label="Pages">
+      <button type="button" disabled={cursors.length === 1} onClick={() => { onChange(cursors.slice(0, -1)); }}>
+        Previous
+      </button>
+      <button
+        type="button"
+        disabled={next === null}
+        onClick={() => {
+          if (next !== null) onChange([...cursors, next]);
+        }}
+      >
+        Next
+      </button>
+    </nav>
+  );
+}

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, query } from '../api.js';
 import type { AuditPage as AuditPageData } from '../types.js';
-import { PageTitle, Status, useLoad, when } from '../ui.js';
+import { PageTitle, Pager, Status, useLoad, when } from '../ui.js';
 
 const PAGE_SIZE = 50;
 
@@ -43,21 +43,7 @@ export function AuditPage(): preact.JSX.Element {
               ))}
             </tbody>
           </table>
-          <nav class="pager" aria-label="Pages">
-            <button type="button" disabled={cursors.length === 1} onClick={() => { setCursors((c) => c.slice(0, -1)); }}>
-              Previous
-            </button>
-            <button
-              type="button"
-              disabled={!data.next}
-              onClick={() => {
-                const n = data.next;
-                if (n !== null) setCursors((c) => [...c, n]);
-              }}
-            >
-              Next
-            </button>
-          </nav>
+          <Pager cursors={cursors} next={data.next} onChange={setCursors} />
         </>
       )}
     </section>

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, query } from '../api.js';
 import type { SecretCreated, SecretInfo } from '../types.js';
-import { Confirm, Dialog, errorText, PageTitle, Status, useLoad, when } from '../ui.js';
+import { Confirm, Dialog, errorText, PageTitle, Pager, Status, useLoad, when } from '../ui.js';
 
 const PAGE_SIZE = 50;
 
@@ -160,21 +160,7 @@ export function SecretsPage(): preact.JSX.Element {
               })}
             </tbody>
           </table>
-          <nav class="pager" aria-label="Pages">
-            <button type="button" disabled={cursors.length === 1} onClick={() => { setCursors((c) => c.slice(0, -1)); }}>
-              Previous
-            </button>
-            <button
-              type="button"
-              disabled={!list.data.next}
-              onClick={() => {
-                const n = list.data?.next ?? null;
-                if (n !== null) setCursors((c) => [...c, n]);
-              }}
-            >
-              Next
-            </button>
-          </nav>
+          <Pager cursors={cursors} next={list.data.next} onChange={setCursors} />
         </>
       )}
       {created && <ShownOnce created={created} onClose={() => { setCreated(null); }} />}
