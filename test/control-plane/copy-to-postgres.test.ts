@@ -1,11 +1,8 @@
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +16,8 @@ import type { Storage } from '../../src/control-plane/storage.js';
 import { silentLogger } from '../../src/logging/logger.js';
 import type { AccessLevelEvent } from '../../src/protocol/admin.js';
 import { prepare } from '../helpers/control-plane.js';
-import { createTestPki, type Issued, type TestPki } from '../helpers/pki.js';
+import { postReport } from '../helpers/https.js';
+import { createTestPki, type TestPki } from '../helpers/pki.js';
 import { sampleReport } from '../helpers/report.js';
 import { CONTROL_PLANE_CLI } from '../harness/control-plane.js';
 import { startPostgres, type PgServer } from '../harness/postgres.js';
@@ -152,29 +150,6 @@ async function rowCounts(url: string): Promise<Record<string, number>> {
   }
 }
 
-/** A report as the agent sends it, gzipped on its own mTLS connection; resolves with the status. */
-function post(base: string, dev: Issued, seq: number): Promise<number> {
-  const body = gzipSync(JSON.stringify({ protocolVersion: 1, reportId: randomUUID(), seq, dropped: 0, report: sampleReport() }));
-  return new Promise((resolve, reject) => {
-    const req = request(`${base}/v1/reports`, {
-      method: 'POST',
-      ca: pki.rootPem,
-      cert: dev.certPem,
-      key: dev.keyPem,
-      agent: false,
-      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': String(body.length) },
-    });
-    req.on('response', (res) => {
-      res.resume();
-      res.on('end', () => {
-        resolve(res.statusCode ?? 0);
-      });
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 beforeAll(async () => {
   [server, pki] = await Promise.all([startPostgres(), createTestPki()]);
   dataDir = await tmp();
@@ -240,7 +215,7 @@ describe('db copy-to-postgres', () => {
     const p = await prepare({ database: url }, pki);
     const cp = await startControlPlane(p.config, { logger: silentLogger(), ssePingMs: 1000, revokeAtCa: () => Promise.resolve('revoked') });
     try {
-      expect(await post(cp.url, await pki.device('dev-fresh'), 1)).toBe(200);
+      expect(await postReport(pki.rootPem, cp.url, await pki.device('dev-fresh'), { seq: 1 })).toBe(200);
       const deadline = Date.now() + 10_000;
       let fresh: { id: number; event: AccessLevelEvent } | undefined;
       while (!fresh && Date.now() < deadline) {

@@ -2,9 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import defaultPolicyJson from '../../src/policy/default-policy.json' with { type: 'json' };
@@ -17,7 +15,7 @@ import { silentLogger } from '../../src/logging/logger.js';
 import { accessLevelEventSchema } from '../../src/protocol/admin.js';
 import { directivesSchema, errorBodySchema } from '../../src/protocol/wire.js';
 import { ADMIN_TOKEN, prepare } from '../helpers/control-plane.js';
-import { call, openSse } from '../helpers/https.js';
+import { call, openSse, postReport } from '../helpers/https.js';
 import { createTestPki, type Issued, type TestPki } from '../helpers/pki.js';
 import { sampleReport } from '../helpers/report.js';
 import { freePort } from '../helpers.js';
@@ -71,35 +69,9 @@ async function enrolled(url: string, id: string): Promise<Issued> {
 const admin = (base: string, path: string, body?: unknown, method?: string) =>
   call(pki.rootPem, `${base}${path}`, { token: ADMIN_TOKEN, ...(body === undefined ? {} : { body }), ...(method ? { method } : {}) });
 
-/** A report as the agent sends it: gzipped, on its own mTLS connection. Status 0: no answer (connection lost). */
-function post(base: string, dev: Issued, reportId: string, seq: number, failing: string[] = []): Promise<number> {
-  const body = gzipSync(JSON.stringify({ protocolVersion: 1, reportId, seq, dropped: 0, report: sampleReport({ failing }) }));
-  return new Promise((resolve) => {
-    const req = request(`${base}/v1/reports`, {
-      method: 'POST',
-      ca: pki.rootPem,
-      cert: dev.certPem,
-      key: dev.keyPem,
-      agent: false,
-      timeout: 15_000,
-      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': String(body.length) },
-    });
-    req.on('response', (res) => {
-      res.resume();
-      res.on('end', () => {
-        resolve(res.statusCode ?? 0);
-      });
-      res.on('error', () => {
-        resolve(0);
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => {
-      resolve(0);
-    });
-    req.end(body);
-  });
-}
+/** A report from `dev`, as the agent sends it; status 0: no answer (connection lost). */
+const post = (base: string, dev: Issued, reportId: string, seq: number, failing: string[] = []): Promise<number> =>
+  postReport(pki.rootPem, base, dev, { reportId, seq, failing });
 
 /** Agents posting reports to the given servers in turn until stopped; returns every report acknowledged with a 2xx. */
 function load(targets: () => string[], devs: Issued[]) {

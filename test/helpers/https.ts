@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { request } from 'node:https';
+import { gzipSync } from 'node:zlib';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Issued } from './pki.js';
+import { sampleReport } from './report.js';
 
 export interface CallOptions {
   method?: string;
@@ -146,4 +149,38 @@ export function openSse(rootPem: string, url: string, o: CallOptions = {}) {
       req.destroy();
     },
   };
+}
+
+/**
+ * A report from `dev` as the agent sends it: a gzipped envelope of sampleReport({ failing }), on its own mTLS
+ * connection. Resolves with the status, or 0 when no answer came (connection refused or lost, 15 s timeout).
+ */
+export function postReport(rootPem: string, base: string, dev: Issued, o: { reportId?: string; seq: number; failing?: string[] }): Promise<number> {
+  const envelope = { protocolVersion: 1, reportId: o.reportId ?? randomUUID(), seq: o.seq, dropped: 0, report: sampleReport({ failing: o.failing ?? [] }) };
+  const body = gzipSync(JSON.stringify(envelope));
+  return new Promise((resolve) => {
+    const req = request(`${base}/v1/reports`, {
+      method: 'POST',
+      ca: rootPem,
+      cert: dev.certPem,
+      key: dev.keyPem,
+      agent: false,
+      timeout: 15_000,
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': String(body.length) },
+    });
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => {
+        resolve(res.statusCode ?? 0);
+      });
+      res.on('error', () => {
+        resolve(0);
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => {
+      resolve(0);
+    });
+    req.end(body);
+  });
 }
