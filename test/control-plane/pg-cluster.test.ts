@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import defaultPolicyJson from '../../src/policy/default-policy.json' with { type: 'json' };
+import { authzConfigSchema } from '../../src/authz/config.js';
+import { startAuthz } from '../../src/authz/server.js';
 import { addAdmin } from '../../src/control-plane/accounts.js';
 import { pgCluster } from '../../src/control-plane/pg-cluster.js';
 import { PgStorage } from '../../src/control-plane/pg-storage.js';
@@ -152,6 +154,27 @@ describe('several control-plane instances on one PostgreSQL database', () => {
     // Revoked at A: B closes the device's stream.
     expect((await admin(a.url, '/v1/admin/devices/dev-c1/revoke', {})).status).toBe(200);
     await until(() => stream.closed);
+  });
+
+  it('vigil-authz following instance B refuses a device within moments of a failing report taken by instance A', async () => {
+    const url = await server.createDatabase();
+    const [a, b] = [await instance(url), await instance(url)];
+    const token = ((await admin(a.url, '/v1/admin/tokens', { scope: 'gateway', name: 'authz-on-b' })).json as { token: string }).token;
+    const dev = await enrolled(url, 'dev-z1');
+    expect(await post(a.url, dev, randomUUID(), 1)).toBe(200);
+    const config = authzConfigSchema.parse({ listen: '127.0.0.1:0', controlPlaneUrl: b.url, caRoot: 'unused-in-process', tokenFile: 'unused-in-process', maxLagSeconds: 5 });
+    const authz = await startAuthz({ config, caRootPem: pki.rootPem, token, logger: silentLogger(), minRetryMs: 50, maxRetryMs: 200 });
+    cleanups.push(() => authz.close());
+    const leaf = dev.certPem.slice(0, dev.certPem.indexOf('-----END CERTIFICATE-----') + 25) + '\n';
+    const ask = async (): Promise<number> => (await fetch(`${authz.url}/v1/authz`, { headers: { 'x-client-cert': encodeURIComponent(leaf) } })).status;
+    await until(async () => (await ask()) === 200, 10_000);
+
+    expect(await post(a.url, dev, randomUUID(), 2, ['disk-encryption'])).toBe(200);
+    const t0 = Date.now();
+    await until(async () => (await ask()) === 403, 5000);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(await post(a.url, dev, randomUUID(), 3)).toBe(200);
+    await until(async () => (await ask()) === 200, 5000);
   });
 
   it('never lets enrollments spread over both instances spend more uses of a secret than it has, and shares the enrollment limits', async () => {
