@@ -46,6 +46,11 @@ export class EventHub {
     this.deliverDisconnect(deviceId);
   }
 
+  /** Null while events reach this instance's clients; else why not (readiness checks). */
+  notReady(): string | null {
+    return null;
+  }
+
   /** Devices with a stream on this instance. */
   connectedDevices(): string[] {
     return [...this.devices.keys()];

@@ -105,6 +105,8 @@ interface PeerInfo {
 
 /** A slow SSE reader is cut off past this much buffered output; it reconnects with Last-Event-ID. */
 const SSE_MAX_BUFFERED = 1024 * 1024;
+/** How long /ready waits for the database to answer before saying it is not ready. */
+const READY_TIMEOUT_MS = 2000;
 
 function fail(status: number, code: ErrorCode, message: string): ControlPlaneError {
   return new ControlPlaneError(status, code, message);
@@ -492,6 +494,29 @@ export function buildApp(o: HttpOptions) {
   // ---- public ----
 
   app.get('/health', { config: { auth: 'none' } }, () => ({ status: 'ok' }));
+
+  // For a load balancer: 503 while this instance cannot store reports (the database is unreachable, or SQLite
+  // failed a flush) or, on PostgreSQL, does not hear the other instances; /health only says the process runs.
+  app.get('/ready', { config: { auth: 'none' } }, async (_req, reply) => {
+    let why = o.hub.notReady();
+    if (why === null) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(new Error(`no answer in ${READY_TIMEOUT_MS} ms`));
+        }, READY_TIMEOUT_MS);
+      });
+      try {
+        await Promise.race([o.service.ping(), timeout]);
+      } catch (err) {
+        why = `storage: ${err instanceof Error ? err.message : String(err)}`;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    if (why === null) return { status: 'ready' };
+    return reply.code(503).send({ error: 'not-ready', message: why });
+  });
 
   app.post('/v1/enroll', { config: { auth: 'none' } }, async (req) => {
     const wait = await o.enrollLimiter.wait(req.ip);

@@ -61,6 +61,11 @@ export class PgEventHub extends EventHub {
     await this.listen();
   }
 
+  /** Without the LISTEN connection, events and directives from other instances do not reach this one's clients. */
+  override notReady(): string | null {
+    return this.listener === null ? 'the LISTEN connection to PostgreSQL is down (reconnecting)' : null;
+  }
+
   override async close(): Promise<void> {
     this.closed = true;
     if (this.retry) clearTimeout(this.retry);

@@ -290,6 +290,10 @@ export class PgStorage implements Storage {
     return ((await this.pool.query(sql, params)).rowCount ?? 0) > 0;
   }
 
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }

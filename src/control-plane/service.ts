@@ -501,6 +501,11 @@ export class ControlPlaneService {
     return made;
   }
 
+  /** Resolves while the storage answers and can take writes (GET /ready). */
+  ping(): Promise<void> {
+    return this.o.storage.ping();
+  }
+
   /**
    * Announces the devices whose effective state changed with time passing (went stale); run periodically. The
    * storage finds them a step at a time and each step's announcements share one transaction, yielding to the

@@ -581,6 +581,16 @@ export class SqliteStorage implements Storage {
     await exited;
   }
 
+  ping(): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    try {
+      this.db.prepare('SELECT 1').get();
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
   async close(): Promise<void> {
     // Commit what is queued and let the acknowledgements already promised finish before the WAL goes away.
     while (this.syncing || this.batch.length > 0) {

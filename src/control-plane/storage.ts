@@ -11,6 +11,8 @@ import type { DeviceFacts, PostureReport } from '../protocol/report.js';
  */
 export interface Storage {
   close(): Promise<void>;
+  /** Resolves when the store answers a query and can take writes; rejects with why not (readiness checks). */
+  ping(): Promise<void>;
 
   createSecret(secret: NewSecret): Promise<void>;
   getSecret(id: string): Promise<StoredSecret | null>;

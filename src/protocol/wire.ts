@@ -141,6 +141,7 @@ export const ERROR_CODES = [
   'enrollment-secret-expired',
   'enrollment-secret-used-up',
   'enrollment-secret-revoked',
+  'not-ready',
   'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

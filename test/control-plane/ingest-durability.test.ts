@@ -149,6 +149,8 @@ describe('report ingest is acknowledged only once durable', () => {
 
   it('fails every report of a batch whose flush fails, and acknowledges nothing after that', async () => {
     const r = await start();
+    const ready = () => call(r.pki.rootPem, `${r.cp.url}/ready`);
+    expect((await ready()).status).toBe(200);
     r.gate.held = true;
     r.gate.fail = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
     const requests = [post(r, randomUUID(), 1), post(r, randomUUID(), 2), post(r, randomUUID(), 3)];
@@ -161,5 +163,9 @@ describe('report ingest is acknowledged only once durable', () => {
     r.gate.fail = null;
     const later = await post(r, randomUUID(), 4);
     expect(later.status).toBe(500);
+    // The load balancer stops sending devices here.
+    const down = await ready();
+    expect([down.status, errorBodySchema.parse(down.json).error]).toEqual([503, 'not-ready']);
+    expect(errorBodySchema.parse(down.json).message).toContain('EIO');
   });
 });

@@ -304,9 +304,11 @@ describe('several control-plane instances on one PostgreSQL database', () => {
 });
 
 describe('report acknowledgements on PostgreSQL', () => {
-  it('answers 5xx, never 2xx, while the database is unreachable', async () => {
+  it('answers 5xx, never 2xx, while the database is unreachable, and /ready tells the load balancer', async () => {
     const url = await server.createDatabase();
     const a = await instance(url);
+    const ready = () => call(pki.rootPem, `${a.url}/ready`);
+    expect(await ready()).toMatchObject({ status: 200, json: { status: 'ready' } });
     const dev = await enrolled(url, 'dev-down');
     expect(await post(a.url, dev, randomUUID(), 1)).toBe(200);
     await server.stop();
@@ -314,11 +316,17 @@ describe('report acknowledgements on PostgreSQL', () => {
       const id = randomUUID();
       const status = await post(a.url, dev, id, 2);
       expect(status).toBeGreaterThanOrEqual(500);
+      const down = await ready();
+      expect([down.status, errorBodySchema.parse(down.json).error]).toEqual([503, 'not-ready']);
+      // Liveness is another question: the process runs.
+      expect((await call(pki.rootPem, `${a.url}/health`)).status).toBe(200);
     } finally {
       await server.start();
     }
     const id = randomUUID();
     expect(await post(a.url, dev, id, 3)).toBe(200);
     expect((await storedReportIds(url)).has(id)).toBe(true);
+    // Ready again once the LISTEN connection is back too.
+    await until(async () => (await ready()).status === 200, 15_000);
   });
 });
