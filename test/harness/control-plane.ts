@@ -62,6 +62,9 @@ export async function issueDeviceCert(
   return { certPem: (JSON.parse(signed.body) as { certChain: string[] }).certChain.join(''), keyPem: await readFile(key, 'utf8') };
 }
 
+/** The admin token every harness control plane is started with (instances of one cluster share it). */
+export const HARNESS_ADMIN_TOKEN = 'harness-admin-token-0123456789abcdef';
+
 export interface ControlPlane {
   url: string;
   dataDir: string;
@@ -80,17 +83,19 @@ export async function startControlPlane(
   ca: StepCa,
   dir: string,
   /** `port`: listen there, e.g. to restart a stopped control plane where its agents expect it. */
-  opts: { reportIntervalSeconds?: number; port?: number; extraArgs?: string[] } = {},
+  /** `database`: serve from this PostgreSQL URL (no data dir), as each instance of a cluster does. */
+  opts: { reportIntervalSeconds?: number; port?: number; extraArgs?: string[]; database?: string } = {},
 ): Promise<ControlPlane> {
-  const adminToken = 'harness-admin-token-0123456789abcdef';
+  const adminToken = HARNESS_ADMIN_TOKEN;
   await writeFile(join(dir, 'root.crt'), ca.rootPem);
   await writeFile(join(dir, 'provisioner.pem'), await ca.provisionerKeyPem(), { mode: 0o600 });
   await writeFile(join(dir, 'admin-token'), adminToken, { mode: 0o600 });
   const dataDir = join(dir, 'cp-data');
   const port = opts.port ?? (await freePort());
   const url = `https://127.0.0.1:${port}`;
+  const storageArgs = opts.database === undefined ? ['--data-dir', dataDir] : ['--database', opts.database];
   const args = [
-    CONTROL_PLANE_CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--ca-url', ca.url,
+    CONTROL_PLANE_CLI, 'serve', '--listen', `127.0.0.1:${port}`, ...storageArgs, '--ca-url', ca.url,
     '--ca-root', join(dir, 'root.crt'), '--provisioner', ca.provisionerName, '--provisioner-key', join(dir, 'provisioner.pem'),
     '--admin-token-file', join(dir, 'admin-token'),
     ...(opts.reportIntervalSeconds === undefined ? [] : ['--report-interval-seconds', String(opts.reportIntervalSeconds)]),
@@ -119,7 +124,7 @@ export async function startControlPlane(
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       }),
     secret: async (uses = 1) => {
-      const { stdout } = await execFileP(process.execPath, [CONTROL_PLANE_CLI, 'secret', 'create', '--data-dir', dataDir, '--uses', String(uses), '--expires', '1h']);
+      const { stdout } = await execFileP(process.execPath, [CONTROL_PLANE_CLI, 'secret', 'create', ...storageArgs, '--uses', String(uses), '--expires', '1h']);
       return stdout.trim();
     },
     log: () => log,
