@@ -106,12 +106,11 @@ const PRUNE_BATCH = 200;
  * are evaluated 100 at a time, yielding in between: inflating and evaluating a report costs about 0.1 ms.
  */
 const POLICY_READ = 500;
+const POLICY_EVALUATE = 100;
 /** Devices of a list page turned into summaries per event-loop turn. */
 const CONVERT_STEP = 250;
-const POLICY_EVALUATE = 100;
 /** Per-device "access level changed" lines one sweep logs; past that, one summary line says how many. */
 const SWEEP_LOG_DEVICES = 20;
-
 
 /** What an enrolling client proved over TLS: a certificate from our CA (valid, or only expired) naming a device. */
 export interface EnrollProof {

@@ -218,7 +218,6 @@ const BULK_ANNOUNCEMENTS = 50;
 /** Reports deleted per transaction when a device is removed. */
 const DELETE_BATCH = 200;
 
-
 /** `created_at:id`, the position of a secret or token in its newest-first list. */
 function timeCursor(after: string | null): { at: number; id: string } | null {
   if (after === null) return null;

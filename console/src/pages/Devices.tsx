@@ -3,7 +3,7 @@ import { api, query } from '../api.js';
 import { events } from '../events.js';
 import { currentRoute, href, navigate } from '../router.js';
 import type { DevicePage, DeviceSummary, Overview } from '../types.js';
-import { ago, LevelBadge, PageTitle, Status, useLoad } from '../ui.js';
+import { ago, LevelBadge, PageTitle, Pager, Status, useLoad } from '../ui.js';
 
 const PAGE_SIZES = [25, 50, 100, 200];
 const FILTERS = ['q', 'level', 'state', 'failingCheck', 'os', 'seen', 'size'] as const;
@@ -264,27 +264,7 @@ export function DevicesPage(props: { params: URLSearchParams }): preact.JSX.Elem
               ))}
             </tbody>
           </table>
-          <nav class="pager" aria-label="Pages">
-            <button
-              type="button"
-              disabled={cursors.length === 1}
-              onClick={() => {
-                setCursors((c) => c.slice(0, -1));
-              }}
-            >
-              Previous
-            </button>
-            <button
-              type="button"
-              disabled={!data?.next}
-              onClick={() => {
-                const n = data?.next;
-                if (n) setCursors((c) => [...c, n]);
-              }}
-            >
-              Next
-            </button>
-          </nav>
+          <Pager cursors={cursors} next={data?.next ?? null} onChange={setCursors} />
         </>
       )}
     </section>

@@ -42,7 +42,7 @@ function ShownOnce(props: { created: SecretCreated; onClose: () => void }): prea
 }
 
 export function SecretsPage(): preact.JSX.Element {
-  // Newest first, a page at a time: "Previous" pops a cursor, "Next" pushes the page's `next`.
+  // Newest first, a page at a time (see Pager).
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const cursor = cursors[cursors.length - 1] ?? null;
   const list = useLoad(() => api<{ secrets: SecretInfo[]; next: string | null }>('GET', `/v1/admin/secrets${query({ limit: PAGE_SIZE, cursor })}`), [cursor]);
