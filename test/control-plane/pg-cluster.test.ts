@@ -265,6 +265,8 @@ describe('several control-plane instances on one PostgreSQL database', () => {
     const l = load(() => targets, devs);
     await until(() => l.acked.length >= 150, 30_000);
     child.kill('SIGKILL');
+    // Agents still sent to A fail (in flight, or refused) before they move to B: the kill hit the burst.
+    await until(() => l.failed.count > 0, 10_000);
     targets = [b.url];
     const ackedAtKill = l.acked.length;
     await until(() => l.acked.length >= ackedAtKill + 50, 30_000);
